@@ -1,0 +1,72 @@
+/*
+ * json-streamer.h: find QMP messages in a client's byte stream, as QEMU does
+ *
+ * A client's input is a stream of JSON values, not lines.  The streamer is
+ * fed whatever a read() returned and calls back once per top-level value
+ * (a "message") or once per error, in stream order, with exactly the
+ * messages and errors QEMU 7.2's json-lexer/json-streamer/json-parser would
+ * produce for the same bytes: the same limits (token size 64 MiB, token
+ * count 2 Mi, nesting 1024), the same error texts, the same recovery.
+ *
+ * A message carries its bytes as the client sent them (from the first byte
+ * of its first token to the last byte of its last token; whitespace runs
+ * inside it are kept up to a bound, which never changes the value) and, for
+ * an object, the byte spans of its top-level members, so the proxy can
+ * forward it without re-serializing and splice a different `id` in.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include "qmp/json-value.h"
+
+#define QMP_JSON_MAX_TOKEN_SIZE (64ULL << 20)
+#define QMP_JSON_MAX_TOKEN_COUNT (2ULL << 20)
+#define QMP_JSON_MAX_NESTING (1 << 10)
+
+typedef struct {
+    char *key;          /* unescaped key, NUL-terminated */
+    gsize key_offset;   /* offset of the key's opening quote */
+    gsize value_offset; /* offset of the value's first byte */
+    gsize value_len;    /* length of the value's bytes */
+    QmpJsonType value_type;
+} QmpMessageMember;
+
+typedef struct {
+    const char *data; /* the message's bytes; valid during the callback */
+    gsize len;
+    QmpJsonType type; /* of the top-level value */
+    GPtrArray *members; /* QMP_JSON_OBJECT only: QmpMessageMember *, input
+                         * order (duplicate keys are a parse error) */
+} QmpMessage;
+
+/**
+ * QmpStreamerEmit:
+ * @msg: the message, or NULL when @error_text is set
+ * @error_text: QEMU's error description (e.g. "JSON parse error, stray 'x'"),
+ *     or NULL when @msg is set.  The reply QEMU sends for it is a
+ *     GenericError with this desc and no id.
+ */
+typedef void (*QmpStreamerEmit)(gpointer opaque, const QmpMessage *msg,
+                                const char *error_text);
+
+typedef struct QmpStreamer QmpStreamer;
+
+QmpStreamer *qmp_streamer_new(QmpStreamerEmit emit, gpointer opaque);
+void qmp_streamer_free(QmpStreamer *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpStreamer, qmp_streamer_free)
+
+/* Feed @len bytes; calls emit zero or more times before returning. */
+void qmp_streamer_feed(QmpStreamer *s, const char *buf, gsize len);
+
+/* Bytes currently buffered for an incomplete message (for memory bounds). */
+gsize qmp_streamer_get_buffered(const QmpStreamer *s);
+
+/**
+ * qmp_json_parse_value:
+ * Build a tree from the bytes of one complete JSON value that the streamer
+ * already accepted (e.g. a member's value span).  Returns NULL (and sets
+ * @error_text) only for input the streamer would have rejected.
+ */
+QmpJson *qmp_json_parse_value(const char *data, gsize len, char **error_text);
