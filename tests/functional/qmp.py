@@ -47,7 +47,7 @@ def parse(raw):
     write e.g. ``"id": inf``)."""
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
