@@ -41,7 +41,10 @@ SELFTEST = os.environ.get("QPH_SELFTEST_DIRECT", "") not in ("", "0")
 
 # Spare monitors a self-test VM gets so several "helper clients" can exist at
 # once (a QEMU monitor serves one client at a time).
-SELFTEST_SPARES = 3
+# QEMU may hand replies to commands of a client that went away to the next
+# client of that monitor, so a monitor whose client left with commands in
+# flight is not reused (see Env.abandon).
+SELFTEST_SPARES = 6
 
 SUN_PATH_MAX = 107
 
@@ -218,6 +221,7 @@ class Env:
         self.helper = helper
         self.selftest = selftest
         self.clients = []
+        self.tainted = set()
 
     @property
     def helper_path(self):
@@ -236,11 +240,26 @@ class Env:
     def client(self, negotiate=True, read_greeting=True):
         if not self.selftest:
             return self._open(self.helper_path, negotiate, read_greeting)
-        busy = {c.path for c in self.clients if c.sock is not None}
+        busy = {c.path for c in self.clients if c.sock is not None} | self.tainted
         for p in [self.vm.proxied_path] + self.vm.spare_paths:
             if p not in busy:
                 return self._open(p, negotiate, read_greeting)
         raise RuntimeError("self-test mode: no free monitor left for another client")
+
+    def free_client_slots(self):
+        """How many more clients client() can open (None: no limit)."""
+        if not self.selftest:
+            return None
+        busy = {c.path for c in self.clients if c.sock is not None} | self.tainted
+        return len([p for p in [self.vm.proxied_path] + self.vm.spare_paths if p not in busy])
+
+    def abandon(self, c):
+        """Close a client that may have commands in flight. In self-test mode
+        its monitor is not handed out again (QEMU would deliver the late
+        replies to the next client there; the helper must not)."""
+        c.close()
+        if self.selftest:
+            self.tainted.add(c.path)
 
     def pair(self, negotiate=True):
         return self.direct(negotiate), self.client(negotiate)

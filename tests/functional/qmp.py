@@ -79,6 +79,7 @@ class QMPClient:
         self.events = []
         self.event_lines = []
         self.greeting_raw = None
+        self.last_event_raw = None
         self.greeting = None
         if read_greeting:
             self.greeting_raw = self.read_line()
@@ -193,6 +194,7 @@ class QMPClient:
         while True:
             for i, ev in enumerate(self.events):
                 if ev["event"] == name:
+                    self.last_event_raw = self.event_lines[i]
                     del self.events[i]
                     del self.event_lines[i]
                     return ev
