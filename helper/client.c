@@ -1,0 +1,593 @@
+/*
+ * client.c: one QMP client of the helper (a "session")
+ *
+ * Each message the framing layer finds becomes a Request.  A request that
+ * is not out-of-band takes a slot at the tail of the session's reply queue;
+ * slots are filled in whatever order answers come (from QEMU, from the
+ * helper's own commands, or at once for errors) and written out from the
+ * head only, so the client sees replies in the order it asked, as with
+ * QEMU.  exec-oob requests (from clients that negotiated "oob") have no
+ * slot: their reply is written the moment it exists.
+ *
+ * Before negotiation every request is answered here, as QEMU would.  A
+ * client's qmp_capabilities is still forwarded once: QEMU, already
+ * negotiated upstream, validates the arguments with its own error texts and
+ * answers "already complete" if they are fine; only then does the helper
+ * accept the negotiation for this client.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "helper/client.h"
+#include "helper/channel.h"
+#include "helper/dispatch.h"
+#include "helper/proxy.h"
+#include "helper/reply.h"
+#include "helper/upstream.h"
+#include "qmp/json-streamer.h"
+#include "qmp/qmp-error.h"
+#include "qmp/qmp-request.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef enum {
+    REQUEST_FORWARD,       /* plain pass-through */
+    REQUEST_INTROSPECT,    /* pass-through, the helper's entries spliced in */
+    REQUEST_CAPABILITIES,  /* a client's negotiation, validated upstream */
+    REQUEST_OWN,           /* one of the helper's own commands */
+} RequestKind;
+
+typedef struct {
+    gboolean ready;
+    GBytes *bytes;
+} ReplySlot;
+
+typedef struct {
+    QphClient *client; /* NULL once the client has gone */
+    RequestKind kind;
+    ReplySlot *slot;   /* NULL for exec-oob */
+    char *id_json;     /* the id as QEMU would echo it, or NULL */
+    char *command;
+    guint64 handle;    /* upstream handle while forwarded */
+    gboolean upstream;
+    QphIntrospectKind introspect;
+    GStrv capabilities; /* REQUEST_CAPABILITIES: what the client enables */
+} Request;
+
+struct QphClient {
+    QphProxy *proxy;
+    QphChannel *ch;
+    QmpStreamer *streamer;
+    guint serial;
+    uid_t uid;
+    gboolean negotiated;
+    gboolean oob;
+    gboolean paused;
+    GQueue slots;     /* ReplySlot *, request order */
+    GPtrArray *inflight; /* Request * awaiting an answer */
+    int *fds;         /* descriptors waiting for the next message */
+    guint n_fds;
+};
+
+static void
+slot_free(ReplySlot *slot)
+{
+    g_clear_pointer(&slot->bytes, g_bytes_unref);
+    g_free(slot);
+}
+
+static void
+request_free(Request *req)
+{
+    g_free(req->id_json);
+    g_free(req->command);
+    g_strfreev(req->capabilities);
+    g_free(req);
+}
+
+static void
+client_close_fds(QphClient *client)
+{
+    for (guint i = 0; i < client->n_fds; i++) {
+        close(client->fds[i]);
+    }
+    g_clear_pointer(&client->fds, g_free);
+    client->n_fds = 0;
+}
+
+/* Resume or pause reading the client according to its backlog. */
+static void
+client_update_flow(QphClient *client)
+{
+    gboolean over = client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT ||
+                    qph_channel_get_queued(client->ch) >= QPH_CLIENT_MAX_QUEUED;
+
+    if (over != client->paused) {
+        client->paused = over;
+        qph_channel_set_reading(client->ch, !over);
+    }
+}
+
+static void
+client_write(QphClient *client, GBytes *bytes)
+{
+    qph_channel_write_bytes(client->ch, bytes);
+    if (qph_channel_get_queued(client->ch) > QPH_CLIENT_HARD_QUEUED) {
+        g_message("Client %u does not read its replies (%zu bytes queued); "
+                  "disconnecting it",
+                  client->serial, qph_channel_get_queued(client->ch));
+        qph_channel_shutdown(client->ch);
+    }
+}
+
+/* Write out every ready slot at the head of the queue. */
+static void
+client_flush_slots(QphClient *client)
+{
+    ReplySlot *slot;
+
+    while ((slot = g_queue_peek_head(&client->slots)) && slot->ready) {
+        g_queue_pop_head(&client->slots);
+        if (slot->bytes) {
+            client_write(client, slot->bytes);
+        }
+        slot_free(slot);
+    }
+}
+
+static ReplySlot *
+client_new_slot(QphClient *client)
+{
+    ReplySlot *slot = g_new0(ReplySlot, 1);
+
+    g_queue_push_tail(&client->slots, slot);
+    return slot;
+}
+
+/* Deliver @bytes (owned) for @slot, or at once when @slot is NULL. */
+static void
+client_deliver(QphClient *client, ReplySlot *slot, GBytes *bytes)
+{
+    if (!slot) {
+        client_write(client, bytes);
+        g_bytes_unref(bytes);
+        return;
+    }
+    slot->bytes = bytes;
+    slot->ready = TRUE;
+    client_flush_slots(client);
+}
+
+static void
+request_finish(Request *req, GBytes *bytes)
+{
+    QphClient *client = req->client;
+
+    if (client) {
+        g_ptr_array_remove_fast(client->inflight, req);
+        client_deliver(client, req->slot, bytes);
+        client_update_flow(client);
+    } else if (bytes) {
+        g_bytes_unref(bytes);
+    }
+    request_free(req);
+}
+
+/* ---- Forwarded replies ------------------------------------------------ */
+
+typedef struct {
+    gsize offset;
+    gsize remove;
+    const char *insert;
+    gsize insert_len;
+} Edit;
+
+static gint
+edit_compare(gconstpointer a, gconstpointer b)
+{
+    const Edit *x = a, *y = b;
+
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* QEMU's reply with the helper's id turned back into the client's (or
+ * removed, when the client sent none) and, for introspection, the helper's
+ * own entries appended to the returned list. */
+static GBytes *
+request_rewrite_reply(Request *req, const QphScannedMessage *msg)
+{
+    const QphScanMember *id = qph_scanned_message_get(msg, "id");
+    const QphScanMember *ret = qph_scanned_message_get(msg, "return");
+    g_autofree char *extra = NULL;
+    Edit edits[2];
+    guint n_edits = 0;
+    GString *out = g_string_sized_new(msg->len + 64);
+    gsize pos = 0;
+
+    if (id && req->id_json) {
+        edits[n_edits++] = (Edit){ id->value_offset, id->value_len,
+                                   req->id_json, strlen(req->id_json) };
+    } else if (id) {
+        guint idx = id - msg->members;
+        gsize start, end;
+
+        if (idx > 0) {
+            const QphScanMember *prev = &msg->members[idx - 1];
+
+            start = prev->value_offset + prev->value_len;
+            end = id->value_offset + id->value_len;
+        } else if (msg->n_members > 1) {
+            start = id->key_offset;
+            end = msg->members[1].key_offset;
+        } else {
+            start = id->key_offset;
+            end = id->value_offset + id->value_len;
+        }
+        edits[n_edits++] = (Edit){ start, end - start, NULL, 0 };
+    }
+    if (req->kind == REQUEST_INTROSPECT && ret && ret->value_len >= 2 &&
+        msg->data[ret->value_offset] == '[') {
+        gboolean empty = TRUE;
+
+        for (gsize i = ret->value_offset + 1;
+             i < ret->value_offset + ret->value_len - 1; i++) {
+            if (!g_ascii_isspace(msg->data[i])) {
+                empty = FALSE;
+                break;
+            }
+        }
+        extra = qph_proxy_introspect_extra(req->client->proxy,
+                                           req->introspect, !empty);
+        if (extra) {
+            edits[n_edits++] =
+                (Edit){ ret->value_offset + ret->value_len - 1, 0, extra,
+                        strlen(extra) };
+        }
+    }
+    qsort(edits, n_edits, sizeof(Edit), edit_compare);
+    for (guint i = 0; i < n_edits; i++) {
+        g_string_append_len(out, msg->data + pos, edits[i].offset - pos);
+        g_string_append_len(out, edits[i].insert, edits[i].insert_len);
+        pos = edits[i].offset + edits[i].remove;
+    }
+    g_string_append_len(out, msg->data + pos, msg->len - pos);
+    g_string_append(out, "\r\n");
+    return g_string_free_to_bytes(out);
+}
+
+static gboolean
+reply_is_already_negotiated(const QphScannedMessage *msg)
+{
+    const QphScanMember *err = qph_scanned_message_get(msg, "error");
+    static const char needle[] = "\"CommandNotFound\"";
+
+    return err && g_strstr_len(msg->data + err->value_offset, err->value_len,
+                               needle) != NULL;
+}
+
+static void client_accept_capabilities(Request *req);
+
+static void
+request_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
+                       gpointer user_data)
+{
+    Request *req = user_data;
+
+    req->upstream = FALSE;
+    if (!msg) {
+        /* QEMU went away; the helper is about to exit. */
+        request_finish(req, NULL);
+        return;
+    }
+    if (req->client && req->kind == REQUEST_CAPABILITIES &&
+        reply_is_already_negotiated(msg)) {
+        /* Arguments valid as far as QEMU is concerned: decide here. */
+        client_accept_capabilities(req);
+        return;
+    }
+    if (req->client) {
+        qph_proxy_note_reply(req->client->proxy, req->command, msg);
+    }
+    request_finish(req, req->client ? request_rewrite_reply(req, msg) : NULL);
+}
+
+/* ---- Requests answered here ------------------------------------------- */
+
+static void
+client_accept_capabilities(Request *req)
+{
+    QphClient *client = req->client;
+    QphUpstream *up = qph_proxy_get_upstream(client->proxy);
+    g_autoptr(GString) unavailable = NULL;
+    gboolean oob = FALSE;
+
+    for (guint i = 0; req->capabilities && req->capabilities[i]; i++) {
+        const char *cap = req->capabilities[i];
+
+        if (!qph_upstream_offers(up, cap)) {
+            if (!unavailable) {
+                unavailable = g_string_new(cap);
+            } else {
+                g_string_append_printf(unavailable, ", %s", cap);
+            }
+        }
+        if (g_str_equal(cap, "oob")) {
+            oob = TRUE;
+        }
+    }
+    if (unavailable) {
+        g_autofree char *desc = g_strdup_printf("Capability %s not available",
+                                                unavailable->str);
+
+        request_finish(req, qph_reply_error_text(req->id_json, "GenericError",
+                                                 desc));
+        return;
+    }
+    client->negotiated = TRUE;
+    client->oob = oob;
+    {
+        g_autoptr(QmpJson) empty = qmp_json_new(QMP_JSON_OBJECT);
+
+        request_finish(req, qph_reply_return(req->id_json, empty));
+    }
+}
+
+static void
+request_own_done(gpointer data, QmpJson *ret, GError *error)
+{
+    Request *req = data;
+    g_autoptr(QmpJson) owned_ret = ret;
+    g_autoptr(GError) owned_error = error;
+
+    if (!req->client) {
+        request_finish(req, NULL);
+    } else if (error) {
+        request_finish(req, qph_reply_error(req->id_json, error));
+    } else {
+        request_finish(req, qph_reply_return(req->id_json, ret));
+    }
+}
+
+/* The capability names in a qmp_capabilities request, as far as they are
+ * strings; QEMU validates the rest. */
+static GStrv
+request_capabilities(const QmpMessage *msg, const QmpRequest *qreq)
+{
+    g_autoptr(GPtrArray) caps = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(QmpJson) args = NULL;
+    QmpJson *enable;
+
+    if (qreq->arguments) {
+        g_autofree char *error_text = NULL;
+
+        args = qmp_json_parse_value(msg->data + qreq->arguments->value_offset,
+                                    qreq->arguments->value_len, &error_text);
+    }
+    enable = args ? qmp_json_object_get(args, "enable") : NULL;
+    if (enable && enable->type == QMP_JSON_ARRAY) {
+        for (guint i = 0; i < enable->elements->len; i++) {
+            QmpJson *e = enable->elements->pdata[i];
+
+            if (e->type == QMP_JSON_STRING) {
+                g_ptr_array_add(caps, g_strdup(e->s));
+            }
+        }
+    }
+    g_ptr_array_add(caps, NULL);
+    return (GStrv)g_ptr_array_steal(caps, NULL);
+}
+
+static void
+client_handle_message(QphClient *client, const QmpMessage *msg)
+{
+    g_auto(QmpRequest) qreq = { 0 };
+    g_autofree char *error_text = NULL;
+    QphUpstream *up = qph_proxy_get_upstream(client->proxy);
+    Request *req;
+    int *fds = client->fds;
+    guint n_fds = client->n_fds;
+
+    /* Descriptors belong to the message they came with (or before). */
+    client->fds = NULL;
+    client->n_fds = 0;
+
+    if (!qmp_request_check(msg, client->oob, &qreq, &error_text)) {
+        const char *id_json = NULL;
+        g_autofree char *id = NULL;
+
+        if (qreq.id) {
+            id = qmp_request_format_id(msg, qreq.id);
+            id_json = id;
+        }
+        for (guint i = 0; i < n_fds; i++) {
+            close(fds[i]);
+        }
+        g_free(fds);
+        /* An exec-oob QEMU rejects is answered at once, out of band. */
+        client_deliver(client, qreq.oob ? NULL : client_new_slot(client),
+                       qph_reply_error_text(id_json, "GenericError",
+                                            error_text));
+        return;
+    }
+
+    req = g_new0(Request, 1);
+    req->client = client;
+    req->command = g_strdup(qreq.command);
+    if (qreq.id) {
+        req->id_json = qmp_request_format_id(msg, qreq.id);
+    }
+    req->slot = qreq.oob ? NULL : client_new_slot(client);
+    g_ptr_array_add(client->inflight, req);
+
+    if (!client->negotiated) {
+        if (!g_str_equal(qreq.command, "qmp_capabilities")) {
+            for (guint i = 0; i < n_fds; i++) {
+                close(fds[i]);
+            }
+            g_free(fds);
+            request_finish(req, qph_reply_error_text(
+                                    req->id_json, "CommandNotFound",
+                                    "Expecting capabilities negotiation with "
+                                    "'qmp_capabilities'"));
+            client_update_flow(client);
+            return;
+        }
+        req->kind = REQUEST_CAPABILITIES;
+        req->capabilities = request_capabilities(msg, &qreq);
+    } else if (qph_dispatch_has(qreq.command)) {
+        g_autoptr(QmpJson) args = NULL;
+
+        for (guint i = 0; i < n_fds; i++) {
+            close(fds[i]);
+        }
+        g_free(fds);
+        if (qreq.arguments) {
+            args = qmp_json_parse_value(
+                msg->data + qreq.arguments->value_offset,
+                qreq.arguments->value_len, &error_text);
+        }
+        req->kind = REQUEST_OWN;
+        qph_dispatch_run(client->proxy, qreq.command, g_steal_pointer(&args),
+                         request_own_done, req);
+        client_update_flow(client);
+        return;
+    } else {
+        req->introspect = qph_proxy_introspect_kind(qreq.command);
+        req->kind = req->introspect != QPH_INTROSPECT_NONE ? REQUEST_INTROSPECT
+                                                           : REQUEST_FORWARD;
+    }
+
+    req->upstream = TRUE;
+    req->handle = qph_upstream_forward(
+        up, msg->data, msg->len, qreq.id ? qreq.id->value_offset : 0,
+        qreq.id ? qreq.id->value_len : 0, fds, n_fds, request_upstream_reply,
+        req);
+    g_free(fds);
+    client_update_flow(client);
+}
+
+static void
+client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
+{
+    QphClient *client = opaque;
+
+    if (error_text) {
+        /* Framing errors carry no id and keep their place in the queue. */
+        client_close_fds(client);
+        client_deliver(client, client_new_slot(client),
+                       qph_reply_error_text(NULL, "GenericError", error_text));
+        return;
+    }
+    client_handle_message(client, msg);
+}
+
+static void
+client_read(QphChannel *ch, const char *buf, gsize len, int *fds, guint n_fds,
+            gpointer opaque)
+{
+    QphClient *client = opaque;
+
+    if (n_fds > 0) {
+        /* QEMU keeps only the descriptors of the latest message. */
+        client_close_fds(client);
+        client->fds = g_memdup2(fds, sizeof(int) * n_fds);
+        client->n_fds = n_fds;
+    }
+    qmp_streamer_feed(client->streamer, buf, len);
+}
+
+static void
+client_closed(QphChannel *ch, gpointer opaque)
+{
+    QphClient *client = opaque;
+
+    qph_proxy_client_closed(client->proxy, client);
+}
+
+static void
+client_drained(QphChannel *ch, gpointer opaque)
+{
+    client_update_flow(opaque);
+}
+
+QphClient *
+qph_client_new(QphProxy *proxy, int fd, guint serial)
+{
+    QphClient *client = g_new0(QphClient, 1);
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+
+    client->proxy = proxy;
+    client->serial = serial;
+    client->uid = (uid_t)-1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
+        client->uid = cred.uid;
+    }
+    g_queue_init(&client->slots);
+    client->inflight = g_ptr_array_new();
+    client->streamer = qmp_streamer_new(client_emit, client);
+    client->ch = qph_channel_new(fd, client_read, client_closed,
+                                 client_drained, client);
+    /* Nothing is read before the greeting has gone out. */
+    qph_channel_set_reading(client->ch, FALSE);
+    return client;
+}
+
+void
+qph_client_start(QphClient *client, GBytes *greeting)
+{
+    qph_channel_write_bytes(client->ch, greeting);
+    qph_channel_set_reading(client->ch, TRUE);
+}
+
+void
+qph_client_free(QphClient *client)
+{
+    QphUpstream *up;
+    ReplySlot *slot;
+
+    if (!client) {
+        return;
+    }
+    up = qph_proxy_get_upstream(client->proxy);
+    /* Replies still owed to this client are dropped when they come. */
+    for (guint i = 0; i < client->inflight->len; i++) {
+        Request *req = client->inflight->pdata[i];
+
+        req->client = NULL;
+        if (req->upstream && up) {
+            qph_upstream_cancel(up, req->handle);
+            request_free(req);
+        }
+        /* Own commands still running free their request when done. */
+    }
+    g_ptr_array_unref(client->inflight);
+    while ((slot = g_queue_pop_head(&client->slots))) {
+        slot_free(slot);
+    }
+    client_close_fds(client);
+    qph_channel_free(client->ch);
+    qmp_streamer_free(client->streamer);
+    g_free(client);
+}
+
+void
+qph_client_send_event(QphClient *client, GBytes *line)
+{
+    if (client->negotiated) {
+        client_write(client, line);
+    }
+}
+
+guint
+qph_client_get_serial(const QphClient *client)
+{
+    return client->serial;
+}
+
+uid_t
+qph_client_get_uid(const QphClient *client)
+{
+    return client->uid;
+}

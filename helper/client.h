@@ -1,0 +1,36 @@
+/*
+ * client.h: one QMP client of the helper (a "session")
+ *
+ * A session turns a client's byte stream into requests (qmp/ framing),
+ * answers what the helper answers itself, forwards the rest upstream with
+ * the helper's id, and writes replies back in the order QEMU would have:
+ * in-band replies in request order, exec-oob replies as soon as they come.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+typedef struct QphProxy QphProxy;
+typedef struct QphClient QphClient;
+
+/* Per-client bounds: past these the client is not read until it catches
+ * up; past the hard limit it is disconnected. */
+#define QPH_CLIENT_MAX_INFLIGHT 64
+#define QPH_CLIENT_MAX_QUEUED (1u << 20)
+#define QPH_CLIENT_HARD_QUEUED (16u << 20)
+
+QphClient *qph_client_new(QphProxy *proxy, int fd, guint serial);
+void qph_client_free(QphClient *client);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphClient, qph_client_free)
+
+/* Send QEMU's greeting; the session starts negotiating. */
+void qph_client_start(QphClient *client, GBytes *greeting);
+
+/* An event from QEMU: sent only once this client has negotiated. */
+void qph_client_send_event(QphClient *client, GBytes *line);
+
+guint qph_client_get_serial(const QphClient *client);
+uid_t qph_client_get_uid(const QphClient *client);

@@ -1,0 +1,27 @@
+/*
+ * dispatch.h: the helper's own QMP commands
+ *
+ * A command name found here is answered by the helper; every other name is
+ * forwarded to QEMU.  Commands may need QEMU first (thread labels come from
+ * query-cpus-fast), so they complete through a callback.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include "qmp/json-value.h"
+
+typedef struct QphProxy QphProxy;
+
+/* @ret and @error are passed to the callee, which owns them. */
+typedef void (*QphDispatchDone)(gpointer data, QmpJson *ret, GError *error);
+
+gboolean qph_dispatch_has(const char *command);
+
+/* Run @command with @args (owned; NULL when the client sent none). */
+void qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
+                      QphDispatchDone done, gpointer data);
+
+/* Names of the helper's own commands, NULL-terminated. */
+const char *const *qph_dispatch_command_names(void);

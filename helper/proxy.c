@@ -1,0 +1,421 @@
+/*
+ * proxy.c: the helper as a server: one upstream, many client sessions
+ *
+ * How a message travels
+ * ---------------------
+ * 1. A client connects to the helper's socket.  It is accepted only once
+ *    QEMU's greeting has been read and the helper has negotiated upstream
+ *    (the socket does not exist before that), and is sent QEMU's greeting
+ *    byte for byte.
+ * 2. Its bytes go through the framing layer (qmp/json-streamer.c), which
+ *    finds each top-level JSON value exactly as QEMU's own parser would and
+ *    reports QEMU's errors for malformed input.  Descriptors that came with
+ *    the bytes (SCM_RIGHTS) stay attached to the message they came with.
+ * 3. The session (client.c) checks the request as QEMU's dispatcher does.
+ *    Before negotiation it answers everything itself.  After, a command of
+ *    the helper's own (dispatch.c) is answered by the helper; anything else
+ *    is forwarded: the message's own bytes, with only the value of "id"
+ *    replaced by the helper's integer id (or an id added), and its
+ *    descriptors in the same sendmsg (upstream.c).
+ * 4. QEMU answers on the one upstream connection.  The reply is matched by
+ *    the helper's id, the client's id is put back (re-serialized exactly as
+ *    QEMU would have echoed it; removed if the client sent none), and the
+ *    reply waits in the session's queue until the replies before it have
+ *    gone, so each client sees its replies in the order it asked.
+ * 5. Events (messages without an id) go to every client that has
+ *    negotiated.  Replies to the helper's own upstream requests
+ *    (query-commands at start, thread labels) never reach a client.
+ * 6. When QEMU's monitor closes, the helper removes its socket and the
+ *    counters it created, and exits.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "helper/proxy.h"
+#include "helper/client.h"
+#include "helper/dispatch.h"
+#include "helper/introspect.h"
+#include "helper/vm.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct QphProxy {
+    QphProxyOptions opts;
+    QphUpstream *upstream;
+    pid_t qemu_pid;
+    QphVm *vm;
+    int listen_fd;
+    gboolean created_socket;
+    char *listen_path;
+    guint listen_source;
+    GHashTable *clients; /* QphClient * set */
+    guint next_serial;
+    GStrv qemu_commands_shadowed; /* own commands QEMU offers too */
+    QphProxyDoneFunc done;
+    gpointer opaque;
+    gboolean finished;
+};
+
+static void
+proxy_finish(QphProxy *proxy, GError *error)
+{
+    if (proxy->finished) {
+        return;
+    }
+    proxy->finished = TRUE;
+    if (proxy->done) {
+        proxy->done(proxy, error, proxy->opaque);
+    }
+}
+
+static gboolean
+proxy_peer_allowed(QphProxy *proxy, int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (proxy->opts.n_allowed_uids == 0) {
+        return TRUE; /* the socket's mode decides */
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        return FALSE;
+    }
+    if (cred.uid == getuid() || cred.uid == geteuid()) {
+        return TRUE;
+    }
+    for (guint i = 0; i < proxy->opts.n_allowed_uids; i++) {
+        if (proxy->opts.allowed_uids[i] == cred.uid) {
+            return TRUE;
+        }
+    }
+    g_message("Refusing a client with uid %u: not in the allowed list",
+              (guint)cred.uid);
+    return FALSE;
+}
+
+static gboolean
+proxy_accept(gint fd, GIOCondition cond, gpointer data)
+{
+    QphProxy *proxy = data;
+    QphClient *client;
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (cfd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+            /* EMFILE and the like: keep serving those already connected. */
+            g_warning("Unable to accept a client: %s", g_strerror(errno));
+        }
+        return G_SOURCE_CONTINUE;
+    }
+    if (!proxy_peer_allowed(proxy, cfd)) {
+        close(cfd);
+        return G_SOURCE_CONTINUE;
+    }
+    client = qph_client_new(proxy, cfd, ++proxy->next_serial);
+    g_hash_table_add(proxy->clients, client);
+    g_debug("Client %u connected", qph_client_get_serial(client));
+    qph_client_start(client, qph_upstream_get_greeting(proxy->upstream));
+    return G_SOURCE_CONTINUE;
+}
+
+/* A stale socket left by a helper that died is replaced; a live one is an
+ * error (two helpers must not fight over one path). */
+static gboolean
+proxy_remove_stale_socket(const char *path, GError **error)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct stat st;
+    int fd;
+    int rc;
+
+    if (lstat(path, &st) < 0) {
+        return TRUE;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                    "Unable to listen on '%s': the path exists and is not a "
+                    "socket", path);
+        return FALSE;
+    }
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+    close(fd);
+    if (rc == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                    "Unable to listen on '%s': another process is serving it",
+                    path);
+        return FALSE;
+    }
+    unlink(path);
+    return TRUE;
+}
+
+static gboolean
+proxy_listen(QphProxy *proxy, GError **error)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    const char *path = proxy->opts.listen_path;
+    mode_t old_umask;
+    int fd;
+
+    if (proxy->opts.listen_fd >= 0) {
+        proxy->listen_fd = proxy->opts.listen_fd;
+        fcntl(proxy->listen_fd, F_SETFL,
+              fcntl(proxy->listen_fd, F_GETFL) | O_NONBLOCK);
+        fcntl(proxy->listen_fd, F_SETFD, FD_CLOEXEC);
+        return TRUE;
+    }
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+                    "Unable to listen on '%s': a unix socket path must be "
+                    "shorter than %zu bytes", path, sizeof(addr.sun_path));
+        return FALSE;
+    }
+    if (!proxy_remove_stale_socket(path, error)) {
+        return FALSE;
+    }
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "Unable to create a socket: %s", g_strerror(errno));
+        return FALSE;
+    }
+    /* Born with no access for anyone else; widened below if asked. */
+    old_umask = umask(0177);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int saved = errno;
+
+        umask(old_umask);
+        close(fd);
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+                    "Unable to bind to '%s': %s", path, g_strerror(saved));
+        return FALSE;
+    }
+    umask(old_umask);
+    proxy->created_socket = TRUE;
+    proxy->listen_path = g_strdup(path);
+    if ((proxy->opts.socket_gid != (gid_t)-1 &&
+         chown(path, (uid_t)-1, proxy->opts.socket_gid) < 0) ||
+        chmod(path, proxy->opts.socket_mode) < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "Unable to set the owner or mode of '%s': %s", path,
+                    g_strerror(errno));
+        close(fd);
+        return FALSE;
+    }
+    if (listen(fd, 128) < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "Unable to listen on '%s': %s", path, g_strerror(errno));
+        close(fd);
+        return FALSE;
+    }
+    proxy->listen_fd = fd;
+    return TRUE;
+}
+
+static void
+proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
+                       gpointer user_data)
+{
+    QphProxy *proxy = user_data;
+    g_autoptr(GPtrArray) shadowed = g_ptr_array_new();
+    const char *const *own = qph_dispatch_command_names();
+
+    if (!msg) {
+        return;
+    }
+    for (guint i = 0; own[i]; i++) {
+        g_autofree char *needle = g_strdup_printf("\"name\": \"%s\"", own[i]);
+
+        if (g_strstr_len(msg->data, msg->len, needle)) {
+            g_warning("QEMU itself offers the command '%s'; the helper's "
+                      "'%s' shadows it for clients of this helper",
+                      own[i], own[i]);
+            g_ptr_array_add(shadowed, g_strdup(own[i]));
+        }
+    }
+    g_ptr_array_add(shadowed, NULL);
+    proxy->qemu_commands_shadowed = (GStrv)g_ptr_array_steal(shadowed, NULL);
+}
+
+static void
+proxy_upstream_ready(QphUpstream *up, gpointer opaque)
+{
+    QphProxy *proxy = opaque;
+    g_autoptr(GError) error = NULL;
+
+    if (!proxy->qemu_pid) {
+        proxy->qemu_pid = qph_upstream_get_peer_pid(up);
+    }
+    proxy->vm = qph_vm_new(proxy, proxy->qemu_pid, proxy->opts.resctrl_root);
+    /* A command of ours that QEMU also has is reported, not hidden. */
+    qph_upstream_call(up, "query-commands", NULL, proxy_commands_checked,
+                      proxy);
+    if (!proxy_listen(proxy, &error)) {
+        proxy_finish(proxy, error);
+        return;
+    }
+    proxy->listen_source =
+        g_unix_fd_add(proxy->listen_fd, G_IO_IN, proxy_accept, proxy);
+    g_debug("Serving QMP for QEMU pid %d", (int)proxy->qemu_pid);
+}
+
+static void
+proxy_upstream_event(QphUpstream *up, const QphScannedMessage *msg,
+                     gpointer opaque)
+{
+    QphProxy *proxy = opaque;
+    GHashTableIter it;
+    gpointer client;
+    g_autoptr(GString) line = g_string_new_len(msg->data, msg->len);
+    g_autoptr(GBytes) bytes = NULL;
+
+    g_string_append(line, "\r\n");
+    bytes = g_string_free_to_bytes(g_steal_pointer(&line));
+    g_hash_table_iter_init(&it, proxy->clients);
+    while (g_hash_table_iter_next(&it, &client, NULL)) {
+        qph_client_send_event(client, bytes);
+    }
+    if (proxy->vm) {
+        qph_vm_note_event(proxy->vm, msg);
+    }
+}
+
+static void
+proxy_upstream_closed(QphUpstream *up, gpointer opaque)
+{
+    g_debug("QEMU's monitor closed");
+    proxy_finish(opaque, NULL);
+}
+
+QphProxy *
+qph_proxy_new(const QphProxyOptions *opts, int qemu_fd, pid_t qemu_pid,
+              QphProxyDoneFunc done, gpointer opaque)
+{
+    static const QphUpstreamCallbacks callbacks = {
+        .ready = proxy_upstream_ready,
+        .event = proxy_upstream_event,
+        .closed = proxy_upstream_closed,
+    };
+    QphProxy *proxy = g_new0(QphProxy, 1);
+
+    proxy->opts = *opts;
+    proxy->listen_fd = -1;
+    proxy->qemu_pid = qemu_pid;
+    proxy->done = done;
+    proxy->opaque = opaque;
+    proxy->clients = g_hash_table_new(NULL, NULL);
+    proxy->upstream = qph_upstream_new(qemu_fd, &callbacks, proxy);
+    return proxy;
+}
+
+void
+qph_proxy_free(QphProxy *proxy)
+{
+    GHashTableIter it;
+    gpointer client;
+
+    if (!proxy) {
+        return;
+    }
+    if (proxy->listen_source) {
+        g_source_remove(proxy->listen_source);
+    }
+    if (proxy->created_socket) {
+        unlink(proxy->listen_path);
+    }
+    if (proxy->listen_fd >= 0) {
+        close(proxy->listen_fd);
+    }
+    g_hash_table_iter_init(&it, proxy->clients);
+    while (g_hash_table_iter_next(&it, &client, NULL)) {
+        g_hash_table_iter_steal(&it);
+        qph_client_free(client);
+    }
+    g_hash_table_destroy(proxy->clients);
+    /* Counters and the resctrl group go before the upstream does. */
+    g_clear_pointer(&proxy->vm, qph_vm_free);
+    qph_upstream_free(proxy->upstream);
+    g_strfreev(proxy->qemu_commands_shadowed);
+    g_free(proxy->listen_path);
+    g_free(proxy);
+}
+
+QphUpstream *
+qph_proxy_get_upstream(QphProxy *proxy)
+{
+    return proxy->upstream;
+}
+
+pid_t
+qph_proxy_get_qemu_pid(QphProxy *proxy)
+{
+    return proxy->qemu_pid;
+}
+
+guint
+qph_proxy_get_n_clients(QphProxy *proxy)
+{
+    return g_hash_table_size(proxy->clients);
+}
+
+QphVm *
+qph_proxy_get_vm(QphProxy *proxy)
+{
+    return proxy->vm;
+}
+
+static gboolean
+proxy_free_client_idle(gpointer data)
+{
+    qph_client_free(data);
+    return G_SOURCE_REMOVE;
+}
+
+void
+qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
+{
+    g_debug("Client %u disconnected", qph_client_get_serial(client));
+    g_hash_table_remove(proxy->clients, client);
+    /* Called from the client's own channel callback: free it afterwards. */
+    g_idle_add(proxy_free_client_idle, client);
+}
+
+QphIntrospectKind
+qph_proxy_introspect_kind(const char *command)
+{
+    if (g_str_equal(command, "query-commands")) {
+        return QPH_INTROSPECT_COMMANDS;
+    }
+    if (g_str_equal(command, "query-qmp-schema")) {
+        return QPH_INTROSPECT_SCHEMA;
+    }
+    return QPH_INTROSPECT_NONE;
+}
+
+char *
+qph_proxy_introspect_extra(QphProxy *proxy, QphIntrospectKind kind,
+                           gboolean after_elements)
+{
+    return qph_introspect_extra(kind, after_elements,
+                                (const char *const *)
+                                    proxy->qemu_commands_shadowed);
+}
+
+void
+qph_proxy_note_reply(QphProxy *proxy, const char *command,
+                     const QphScannedMessage *reply)
+{
+    if (proxy->vm) {
+        qph_vm_note_reply(proxy->vm, command, reply);
+    }
+}

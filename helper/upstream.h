@@ -1,0 +1,96 @@
+/*
+ * upstream.h: the helper's one connection to QEMU's QMP monitor
+ *
+ * The upstream reads QEMU's greeting, negotiates (with "oob" when QEMU
+ * offers it, so that exec-oob from clients can pass), and then carries
+ * requests tagged with the helper's own ids.  Every reply is matched to its
+ * request by that id and handed to whoever sent it: a client session, or
+ * the helper itself (query-cpus-fast and the like), whose replies never
+ * reach a client.  Messages without an id are events.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+#define QPH_SCAN_MAX_MEMBERS 8
+
+/* One top-level member of a message QEMU sent. */
+typedef struct {
+    const char *key; /* points into the message, not NUL-terminated */
+    gsize key_len;
+    gsize key_offset;   /* offset of the key's opening quote */
+    gsize value_offset; /* offset of the value's first byte */
+    gsize value_len;
+} QphScanMember;
+
+/* A complete message from QEMU, as bytes plus its top-level members. */
+typedef struct {
+    const char *data; /* valid only during the callback */
+    gsize len;        /* up to and including the closing brace */
+    QphScanMember members[QPH_SCAN_MAX_MEMBERS];
+    guint n_members;
+} QphScannedMessage;
+
+const QphScanMember *qph_scanned_message_get(const QphScannedMessage *msg,
+                                             const char *key);
+
+typedef struct QphUpstream QphUpstream;
+
+/**
+ * QphUpstreamReplyFunc:
+ * @msg: the reply, or NULL when the upstream went away before it came
+ */
+typedef void (*QphUpstreamReplyFunc)(QphUpstream *up,
+                                     const QphScannedMessage *msg,
+                                     gpointer user_data);
+
+typedef struct {
+    void (*ready)(QphUpstream *up, gpointer opaque);
+    void (*event)(QphUpstream *up, const QphScannedMessage *msg,
+                  gpointer opaque);
+    void (*closed)(QphUpstream *up, gpointer opaque);
+} QphUpstreamCallbacks;
+
+/* Take ownership of the connected socket @fd (non-blocking is set here). */
+QphUpstream *qph_upstream_new(int fd, const QphUpstreamCallbacks *cb,
+                              gpointer opaque);
+void qph_upstream_free(QphUpstream *up);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphUpstream, qph_upstream_free)
+
+/* QEMU's greeting line, byte for byte, CRLF included; NULL before ready. */
+GBytes *qph_upstream_get_greeting(QphUpstream *up);
+/* Whether QEMU offered the capability @name in its greeting. */
+gboolean qph_upstream_offers(QphUpstream *up, const char *name);
+/* The QEMU process id from SO_PEERCRED, or 0 if unknown. */
+pid_t qph_upstream_get_peer_pid(QphUpstream *up);
+
+/**
+ * qph_upstream_forward:
+ * Send a client's message with its id replaced by the helper's own.
+ * @id_offset/@id_len: the span of the client's id value in @msg, or
+ * @id_len == 0 when the client sent none (then an id is added).
+ * @fds: descriptors to send with the message (ownership taken).
+ * Returns a handle for qph_upstream_cancel().
+ */
+guint64 qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
+                             gsize id_offset, gsize id_len, int *fds,
+                             guint n_fds, QphUpstreamReplyFunc cb,
+                             gpointer user_data);
+
+/**
+ * qph_upstream_call:
+ * Send the helper's own command.  @arguments is a JSON object text or NULL.
+ */
+guint64 qph_upstream_call(QphUpstream *up, const char *command,
+                          const char *arguments, QphUpstreamReplyFunc cb,
+                          gpointer user_data);
+
+/* The reply of @handle is dropped when it comes; its callback is not
+ * called. */
+void qph_upstream_cancel(QphUpstream *up, guint64 handle);
+
+/* Requests sent and not yet answered. */
+guint qph_upstream_get_pending(QphUpstream *up);
