@@ -68,7 +68,22 @@ struct QphClient {
     GPtrArray *inflight; /* Request * awaiting an answer */
     int *fds;         /* descriptors waiting for the next message */
     guint n_fds;
+    /* While a negotiation is being validated upstream, what follows it
+     * depends on its outcome: hold it (bounded by not reading meanwhile). */
+    gboolean holding;
+    GQueue held;      /* HeldMessage * */
 };
+
+/* A message (or framing error) kept for later, with its descriptors. */
+typedef struct {
+    char *error_text;
+    char *data;
+    QmpMessage msg;
+    int *fds;
+    guint n_fds;
+} HeldMessage;
+
+static void client_release(QphClient *client);
 
 static void
 slot_free(ReplySlot *slot)
@@ -100,7 +115,8 @@ client_close_fds(QphClient *client)
 static void
 client_update_flow(QphClient *client)
 {
-    gboolean over = client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT ||
+    gboolean over = client->holding ||
+                    client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT ||
                     qph_channel_get_queued(client->ch) >= QPH_CLIENT_MAX_QUEUED;
 
     if (over != client->paused) {
@@ -163,15 +179,20 @@ static void
 request_finish(Request *req, GBytes *bytes)
 {
     QphClient *client = req->client;
+    gboolean release = req->kind == REQUEST_CAPABILITIES;
 
     if (client) {
         g_ptr_array_remove_fast(client->inflight, req);
         client_deliver(client, req->slot, bytes);
-        client_update_flow(client);
     } else if (bytes) {
         g_bytes_unref(bytes);
     }
     request_free(req);
+    if (client && release) {
+        client_release(client);
+    } else if (client) {
+        client_update_flow(client);
+    }
 }
 
 /* ---- Forwarded replies ------------------------------------------------ */
@@ -378,6 +399,78 @@ request_capabilities(const QmpMessage *msg, const QmpRequest *qreq)
     return (GStrv)g_ptr_array_steal(caps, NULL);
 }
 
+static void client_process(QphClient *client, const QmpMessage *msg,
+                           const char *error_text);
+
+static void
+held_free(HeldMessage *h)
+{
+    for (guint i = 0; i < h->n_fds; i++) {
+        close(h->fds[i]);
+    }
+    g_free(h->fds);
+    g_free(h->error_text);
+    g_free(h->data);
+    g_clear_pointer(&h->msg.members, g_ptr_array_unref);
+    g_free(h);
+}
+
+static void
+member_free(gpointer p)
+{
+    QmpMessageMember *m = p;
+
+    g_free(m->key);
+    g_free(m);
+}
+
+static void
+client_hold(QphClient *client, const QmpMessage *msg, const char *error_text)
+{
+    HeldMessage *h = g_new0(HeldMessage, 1);
+
+    h->fds = g_steal_pointer(&client->fds);
+    h->n_fds = client->n_fds;
+    client->n_fds = 0;
+    if (error_text) {
+        h->error_text = g_strdup(error_text);
+    } else {
+        h->data = g_memdup2(msg->data, msg->len);
+        h->msg = *msg;
+        h->msg.data = h->data;
+        if (msg->members) {
+            h->msg.members = g_ptr_array_new_with_free_func(member_free);
+            for (guint i = 0; i < msg->members->len; i++) {
+                QmpMessageMember *m = g_memdup2(msg->members->pdata[i],
+                                                sizeof(QmpMessageMember));
+
+                m->key = g_strdup(m->key);
+                g_ptr_array_add(h->msg.members, m);
+            }
+        }
+    }
+    g_queue_push_tail(&client->held, h);
+}
+
+/* The negotiation is decided: go on with what came after it, in order. */
+static void
+client_release(QphClient *client)
+{
+    HeldMessage *h;
+
+    client->holding = FALSE;
+    while (!client->holding && (h = g_queue_pop_head(&client->held))) {
+        client_close_fds(client);
+        client->fds = g_steal_pointer(&h->fds);
+        client->n_fds = h->n_fds;
+        h->n_fds = 0;
+        client_process(client, h->error_text ? NULL : &h->msg,
+                       h->error_text);
+        held_free(h);
+    }
+    client_update_flow(client);
+}
+
 static void
 client_handle_message(QphClient *client, const QmpMessage *msg)
 {
@@ -435,6 +528,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
         }
         req->kind = REQUEST_CAPABILITIES;
         req->capabilities = request_capabilities(msg, &qreq);
+        client->holding = TRUE;
     } else if (qph_dispatch_has(qreq.command)) {
         g_autoptr(QmpJson) args = NULL;
 
@@ -472,6 +566,17 @@ client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 {
     QphClient *client = opaque;
 
+    if (client->holding) {
+        client_hold(client, msg, error_text);
+        return;
+    }
+    client_process(client, msg, error_text);
+}
+
+static void
+client_process(QphClient *client, const QmpMessage *msg,
+               const char *error_text)
+{
     if (error_text) {
         /* Framing errors carry no id and keep their place in the queue. */
         client_close_fds(client);
@@ -525,6 +630,7 @@ qph_client_new(QphProxy *proxy, int fd, guint serial)
         client->uid = cred.uid;
     }
     g_queue_init(&client->slots);
+    g_queue_init(&client->held);
     client->inflight = g_ptr_array_new();
     client->streamer = qmp_streamer_new(client_emit, client);
     client->ch = qph_channel_new(fd, client_read, client_closed,
@@ -566,6 +672,7 @@ qph_client_free(QphClient *client)
     while ((slot = g_queue_pop_head(&client->slots))) {
         slot_free(slot);
     }
+    g_queue_clear_full(&client->held, (GDestroyNotify)held_free);
     client_close_fds(client);
     qph_channel_free(client->ch);
     qmp_streamer_free(client->streamer);
