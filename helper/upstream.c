@@ -35,6 +35,14 @@ typedef struct {
     gpointer user_data;
 } Pending;
 
+/* A request held back behind a descriptor barrier (see qph_upstream_forward). */
+typedef struct {
+    guint64 id;
+    GBytes *bytes;
+    int *fds;
+    guint n_fds;
+} Deferred;
+
 struct QphUpstream {
     QphChannel *ch;
     UpstreamState state;
@@ -45,6 +53,8 @@ struct QphUpstream {
     pid_t peer_pid;
     guint64 next_id;
     GHashTable *pending; /* guint64 id -> Pending * */
+    guint64 fd_barrier;  /* id of the unanswered request that carried fds */
+    GQueue deferred;     /* Deferred *, in the order clients sent them */
 
     /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
     GByteArray *in;
@@ -246,6 +256,47 @@ upstream_handle_greeting(QphUpstream *up, const QphScannedMessage *msg)
 }
 
 static void
+deferred_free(Deferred *d)
+{
+    for (guint i = 0; i < d->n_fds; i++) {
+        close(d->fds[i]);
+    }
+    g_free(d->fds);
+    g_bytes_unref(d->bytes);
+    g_free(d);
+}
+
+/* Send @bytes now; a message with descriptors becomes the barrier. */
+static void
+upstream_send(QphUpstream *up, guint64 id, GBytes *bytes, int *fds,
+              guint n_fds)
+{
+    gsize len;
+    const char *data = g_bytes_get_data(bytes, &len);
+
+    qph_channel_write(up->ch, data, len, fds, n_fds);
+    if (n_fds > 0) {
+        up->fd_barrier = id;
+    }
+}
+
+/* The request that carried descriptors has been answered (so QEMU has
+ * taken them): send what waited behind it, up to the next one with
+ * descriptors. */
+static void
+upstream_release_barrier(QphUpstream *up)
+{
+    Deferred *d;
+
+    up->fd_barrier = 0;
+    while (!up->fd_barrier && (d = g_queue_pop_head(&up->deferred))) {
+        upstream_send(up, d->id, d->bytes, d->fds, d->n_fds);
+        d->n_fds = 0; /* the channel owns them now */
+        deferred_free(d);
+    }
+}
+
+static void
 upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
     gboolean found;
@@ -276,6 +327,9 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         return;
     }
     g_hash_table_steal(up->pending, &id);
+    if (id == up->fd_barrier) {
+        upstream_release_barrier(up);
+    }
     if (p->cb) {
         p->cb(up, msg, p->user_data);
     }
@@ -404,6 +458,7 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->opaque = opaque;
     up->next_id = 1;
     up->in = g_byte_array_new();
+    g_queue_init(&up->deferred);
     up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
@@ -417,6 +472,7 @@ qph_upstream_free(QphUpstream *up)
         return;
     }
     qph_channel_free(up->ch);
+    g_queue_clear_full(&up->deferred, (GDestroyNotify)deferred_free);
     g_hash_table_destroy(up->pending);
     g_byte_array_unref(up->in);
     g_clear_pointer(&up->greeting, g_bytes_unref);
@@ -485,7 +541,29 @@ qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
         g_string_append(out, ", ");
         g_string_append_len(out, msg + 1, len - 1);
     }
-    qph_channel_write(up->ch, out->str, out->len, fds, n_fds);
+    /*
+     * QEMU keeps only the descriptors of the latest recvmsg() and, with
+     * OOB negotiated, reads ahead of the command it is running.  So while
+     * a request that carried descriptors is unanswered, nothing more is
+     * sent: another client's descriptors would replace them before they
+     * are used.  Requests queue behind it in order.
+     */
+    {
+        GBytes *bytes = g_string_free_to_bytes(g_steal_pointer(&out));
+
+        if (up->fd_barrier || !g_queue_is_empty(&up->deferred)) {
+            Deferred *d = g_new0(Deferred, 1);
+
+            d->id = id;
+            d->bytes = bytes;
+            d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
+            d->n_fds = n_fds;
+            g_queue_push_tail(&up->deferred, d);
+        } else {
+            upstream_send(up, id, bytes, fds, n_fds);
+            g_bytes_unref(bytes);
+        }
+    }
     return id;
 }
 
