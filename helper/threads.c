@@ -1,0 +1,133 @@
+/*
+ * threads.c: the thread ids of a process, from /proc
+ *
+ * /proc/PID/task is the only complete list: a QEMU started before the
+ * helper already has its vCPU and iothreads, which perf's inherit flag
+ * would never see.  The list is a snapshot; threads come and go between
+ * two scans, which the caller (perf-set.c) handles by rescanning.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "helper/threads.h"
+#include "qmp/qmp-error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Parse a /proc directory entry as a thread id; FALSE for anything else. */
+static gboolean
+qph_threads_parse_tid(const char *name, pid_t *tid)
+{
+    guint64 v;
+
+    if (!g_ascii_string_to_unsigned(name, 10, 1, G_MAXINT32, &v, NULL)) {
+        return FALSE;
+    }
+    *tid = (pid_t)v;
+    return TRUE;
+}
+
+static gint
+qph_threads_compare(gconstpointer a, gconstpointer b)
+{
+    pid_t x = *(const pid_t *)a;
+    pid_t y = *(const pid_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/**
+ * qph_threads_list: read /proc/@pid/task.
+ *
+ * Returns a sorted GArray of pid_t (never empty on success: a live process
+ * has at least one thread), or NULL with @error set.
+ */
+GArray *
+qph_threads_list(pid_t pid, GError **error)
+{
+    g_autofree char *path = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GDir) dir = NULL;
+    g_autoptr(GArray) tids = NULL;
+    const char *entry;
+
+    if (pid <= 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot list the threads of process %d: not a valid "
+                    "process id.",
+                    (int)pid);
+        return NULL;
+    }
+
+    path = g_strdup_printf("/proc/%d/task", (int)pid);
+    dir = g_dir_open(path, 0, &local);
+    if (!dir) {
+        const char *why =
+            g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                ? "the process does not exist (it may have exited)"
+                : local->message;
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot list the threads of process %d in %s: %s.",
+                    (int)pid, path, why);
+        return NULL;
+    }
+
+    tids = g_array_sized_new(FALSE, FALSE, sizeof(pid_t), 16);
+    while ((entry = g_dir_read_name(dir))) {
+        pid_t tid;
+
+        if (qph_threads_parse_tid(entry, &tid)) {
+            g_array_append_val(tids, tid);
+        }
+    }
+    if (tids->len == 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot list the threads of process %d: %s is empty "
+                    "(the process is exiting).",
+                    (int)pid, path);
+        return NULL;
+    }
+    g_array_sort(tids, qph_threads_compare);
+    return g_steal_pointer(&tids);
+}
+
+/**
+ * qph_threads_get_name: read /proc/@pid/task/@tid/comm, trimmed.
+ *
+ * Returns a newly allocated string, or NULL with @error set.
+ */
+char *
+qph_threads_get_name(pid_t pid, pid_t tid, GError **error)
+{
+    g_autofree char *path =
+        g_strdup_printf("/proc/%d/task/%d/comm", (int)pid, (int)tid);
+    g_autofree char *contents = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (!g_file_get_contents(path, &contents, NULL, &local)) {
+        const char *why =
+            g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                ? "the thread does not exist (it may have exited)"
+                : local->message;
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot read the name of thread %d of process %d from "
+                    "%s: %s.",
+                    (int)tid, (int)pid, path, why);
+        return NULL;
+    }
+    g_strstrip(contents);
+    return g_steal_pointer(&contents);
+}
+
+/**
+ * qph_threads_exists: whether /proc/@pid/task/@tid exists right now.
+ */
+gboolean
+qph_threads_exists(pid_t pid, pid_t tid)
+{
+    g_autofree char *path =
+        g_strdup_printf("/proc/%d/task/%d", (int)pid, (int)tid);
+
+    return access(path, F_OK) == 0;
+}

@@ -1,0 +1,25 @@
+/*
+ * threads.h: the thread ids of a process, from /proc
+ *
+ * The perf backend opens one counter per thread of the QEMU process, so it
+ * needs the current list of thread ids (/proc/PID/task) and, for labels,
+ * each thread's name (/proc/PID/task/TID/comm: "CPU 0/KVM", "IO iothread0").
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+/*
+ * The thread ids of @pid in ascending order, as a GArray of pid_t, or NULL
+ * with @error set (errors are in the QMP_ERROR domain).
+ */
+GArray *qph_threads_list(pid_t pid, GError **error);
+
+/* The name of thread @tid of process @pid without the trailing newline. */
+char *qph_threads_get_name(pid_t pid, pid_t tid, GError **error);
+
+/* TRUE when /proc still lists @tid as a thread of @pid. */
+gboolean qph_threads_exists(pid_t pid, pid_t tid);
