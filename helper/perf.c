@@ -1,0 +1,707 @@
+/*
+ * perf.c: one perf event counted on a set of threads
+ *
+ * A name becomes a perf_event_attr through libpfm4 only (catalog names via
+ * their libpfm4 string), so "any event" means any event libpfm4 knows for
+ * this host.  Counters are opened per thread (pid = tid, cpu = -1, never
+ * inherit): a VM's threads mostly exist before the helper starts, and one
+ * fd per (event, thread) is what makes per-vCPU values and exact retiring
+ * possible.  Each fd reads {value, time_enabled, time_running}, so values
+ * of multiplexed hardware counters are scaled the way perf-stat does.
+ *
+ * Privileges: with kernel.perf_event_paranoid 2 an unprivileged user may
+ * count its own threads in user space only.  An event that would count
+ * kernel code is then reopened with exclude_kernel/exclude_hv and marked
+ * user-only, so callers can say so instead of silently reporting less.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define QPH_PERF_PRIV_H_ALLOW
+#include "helper/perf.h"
+#include "helper/perf-priv.h"
+#include "helper/perf-catalog.h"
+#include "qmp/qmp-error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <perfmon/pfmlib_perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+
+#define QPH_PERF_NAME_MAX 256
+#define QPH_PERF_PARANOID_PATH "/proc/sys/kernel/perf_event_paranoid"
+#define QPH_PERF_PARANOID_UNKNOWN G_MININT
+
+typedef struct {
+    pid_t tid;
+    int fd;
+} QphPerfThread;
+
+/* What read() returns with TOTAL_TIME_ENABLED|TOTAL_TIME_RUNNING. */
+typedef struct {
+    guint64 value;
+    guint64 time_enabled;
+    guint64 time_running;
+} QphPerfReadBuf;
+
+struct _QphPerfEvent {
+    char *name;     /* as the caller spelled it */
+    char *encoding; /* libpfm4's fully qualified string */
+    const char *unit;
+    struct perf_event_attr attr;
+    gboolean user_only;
+    GArray *threads; /* QphPerfThread, sorted by tid */
+    /* Retired threads: their final (scaled) values, summed. */
+    guint64 exited_value;
+    guint64 exited_enabled;
+    guint64 exited_running;
+    guint n_exited;
+    gboolean exited_scaled;
+};
+
+static QphPerfTestHooks qph_perf_hooks;
+
+/**
+ * qph_perf_set_test_hooks: replace the privilege check and the system call
+ * (tests only; see perf-priv.h).
+ */
+void
+qph_perf_set_test_hooks(const QphPerfTestHooks *hooks)
+{
+    if (hooks) {
+        qph_perf_hooks = *hooks;
+    } else {
+        memset(&qph_perf_hooks, 0, sizeof(qph_perf_hooks));
+    }
+}
+
+/**
+ * qph_perf_read_paranoid: kernel.perf_event_paranoid, or
+ * QPH_PERF_PARANOID_UNKNOWN (G_MININT) when it cannot be read.
+ */
+int
+qph_perf_read_paranoid(void)
+{
+    const char *path = qph_perf_hooks.paranoid_path
+                           ? qph_perf_hooks.paranoid_path
+                           : QPH_PERF_PARANOID_PATH;
+    g_autofree char *contents = NULL;
+    gint64 v;
+    char *end = NULL;
+
+    if (!g_file_get_contents(path, &contents, NULL, NULL)) {
+        return QPH_PERF_PARANOID_UNKNOWN;
+    }
+    g_strstrip(contents);
+    v = g_ascii_strtoll(contents, &end, 10);
+    if (end == contents || *end != '\0' || v < G_MININT + 1 || v > G_MAXINT) {
+        return QPH_PERF_PARANOID_UNKNOWN;
+    }
+    return (int)v;
+}
+
+/* CAP_PERFMON or CAP_SYS_ADMIN in the effective set. */
+static gboolean
+qph_perf_real_is_privileged(void)
+{
+    struct __user_cap_header_struct hdr = {
+        .version = _LINUX_CAPABILITY_VERSION_3,
+        .pid = 0,
+    };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
+
+    if (syscall(SYS_capget, &hdr, data) < 0) {
+        return FALSE;
+    }
+    return (data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &
+            CAP_TO_MASK(CAP_SYS_ADMIN)) ||
+           (data[CAP_TO_INDEX(CAP_PERFMON)].effective &
+            CAP_TO_MASK(CAP_PERFMON));
+}
+
+/**
+ * qph_perf_kernel_counting_allowed: whether an event that counts kernel
+ * code is expected to open.  An unreadable paranoid file means "try it":
+ * the EACCES fallback still catches a wrong guess.
+ */
+gboolean
+qph_perf_kernel_counting_allowed(void)
+{
+    gboolean privileged = qph_perf_hooks.is_privileged
+                              ? qph_perf_hooks.is_privileged()
+                              : qph_perf_real_is_privileged();
+    int paranoid;
+
+    if (privileged) {
+        return TRUE;
+    }
+    paranoid = qph_perf_read_paranoid();
+    return paranoid == QPH_PERF_PARANOID_UNKNOWN || paranoid < 2;
+}
+
+static int
+qph_perf_sys_open(struct perf_event_attr *attr, pid_t tid, int cpu,
+                  int group_fd, unsigned long flags)
+{
+    if (qph_perf_hooks.open) {
+        return qph_perf_hooks.open(attr, tid, cpu, group_fd, flags);
+    }
+    return (int)syscall(SYS_perf_event_open, attr, tid, cpu, group_fd, flags);
+}
+
+/* pfm_initialize() once per process; its result every time. */
+static int
+qph_perf_pfm_init(void)
+{
+    static gsize done;
+    static int ret;
+
+    if (g_once_init_enter(&done)) {
+        ret = pfm_initialize();
+        g_once_init_leave(&done, 1);
+    }
+    return ret;
+}
+
+/* perf_event_attr types that need a hardware PMU (dynamic PMUs included). */
+static gboolean
+qph_perf_attr_is_hardware(const struct perf_event_attr *attr)
+{
+    return attr->type == PERF_TYPE_HARDWARE ||
+           attr->type == PERF_TYPE_HW_CACHE || attr->type == PERF_TYPE_RAW ||
+           attr->type >= PERF_TYPE_MAX;
+}
+
+static const char *
+qph_perf_attr_unit(const struct perf_event_attr *attr)
+{
+    if (attr->type == PERF_TYPE_SOFTWARE &&
+        (attr->config == PERF_COUNT_SW_CPU_CLOCK ||
+         attr->config == PERF_COUNT_SW_TASK_CLOCK)) {
+        return "ns";
+    }
+    return "count";
+}
+
+/*
+ * Encode @pfm_string with libpfm4 into @attr.  @name is what the user
+ * asked for, used in messages.  @entry (may be NULL) supplies the fallback
+ * encoding for catalog names this libpfm4 does not know.
+ */
+static gboolean
+qph_perf_encode(const char *name, const char *pfm_string,
+                const QphPerfCatalogEntry *entry, struct perf_event_attr *attr,
+                char **encoding, GError **error)
+{
+    pfm_perf_encode_arg_t arg;
+    char *fstr = NULL;
+    int ret;
+
+    ret = qph_perf_pfm_init();
+    if (ret != PFM_SUCCESS) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot encode perf event '%s': libpfm4 failed to "
+                    "initialize: %s.",
+                    name, pfm_strerror(ret));
+        return FALSE;
+    }
+
+    memset(attr, 0, sizeof(*attr));
+    memset(&arg, 0, sizeof(arg));
+    arg.attr = attr;
+    arg.fstr = &fstr;
+    arg.size = sizeof(arg);
+    ret = pfm_get_os_event_encoding(pfm_string, PFM_PLM0 | PFM_PLM3,
+                                    PFM_OS_PERF_EVENT_EXT, &arg);
+    if (ret == PFM_SUCCESS) {
+        *encoding = g_strdup(fstr);
+        free(fstr);
+        return TRUE;
+    }
+    free(fstr);
+
+    if (ret == PFM_ERR_NOTFOUND && entry && entry->has_fallback) {
+        /* Same privilege defaults libpfm4 gives software events. */
+        memset(attr, 0, sizeof(*attr));
+        attr->type = entry->fallback_type;
+        attr->config = entry->fallback_config;
+        attr->exclude_hv = 1;
+        *encoding = g_strdup_printf("%s (built in: this libpfm4 does not "
+                                    "know it)",
+                                    entry->pfm_name);
+        return TRUE;
+    }
+
+    if (ret == PFM_ERR_NOTFOUND) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Unknown perf event '%s': libpfm4 says: %s.", name,
+                    pfm_strerror(ret));
+    } else {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Invalid perf event '%s': libpfm4 says: %s.", name,
+                    pfm_strerror(ret));
+    }
+    return FALSE;
+}
+
+/**
+ * qph_perf_event_new: encode @name (a catalog name or any libpfm4 string).
+ *
+ * Opens nothing: fds come with qph_perf_event_attach().  Returns NULL with
+ * @error set for an unknown or invalid name and for the resctrl-served
+ * catalog names.
+ */
+QphPerfEvent *
+qph_perf_event_new(const char *name, GError **error)
+{
+    const QphPerfCatalogEntry *entry;
+    g_autoptr(QphPerfEvent) ev = NULL;
+
+    if (!name || !*name) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "A perf event name cannot be empty.");
+        return NULL;
+    }
+    if (strlen(name) > QPH_PERF_NAME_MAX) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Perf event name '%.32s...' is too long: the limit is "
+                    "%d bytes.",
+                    name, QPH_PERF_NAME_MAX);
+        return NULL;
+    }
+
+    entry = qph_perf_catalog_lookup(name);
+    if (entry && entry->resctrl) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    QPH_PERF_CATALOG_RESCTRL_UNSUPPORTED, name);
+        return NULL;
+    }
+
+    ev = g_new0(QphPerfEvent, 1);
+    ev->name = g_strdup(name);
+    ev->threads = g_array_new(FALSE, FALSE, sizeof(QphPerfThread));
+    if (!qph_perf_encode(name, entry ? entry->pfm_name : name, entry,
+                         &ev->attr, &ev->encoding, error)) {
+        return NULL;
+    }
+
+    /* Count, never sample; each thread on its own fd. */
+    ev->attr.size = sizeof(ev->attr);
+    ev->attr.read_format =
+        PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+    ev->attr.disabled = 0;
+    ev->attr.inherit = 0;
+    ev->attr.sample_period = 0;
+    ev->attr.sample_type = 0;
+    ev->attr.freq = 0;
+    ev->unit = entry ? entry->unit : qph_perf_attr_unit(&ev->attr);
+    return g_steal_pointer(&ev);
+}
+
+/**
+ * qph_perf_event_free: close every fd and free @ev (NULL is fine).
+ */
+void
+qph_perf_event_free(QphPerfEvent *ev)
+{
+    if (!ev) {
+        return;
+    }
+    for (guint i = 0; i < ev->threads->len; i++) {
+        close(g_array_index(ev->threads, QphPerfThread, i).fd);
+    }
+    g_array_unref(ev->threads);
+    g_free(ev->encoding);
+    g_free(ev->name);
+    g_free(ev);
+}
+
+const char *
+qph_perf_event_get_name(const QphPerfEvent *ev)
+{
+    return ev->name;
+}
+
+/* "count", "ns" (cpu/task clock) or the catalog's unit. */
+const char *
+qph_perf_event_get_unit(const QphPerfEvent *ev)
+{
+    return ev->unit;
+}
+
+/* libpfm4's fully qualified form: "perf::PERF_COUNT_SW_TASK_CLOCK:u=1:..." */
+const char *
+qph_perf_event_get_encoding(const QphPerfEvent *ev)
+{
+    return ev->encoding;
+}
+
+const struct perf_event_attr *
+qph_perf_event_get_attr(const QphPerfEvent *ev)
+{
+    return &ev->attr;
+}
+
+/* TRUE once the event fell back to counting user space only. */
+gboolean
+qph_perf_event_get_user_only(const QphPerfEvent *ev)
+{
+    return ev->user_only;
+}
+
+guint
+qph_perf_event_get_n_threads(const QphPerfEvent *ev)
+{
+    return ev->threads->len;
+}
+
+/* The @i-th attached thread (ascending tid order), or 0 when out of range. */
+pid_t
+qph_perf_event_get_thread(const QphPerfEvent *ev, guint i)
+{
+    if (i >= ev->threads->len) {
+        return 0;
+    }
+    return g_array_index(ev->threads, QphPerfThread, i).tid;
+}
+
+/* Index of @tid in ev->threads, or where it would be inserted. */
+static guint
+qph_perf_event_find(const QphPerfEvent *ev, pid_t tid, gboolean *found)
+{
+    guint lo = 0, hi = ev->threads->len;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        pid_t t = g_array_index(ev->threads, QphPerfThread, mid).tid;
+
+        if (t == tid) {
+            *found = TRUE;
+            return mid;
+        }
+        if (t < tid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *found = FALSE;
+    return lo;
+}
+
+gboolean
+qph_perf_event_has_thread(const QphPerfEvent *ev, pid_t tid)
+{
+    gboolean found;
+
+    qph_perf_event_find(ev, tid, &found);
+    return found;
+}
+
+/*
+ * Why perf_event_open failed, by errno.  "host" sentences are about the
+ * machine, not the thread.  EACCES/EPERM have their own sentence.
+ */
+static const struct {
+    int err;
+    gboolean hardware_only;
+    gboolean host;
+    const char *why;
+} qph_perf_open_errors[] = {
+    {ENOENT, TRUE, TRUE, "the kernel has no hardware PMU for it"},
+    {ENODEV, TRUE, TRUE, "the kernel has no hardware PMU for it"},
+    {EOPNOTSUPP, TRUE, TRUE,
+     "the kernel has no hardware PMU for it, or a guest owns the PMU"},
+    {ENOENT, FALSE, TRUE, "the kernel does not support it"},
+    {ENODEV, FALSE, TRUE, "the kernel does not support it"},
+    {EOPNOTSUPP, FALSE, TRUE, "the kernel does not support it"},
+    {EBUSY, FALSE, TRUE,
+     "the hardware counters are in use by another tool or by a guest that "
+     "owns the PMU"},
+    {ESRCH, FALSE, FALSE, "the thread does not exist (it may have exited)"},
+    {EMFILE, FALSE, FALSE,
+     "the helper is out of file descriptors; raise its open file limit "
+     "(RLIMIT_NOFILE) or enable fewer events"},
+    {ENFILE, FALSE, FALSE,
+     "the system is out of file descriptors; enable fewer events"},
+    {EINVAL, FALSE, FALSE,
+     "the kernel rejected its attributes (a modifier this kernel or PMU "
+     "does not support?)"},
+    {E2BIG, FALSE, FALSE,
+     "the kernel rejected its attributes (a modifier this kernel or PMU "
+     "does not support?)"},
+};
+
+static void
+qph_perf_open_error(const QphPerfEvent *ev, pid_t tid, int err,
+                    gboolean user_only, GError **error)
+{
+    gboolean hw = qph_perf_attr_is_hardware(&ev->attr);
+
+    if (err == EACCES || err == EPERM) {
+        int paranoid = qph_perf_read_paranoid();
+        g_autofree char *level =
+            paranoid == QPH_PERF_PARANOID_UNKNOWN
+                ? g_strdup("cannot be read")
+                : g_strdup_printf("is %d", paranoid);
+
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Not allowed to count event '%s' on thread %d%s: "
+                    "kernel.perf_event_paranoid %s; CAP_PERFMON (Linux "
+                    "5.8+) or CAP_SYS_ADMIN, a lower "
+                    "kernel.perf_event_paranoid, or running as the user "
+                    "that owns the thread would allow it "
+                    "(perf_event_open: %s).",
+                    ev->name, (int)tid,
+                    user_only ? " even in user space only" : "", level,
+                    g_strerror(err));
+        return;
+    }
+
+    for (guint i = 0; i < G_N_ELEMENTS(qph_perf_open_errors); i++) {
+        if (qph_perf_open_errors[i].err != err ||
+            (qph_perf_open_errors[i].hardware_only && !hw)) {
+            continue;
+        }
+        if (qph_perf_open_errors[i].host) {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                        "Event '%s' cannot be counted on this host: %s "
+                        "(perf_event_open: %s).",
+                        ev->name, qph_perf_open_errors[i].why,
+                        g_strerror(err));
+        } else {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                        "Cannot count event '%s' on thread %d: %s "
+                        "(perf_event_open: %s).",
+                        ev->name, (int)tid, qph_perf_open_errors[i].why,
+                        g_strerror(err));
+        }
+        return;
+    }
+    g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                "Cannot count event '%s' on thread %d (perf_event_open: %s).",
+                ev->name, (int)tid, g_strerror(err));
+}
+
+static int
+qph_perf_open_attr(struct perf_event_attr *attr, pid_t tid, int *err)
+{
+    int fd = qph_perf_sys_open(attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+
+    *err = fd < 0 ? errno : 0;
+    return fd;
+}
+
+/*
+ * Open @ev on @tid, switching the event to user-only counting when kernel
+ * counting is not allowed.  The switch happens only while the event counts
+ * nothing yet, so all its threads always count the same thing, and it is
+ * kept only if the open succeeds.  *@user_only tells whether the last
+ * attempt excluded the kernel (for the error message).
+ */
+static int
+qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err,
+                    gboolean *user_only)
+{
+    gboolean may_switch = !ev->user_only && ev->threads->len == 0 &&
+                          ev->n_exited == 0 && !ev->attr.exclude_kernel &&
+                          !ev->attr.exclude_user;
+    gboolean to_user = may_switch && !qph_perf_kernel_counting_allowed();
+    struct perf_event_attr attr = ev->attr;
+    int fd;
+
+    if (to_user) {
+        attr.exclude_kernel = 1;
+        attr.exclude_hv = 1;
+    }
+    fd = qph_perf_open_attr(&attr, tid, err);
+    if (fd < 0 && may_switch && !to_user && (*err == EACCES || *err == EPERM)) {
+        /* The guess was wrong (an LSM, a capability the kernel lacks). */
+        to_user = TRUE;
+        attr.exclude_kernel = 1;
+        attr.exclude_hv = 1;
+        fd = qph_perf_open_attr(&attr, tid, err);
+    }
+    *user_only = attr.exclude_kernel;
+    if (fd >= 0 && to_user) {
+        ev->attr = attr;
+        ev->user_only = TRUE;
+    }
+    return fd;
+}
+
+/**
+ * qph_perf_event_attach: open one counting fd for @ev on thread @tid.
+ *
+ * Attaching a thread that is already attached does nothing, so a thread
+ * is never counted twice.  Returns FALSE with @error set (a sentence that
+ * says why and what would help) when perf_event_open fails.
+ */
+gboolean
+qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
+{
+    QphPerfThread th;
+    gboolean found, user_only;
+    guint at;
+    int err;
+
+    if (tid <= 0) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot count event '%s' on thread %d: not a valid "
+                    "thread id.",
+                    ev->name, (int)tid);
+        return FALSE;
+    }
+    at = qph_perf_event_find(ev, tid, &found);
+    if (found) {
+        return TRUE;
+    }
+
+    th.tid = tid;
+    th.fd = qph_perf_event_open(ev, tid, &err, &user_only);
+    if (th.fd < 0) {
+        qph_perf_open_error(ev, tid, err, user_only, error);
+        return FALSE;
+    }
+    g_array_insert_val(ev->threads, at, th);
+    return TRUE;
+}
+
+static gboolean
+qph_perf_read_fd(int fd, QphPerfReadBuf *buf)
+{
+    ssize_t n;
+
+    do {
+        n = read(fd, buf, sizeof(*buf));
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0 && n != (ssize_t)sizeof(*buf)) {
+        errno = 0; /* short read: the counter is in an error state */
+    }
+    return n == (ssize_t)sizeof(*buf);
+}
+
+/* raw * enabled / running when the counter was multiplexed. */
+static guint64
+qph_perf_scale(const QphPerfReadBuf *buf, gboolean *scaled)
+{
+    if (buf->time_running == 0 || buf->time_running >= buf->time_enabled) {
+        *scaled = FALSE;
+        return buf->value;
+    }
+    *scaled = TRUE;
+#ifdef __SIZEOF_INT128__
+    {
+        unsigned __int128 v = (unsigned __int128)buf->value *
+                              buf->time_enabled / buf->time_running;
+        return v > G_MAXUINT64 ? G_MAXUINT64 : (guint64)v;
+    }
+#else
+    return (guint64)((long double)buf->value * buf->time_enabled /
+                     buf->time_running);
+#endif
+}
+
+static void
+qph_perf_read_error(const QphPerfEvent *ev, pid_t tid, int err,
+                    GError **error)
+{
+    g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                "Cannot read event '%s' on thread %d: %s.", ev->name,
+                (int)tid, err ? g_strerror(err) : "short read");
+}
+
+/**
+ * qph_perf_event_retire: a thread exited; keep its final count.
+ *
+ * Reads @tid's counter into the exited totals and closes its fd.  A @tid
+ * that is not attached is not an error.  If the final read fails the fd
+ * is closed all the same and FALSE is returned with @error set.
+ */
+gboolean
+qph_perf_event_retire(QphPerfEvent *ev, pid_t tid, GError **error)
+{
+    QphPerfReadBuf buf;
+    QphPerfThread th;
+    gboolean found, ok, scaled;
+    guint at;
+    int err;
+
+    at = qph_perf_event_find(ev, tid, &found);
+    if (!found) {
+        return TRUE;
+    }
+    th = g_array_index(ev->threads, QphPerfThread, at);
+    ok = qph_perf_read_fd(th.fd, &buf);
+    err = ok ? 0 : errno;
+    close(th.fd);
+    g_array_remove_index(ev->threads, at);
+    ev->n_exited++;
+    if (!ok) {
+        qph_perf_read_error(ev, tid, err, error);
+        return FALSE;
+    }
+    ev->exited_value += qph_perf_scale(&buf, &scaled);
+    ev->exited_enabled += buf.time_enabled;
+    ev->exited_running += buf.time_running;
+    ev->exited_scaled |= scaled;
+    return TRUE;
+}
+
+/**
+ * qph_perf_event_read: read every attached thread.
+ *
+ * Fills @value with the totals (retired threads included) and, when
+ * @threads is not NULL, up to @n_threads per-thread values in ascending
+ * tid order (pass qph_perf_event_get_n_threads() entries).  One read()
+ * per thread, no allocation.
+ */
+gboolean
+qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
+                    QphPerfThreadValue *threads, guint n_threads,
+                    GError **error)
+{
+    const QphPerfThread *th = (const QphPerfThread *)ev->threads->data;
+    guint n = ev->threads->len;
+
+    value->value = ev->exited_value;
+    value->exited_value = ev->exited_value;
+    value->time_enabled = ev->exited_enabled;
+    value->time_running = ev->exited_running;
+    value->n_exited = ev->n_exited;
+    value->scaled = ev->exited_scaled;
+
+    for (guint i = 0; i < n; i++) {
+        QphPerfReadBuf buf;
+        gboolean scaled;
+        guint64 v;
+
+        if (!qph_perf_read_fd(th[i].fd, &buf)) {
+            qph_perf_read_error(ev, th[i].tid, errno, error);
+            return FALSE;
+        }
+        v = qph_perf_scale(&buf, &scaled);
+        value->value += v;
+        value->time_enabled += buf.time_enabled;
+        value->time_running += buf.time_running;
+        value->scaled |= scaled;
+        if (threads && i < n_threads) {
+            threads[i] = (QphPerfThreadValue){
+                .tid = th[i].tid,
+                .value = v,
+                .raw = buf.value,
+                .time_enabled = buf.time_enabled,
+                .time_running = buf.time_running,
+                .scaled = scaled,
+            };
+        }
+    }
+    return TRUE;
+}
