@@ -1,0 +1,90 @@
+/*
+ * resctrl.h: cache and memory-bandwidth monitoring through Linux resctrl
+ *
+ * The three libvirt events cmt, mbmt and mbml are not perf events: they are
+ * read from a resctrl monitoring group that holds the VM's threads.  This
+ * backend finds or creates that group, keeps the VM's threads in it, reads
+ * the per-L3-domain counters, and removes the group when it is done.  It
+ * knows nothing of QMP or sockets; the resctrl root is a parameter so tests
+ * can point it at a simulated tree (tests/resctrl-sim).
+ *
+ * Errors are in the QMP_ERROR domain (qmp/qmp-error.h), code
+ * QMP_ERROR_GENERIC_ERROR, with a message a user can act on.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+#define QPH_RESCTRL_DEFAULT_ROOT "/sys/fs/resctrl"
+
+typedef enum {
+    QPH_RESCTRL_FEATURE_CMT,  /* llc_occupancy */
+    QPH_RESCTRL_FEATURE_MBMT, /* mbm_total_bytes */
+    QPH_RESCTRL_FEATURE_MBML, /* mbm_local_bytes */
+    QPH_RESCTRL_FEATURE_LAST,
+} QphResctrlFeature;
+
+typedef enum {
+    QPH_RESCTRL_KIND_GAUGE,      /* a snapshot: bytes held now */
+    QPH_RESCTRL_KIND_CUMULATIVE, /* a counter: bytes since the group began */
+} QphResctrlKind;
+
+typedef struct {
+    const char *event; /* libvirt's name: "cmt", "mbmt", "mbml" */
+    const char *file;  /* the mon_data file: "llc_occupancy", ... */
+    QphResctrlKind kind;
+    const char *unit; /* "bytes" */
+} QphResctrlFeatureInfo;
+
+/* The state of one domain's value, as the kernel reports it. */
+typedef enum {
+    QPH_RESCTRL_VALUE_OK,
+    QPH_RESCTRL_VALUE_UNAVAILABLE, /* "Unavailable": not counted yet, reset */
+    QPH_RESCTRL_VALUE_ERROR,       /* "Error": the hardware said so */
+    QPH_RESCTRL_VALUE_UNASSIGNED,  /* "Unassigned": no counter assigned */
+    QPH_RESCTRL_VALUE_LAST,
+} QphResctrlValueStatus;
+
+typedef struct {
+    guint domain; /* the XX of mon_L3_XX */
+    QphResctrlValueStatus status;
+    guint64 value; /* meaningful only when status is QPH_RESCTRL_VALUE_OK */
+} QphResctrlDomainValue;
+
+typedef struct {
+    guint64 total;    /* sum over the domains whose status is OK */
+    guint n_ok;       /* how many domains that is */
+    GArray *domains;  /* of QphResctrlDomainValue, by domain id */
+} QphResctrlReading;
+
+typedef struct QphResctrlMon QphResctrlMon;
+
+const QphResctrlFeatureInfo *qph_resctrl_feature_info(QphResctrlFeature f);
+gboolean qph_resctrl_feature_from_event(const char *event,
+                                        QphResctrlFeature *feature);
+/* "ok", "unavailable", "error", "unassigned" */
+const char *qph_resctrl_value_status_name(QphResctrlValueStatus status);
+
+gboolean qph_resctrl_probe(const char *root, QphResctrlFeature feature,
+                           GError **error);
+
+QphResctrlMon *qph_resctrl_mon_open(const char *root, pid_t pid,
+                                    const pid_t *tids, guint n_tids,
+                                    GError **error);
+gboolean qph_resctrl_mon_add_threads(QphResctrlMon *mon, const pid_t *tids,
+                                     guint n_tids, GError **error);
+gboolean qph_resctrl_mon_read(QphResctrlMon *mon, QphResctrlFeature feature,
+                              QphResctrlReading *out, GError **error);
+const char *qph_resctrl_mon_get_path(const QphResctrlMon *mon);
+gboolean qph_resctrl_mon_is_owned(const QphResctrlMon *mon);
+void qph_resctrl_mon_close(QphResctrlMon *mon);
+
+gboolean qph_resctrl_cleanup_stale(const char *root, GError **error);
+
+void qph_resctrl_reading_clear(QphResctrlReading *reading);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphResctrlMon, qph_resctrl_mon_close)
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QphResctrlReading, qph_resctrl_reading_clear)
