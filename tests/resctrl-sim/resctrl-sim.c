@@ -966,6 +966,8 @@ sim_control_thread(gpointer data)
     return NULL;
 }
 
+static char *sim_control_path;
+
 static int
 sim_control_listen(const char *spec)
 {
@@ -989,6 +991,7 @@ sim_control_listen(const char *spec)
                    g_strerror(errno));
         return -1;
     }
+    sim_control_path = g_steal_pointer(&path);
     return fd;
 }
 
@@ -1084,5 +1087,8 @@ main(int argc, char **argv)
     fuse_unmount(fuse);
     fuse_destroy(fuse);
     fuse_opt_free_args(&args);
+    if (sim_control_path) {
+        unlink(sim_control_path);
+    }
     return ret == 0 ? 0 : 1;
 }
