@@ -1,0 +1,371 @@
+/*
+ * perf-set.c: the perf events enabled for one VM
+ *
+ * Enabling prepares every new event on every current thread before the
+ * set changes, so a request that fails half-way (a hardware event on a
+ * host without PMU, a permission) leaves the set exactly as it was.
+ * Threads come and go (vCPU hotplug, iothreads, worker pools): rescan
+ * attaches the new ones and retires the gone ones, keeping their final
+ * count.  A thread id that exits and is reused between two rescans keeps
+ * the old counter; rescanning often keeps that window small.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "helper/perf-set.h"
+#include "helper/threads.h"
+#include "qmp/qmp-error.h"
+
+#include <string.h>
+
+struct _QphPerfSet {
+    pid_t pid;
+    GPtrArray *events; /* QphPerfEvent, in the order they were enabled */
+};
+
+/**
+ * qph_perf_set_new: an empty set for process @pid; opens nothing.
+ */
+QphPerfSet *
+qph_perf_set_new(pid_t pid)
+{
+    QphPerfSet *set = g_new0(QphPerfSet, 1);
+
+    set->pid = pid;
+    set->events = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)qph_perf_event_free);
+    return set;
+}
+
+/**
+ * qph_perf_set_free: close every fd and free @set (NULL is fine).
+ */
+void
+qph_perf_set_free(QphPerfSet *set)
+{
+    if (!set) {
+        return;
+    }
+    g_ptr_array_unref(set->events);
+    g_free(set);
+}
+
+pid_t
+qph_perf_set_get_pid(const QphPerfSet *set)
+{
+    return set->pid;
+}
+
+guint
+qph_perf_set_get_n_events(const QphPerfSet *set)
+{
+    return set->events->len;
+}
+
+/* The @i-th enabled event, or NULL when out of range. */
+const QphPerfEvent *
+qph_perf_set_get_event(const QphPerfSet *set, guint i)
+{
+    if (i >= set->events->len) {
+        return NULL;
+    }
+    return g_ptr_array_index(set->events, i);
+}
+
+static gint
+qph_perf_set_find(const QphPerfSet *set, const char *name)
+{
+    for (guint i = 0; i < set->events->len; i++) {
+        const QphPerfEvent *ev = g_ptr_array_index(set->events, i);
+
+        if (strcmp(qph_perf_event_get_name(ev), name) == 0) {
+            return (gint)i;
+        }
+    }
+    return -1;
+}
+
+/* Whether @name (spelled as it was enabled) is enabled. */
+gboolean
+qph_perf_set_is_enabled(const QphPerfSet *set, const char *name)
+{
+    return name && qph_perf_set_find(set, name) >= 0;
+}
+
+/**
+ * qph_perf_set_count_fds: perf fds the set holds (0 when nothing is
+ * enabled).
+ */
+guint
+qph_perf_set_count_fds(const QphPerfSet *set)
+{
+    guint n = 0;
+
+    for (guint i = 0; i < set->events->len; i++) {
+        n += qph_perf_event_get_n_threads(g_ptr_array_index(set->events, i));
+    }
+    return n;
+}
+
+/* Whether a later entry of @changes names the same event as entry @i. */
+static gboolean
+qph_perf_set_overridden(const QphPerfChange *changes, guint n, guint i)
+{
+    for (guint j = i + 1; j < n; j++) {
+        if (strcmp(changes[j].name, changes[i].name) == 0) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/*
+ * Attach @ev to every thread in @tids.  A thread that exited meanwhile is
+ * skipped: it is not a failure of the request.
+ */
+static gboolean
+qph_perf_set_attach_all(QphPerfSet *set, QphPerfEvent *ev, GArray *tids,
+                        GError **error)
+{
+    for (guint i = 0; i < tids->len; i++) {
+        pid_t tid = g_array_index(tids, pid_t, i);
+        g_autoptr(GError) local = NULL;
+
+        if (qph_perf_event_attach(ev, tid, &local)) {
+            continue;
+        }
+        if (!qph_threads_exists(set->pid, tid)) {
+            continue;
+        }
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * qph_perf_set_update: enable and disable events, all or nothing.
+ *
+ * When several entries name the same event the last one wins.  Every
+ * newly enabled event is opened on every current thread first; if any of
+ * that fails, everything opened is closed, the set is unchanged and
+ * @error names the event and why.  Disabling closes the event's fds;
+ * enabling an enabled event or disabling a disabled one does nothing.
+ */
+gboolean
+qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
+                    GError **error)
+{
+    g_autoptr(GPtrArray) prepared = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)qph_perf_event_free);
+    g_autoptr(GArray) tids = NULL;
+
+    for (guint i = 0; i < n; i++) {
+        if (!changes[i].name) {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                        "Entry %u of the perf event change has no name.", i);
+            return FALSE;
+        }
+    }
+
+    /* 1. Encode each newly enabled event (no fd yet). */
+    for (guint i = 0; i < n; i++) {
+        QphPerfEvent *ev;
+
+        if (!changes[i].enable || qph_perf_set_overridden(changes, n, i) ||
+            qph_perf_set_find(set, changes[i].name) >= 0) {
+            continue;
+        }
+        ev = qph_perf_event_new(changes[i].name, error);
+        if (!ev) {
+            return FALSE;
+        }
+        g_ptr_array_add(prepared, ev);
+    }
+
+    /* 2. Open them on every current thread. */
+    if (prepared->len > 0) {
+        tids = qph_threads_list(set->pid, error);
+        if (!tids) {
+            g_prefix_error(error, "Cannot enable perf event '%s': ",
+                           qph_perf_event_get_name(
+                               g_ptr_array_index(prepared, 0)));
+            return FALSE;
+        }
+    }
+    for (guint i = 0; i < prepared->len; i++) {
+        if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i),
+                                     tids, error)) {
+            return FALSE;
+        }
+    }
+
+    /* 3. Nothing can fail from here on: commit. */
+    for (guint i = 0; i < n; i++) {
+        gint at;
+
+        if (changes[i].enable || qph_perf_set_overridden(changes, n, i)) {
+            continue;
+        }
+        at = qph_perf_set_find(set, changes[i].name);
+        if (at >= 0) {
+            g_ptr_array_remove_index(set->events, (guint)at);
+        }
+    }
+    while (prepared->len > 0) {
+        g_ptr_array_add(set->events, g_ptr_array_steal_index(prepared, 0));
+    }
+    return TRUE;
+}
+
+/* Binary search in a sorted GArray of pid_t. */
+static gboolean
+qph_perf_set_tids_contain(GArray *tids, pid_t tid)
+{
+    guint lo = 0, hi = tids->len;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        pid_t t = g_array_index(tids, pid_t, mid);
+
+        if (t == tid) {
+            return TRUE;
+        }
+        if (t < tid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return FALSE;
+}
+
+/**
+ * qph_perf_set_rescan: follow the process's threads.
+ *
+ * Retires (keeping the final count) every counted thread that is gone and
+ * attaches every enabled event to every new thread; a thread is never
+ * counted twice.  Not all-or-nothing: it does all it can and returns the
+ * first failure in @error.  With nothing enabled it reads nothing.
+ */
+gboolean
+qph_perf_set_rescan(QphPerfSet *set, GError **error)
+{
+    g_autoptr(GError) first = NULL;
+    g_autoptr(GArray) tids = NULL;
+
+    if (set->events->len == 0) {
+        return TRUE;
+    }
+    tids = qph_threads_list(set->pid, error);
+    if (!tids) {
+        return FALSE;
+    }
+
+    for (guint e = 0; e < set->events->len; e++) {
+        QphPerfEvent *ev = g_ptr_array_index(set->events, e);
+        guint i = qph_perf_event_get_n_threads(ev);
+
+        while (i-- > 0) {
+            pid_t tid = qph_perf_event_get_thread(ev, i);
+            g_autoptr(GError) local = NULL;
+
+            if (!qph_perf_set_tids_contain(tids, tid) &&
+                !qph_perf_event_retire(ev, tid, &local) && !first) {
+                first = g_steal_pointer(&local);
+            }
+        }
+        for (i = 0; i < tids->len; i++) {
+            pid_t tid = g_array_index(tids, pid_t, i);
+            g_autoptr(GError) local = NULL;
+
+            if (qph_perf_event_has_thread(ev, tid) ||
+                qph_perf_event_attach(ev, tid, &local) ||
+                !qph_threads_exists(set->pid, tid)) {
+                continue;
+            }
+            if (!first) {
+                first = g_steal_pointer(&local);
+            }
+        }
+    }
+    if (first) {
+        g_propagate_error(error, g_steal_pointer(&first));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+#define QPH_ALIGN8(n) (((n) + 7) & ~(gsize)7)
+
+/**
+ * qph_perf_set_read: read every enabled event on every thread.
+ *
+ * One allocation for the whole result (free it with g_free() or
+ * qph_perf_set_reading_free()), then one read() per (event, thread).
+ * With nothing enabled the reading has no events.
+ */
+QphPerfSetReading *
+qph_perf_set_read(QphPerfSet *set, GError **error)
+{
+    guint n_ev = set->events->len;
+    gsize n_th = 0, strings = 0, off_ev, off_th, off_str, size;
+    QphPerfSetReading *r;
+    QphPerfThreadValue *th;
+    char *str;
+
+    for (guint e = 0; e < n_ev; e++) {
+        const QphPerfEvent *ev = g_ptr_array_index(set->events, e);
+
+        n_th += qph_perf_event_get_n_threads(ev);
+        strings += strlen(qph_perf_event_get_name(ev)) + 1 +
+                   strlen(qph_perf_event_get_unit(ev)) + 1;
+    }
+    off_ev = QPH_ALIGN8(sizeof(QphPerfSetReading));
+    off_th = off_ev + QPH_ALIGN8(n_ev * sizeof(QphPerfSetEventValue));
+    off_str = off_th + QPH_ALIGN8(n_th * sizeof(QphPerfThreadValue));
+    size = off_str + strings;
+
+    r = g_malloc(size);
+    r->n_events = n_ev;
+    r->events = (QphPerfSetEventValue *)((char *)r + off_ev);
+    th = (QphPerfThreadValue *)((char *)r + off_th);
+    str = (char *)r + off_str;
+
+    for (guint e = 0; e < n_ev; e++) {
+        QphPerfEvent *ev = g_ptr_array_index(set->events, e);
+        QphPerfSetEventValue *out = &r->events[e];
+        guint n = qph_perf_event_get_n_threads(ev);
+        QphPerfEventValue v;
+        gsize len;
+
+        if (!qph_perf_event_read(ev, &v, th, n, error)) {
+            g_free(r);
+            return NULL;
+        }
+        out->name = str;
+        len = strlen(qph_perf_event_get_name(ev)) + 1;
+        memcpy(str, qph_perf_event_get_name(ev), len);
+        str += len;
+        out->unit = str;
+        len = strlen(qph_perf_event_get_unit(ev)) + 1;
+        memcpy(str, qph_perf_event_get_unit(ev), len);
+        str += len;
+        out->value = v.value;
+        out->exited_value = v.exited_value;
+        out->time_enabled = v.time_enabled;
+        out->time_running = v.time_running;
+        out->n_exited = v.n_exited;
+        out->scaled = v.scaled;
+        out->user_only = qph_perf_event_get_user_only(ev);
+        out->n_threads = n;
+        out->threads = th;
+        th += n;
+    }
+    return r;
+}
+
+void
+qph_perf_set_reading_free(QphPerfSetReading *reading)
+{
+    g_free(reading);
+}
