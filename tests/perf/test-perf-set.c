@@ -1,0 +1,455 @@
+/*
+ * test-perf-set.c: a VM's enabled events, on the test process's threads
+ *
+ * The test process stands in for QEMU: its threads are the "VM threads".
+ * Fd counts are checked against /proc/self/fd, not only against what the
+ * set says it holds.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "helper/perf-set.h"
+#include "helper/threads.h"
+#include "qmp/qmp-error.h"
+#include "perf-test-util.h"
+
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define NS_PER_MS G_GUINT64_CONSTANT(1000000)
+
+static void
+update_ok(QphPerfSet *set, const QphPerfChange *c, guint n)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(qph_perf_set_update(set, c, n, &error));
+    g_assert_no_error(error);
+}
+
+static QphPerfSetReading *
+read_ok(QphPerfSet *set)
+{
+    g_autoptr(GError) error = NULL;
+    QphPerfSetReading *r = qph_perf_set_read(set, &error);
+
+    g_assert_no_error(error);
+    g_assert_nonnull(r);
+    return r;
+}
+
+static const QphPerfSetEventValue *
+find_event(const QphPerfSetReading *r, const char *name)
+{
+    for (guint i = 0; i < r->n_events; i++) {
+        if (strcmp(r->events[i].name, name) == 0) {
+            return &r->events[i];
+        }
+    }
+    g_assert_not_reached();
+}
+
+static const QphPerfThreadValue *
+find_thread(const QphPerfSetEventValue *ev, pid_t tid)
+{
+    const QphPerfThreadValue *found = NULL;
+
+    for (guint i = 0; i < ev->n_threads; i++) {
+        if (ev->threads[i].tid == tid) {
+            g_assert_null(found); /* never twice */
+            found = &ev->threads[i];
+        }
+    }
+    return found;
+}
+
+/* value == sum of the threads + exited, for every event. */
+static void
+assert_sums(const QphPerfSetReading *r)
+{
+    for (guint e = 0; e < r->n_events; e++) {
+        guint64 sum = r->events[e].exited_value;
+
+        for (guint i = 0; i < r->events[e].n_threads; i++) {
+            sum += r->events[e].threads[i].value;
+        }
+        g_assert_cmpuint(r->events[e].value, ==, sum);
+    }
+}
+
+/* Nothing enabled: no fd, empty reading, rescan touches nothing. */
+static void
+test_set_empty(void)
+{
+    guint fds = test_count_open_fds();
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(QphPerfSetReading) r = NULL;
+    g_autoptr(GError) error = NULL;
+
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+    g_assert_true(qph_perf_set_rescan(set, &error));
+    g_assert_no_error(error);
+    r = read_ok(set);
+    g_assert_cmpuint(r->n_events, ==, 0);
+    g_assert_cmpuint(qph_perf_set_get_n_events(set), ==, 0);
+    g_assert_cmpint(qph_perf_set_get_pid(set), ==, getpid());
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+}
+
+/* One fd per (event, thread); disabling closes them. */
+static void
+test_set_enable_disable_fds(void)
+{
+    guint fds = test_count_open_fds();
+    guint threads = test_count_threads();
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    const QphPerfChange on[] = {{"task_clock", TRUE}, {"page_faults", TRUE}};
+    const QphPerfChange off_tc[] = {{"task_clock", FALSE}};
+    const QphPerfChange off_pf[] = {{"page_faults", FALSE}};
+
+    update_ok(set, on, G_N_ELEMENTS(on));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 2 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
+    g_assert_true(qph_perf_set_is_enabled(set, "task_clock"));
+    g_assert_true(qph_perf_set_is_enabled(set, "page_faults"));
+
+    /* Enabling again changes nothing. */
+    update_ok(set, on, G_N_ELEMENTS(on));
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
+
+    update_ok(set, off_tc, 1);
+    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + threads);
+
+    update_ok(set, off_pf, 1);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+
+    /* Disabling what is not enabled is fine. */
+    update_ok(set, off_pf, 1);
+
+    /* Freeing the set closes everything too. */
+    update_ok(set, on, G_N_ELEMENTS(on));
+    qph_perf_set_free(g_steal_pointer(&set));
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+}
+
+static gboolean
+host_has_pmu(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    const QphPerfChange c[] = {{"cpu_cycles", TRUE}};
+
+    return qph_perf_set_update(set, c, 1, NULL);
+}
+
+/* [task_clock, cpu_cycles] on a host without PMU: nothing is enabled. */
+static void
+test_set_all_or_nothing(void)
+{
+    guint fds = test_count_open_fds();
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(GError) error = NULL;
+    const QphPerfChange c[] = {{"task_clock", TRUE}, {"cpu_cycles", TRUE}};
+
+    if (host_has_pmu()) {
+        g_test_skip("this host has a hardware PMU");
+        return;
+    }
+    g_assert_false(qph_perf_set_update(set, c, G_N_ELEMENTS(c), &error));
+    g_assert_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR);
+    g_test_message("%s", error->message);
+    g_assert_true(g_str_has_prefix(error->message,
+                                   "Event 'cpu_cycles' cannot be counted on "
+                                   "this host: the kernel has no hardware "
+                                   "PMU for it (perf_event_open: "));
+    g_assert_cmpuint(qph_perf_set_get_n_events(set), ==, 0);
+    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+}
+
+/* A failing request leaves an existing set exactly as it was. */
+static void
+test_set_failure_keeps_state(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(GError) error = NULL;
+    const QphPerfChange on[] = {{"task_clock", TRUE}};
+    const QphPerfChange bad[] = {{"task_clock", FALSE},
+                                 {"page_faults", TRUE},
+                                 {"no_such_event", TRUE}};
+    guint fds, held;
+
+    update_ok(set, on, 1);
+    fds = test_count_open_fds();
+    held = qph_perf_set_count_fds(set);
+
+    g_assert_false(qph_perf_set_update(set, bad, G_N_ELEMENTS(bad), &error));
+    g_assert_cmpstr(error->message, ==,
+                    "Unknown perf event 'no_such_event': libpfm4 says: "
+                    "event not found.");
+    g_assert_true(qph_perf_set_is_enabled(set, "task_clock"));
+    g_assert_false(qph_perf_set_is_enabled(set, "page_faults"));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+}
+
+static void
+test_set_names(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(GError) error = NULL;
+    const QphPerfChange on_off[] = {{"task_clock", TRUE},
+                                    {"task_clock", FALSE}};
+    const QphPerfChange off_on[] = {{"page_faults", FALSE},
+                                    {"page_faults", TRUE}};
+    const QphPerfChange cmt[] = {{"cmt", TRUE}};
+    const QphPerfChange noname[] = {{NULL, TRUE}};
+
+    /* The last entry for a name wins. */
+    update_ok(set, on_off, 2);
+    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    update_ok(set, off_on, 2);
+    g_assert_true(qph_perf_set_is_enabled(set, "page_faults"));
+
+    g_assert_false(qph_perf_set_update(set, cmt, 1, &error));
+    g_assert_cmpstr(error->message, ==,
+                    "Event 'cmt' is served by resctrl, which this helper "
+                    "does not support yet.");
+    g_clear_error(&error);
+    g_assert_false(qph_perf_set_update(set, noname, 1, &error));
+    g_assert_cmpstr(error->message, ==,
+                    "Entry 0 of the perf event change has no name.");
+}
+
+/* Reading: per event name, unit, per-thread values that add up. */
+static void
+test_set_read(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(QphPerfSetReading) r = NULL;
+    TestThread *busy = test_thread_new("qph-vcpu");
+    const QphPerfChange on[] = {{"task_clock", TRUE},
+                                {"perf::CONTEXT-SWITCHES", TRUE}};
+    const QphPerfSetEventValue *tc, *cs;
+    const QphPerfThreadValue *bt;
+
+    update_ok(set, on, G_N_ELEMENTS(on));
+    test_thread_spin(busy, 100);
+    r = read_ok(set);
+
+    g_assert_cmpuint(r->n_events, ==, 2);
+    g_assert_cmpstr(r->events[0].name, ==, "task_clock");
+    g_assert_cmpstr(r->events[1].name, ==, "perf::CONTEXT-SWITCHES");
+    tc = find_event(r, "task_clock");
+    cs = find_event(r, "perf::CONTEXT-SWITCHES");
+    g_assert_cmpstr(tc->unit, ==, "ns");
+    g_assert_cmpstr(cs->unit, ==, "count");
+    g_assert_cmpuint(tc->n_threads, ==, test_count_threads());
+    g_assert_false(tc->user_only);
+    g_assert_false(tc->scaled);
+    bt = find_thread(tc, test_thread_get_tid(busy));
+    g_assert_nonnull(bt);
+    g_test_message("vcpu thread task_clock %" G_GUINT64_FORMAT
+                   " ns, total %" G_GUINT64_FORMAT " ns",
+                   bt->value, tc->value);
+    g_assert_cmpuint(bt->value, >=, 90 * NS_PER_MS);
+    g_assert_cmpuint(tc->value, >=, bt->value);
+    g_assert_cmpuint(tc->time_enabled, >, 0);
+    assert_sums(r);
+
+    test_thread_finish(busy);
+}
+
+/* A new thread is picked up by rescan, once. */
+static void
+test_set_rescan_new_thread(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphPerfSetReading) r = NULL;
+    const QphPerfChange on[] = {{"task_clock", TRUE}};
+    const QphPerfThreadValue *nt;
+    TestThread *t;
+    guint held, fds;
+
+    update_ok(set, on, 1);
+    held = qph_perf_set_count_fds(set);
+    t = test_thread_new("qph-new");
+    fds = test_count_open_fds();
+
+    g_assert_true(qph_perf_set_rescan(set, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held + 1);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 1);
+    /* Again: nothing new, nothing opened twice. */
+    g_assert_true(qph_perf_set_rescan(set, &error));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held + 1);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 1);
+
+    test_thread_spin(t, 50);
+    r = read_ok(set);
+    nt = find_thread(&r->events[0], test_thread_get_tid(t));
+    g_assert_nonnull(nt);
+    g_assert_cmpuint(nt->value, >=, 45 * NS_PER_MS);
+    g_assert_cmpuint(nt->value, <, 1000 * NS_PER_MS);
+    assert_sums(r);
+    test_thread_finish(t);
+}
+
+/* A thread that exits is retired by rescan; its count stays in. */
+static void
+test_set_rescan_exited_thread(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphPerfSetReading) r = NULL;
+    const QphPerfChange on[] = {{"task_clock", TRUE}, {"page_faults", TRUE}};
+    TestThread *t = test_thread_new("qph-exits");
+    pid_t tid = test_thread_get_tid(t);
+    const QphPerfSetEventValue *tc;
+    guint held, fds;
+
+    update_ok(set, on, G_N_ELEMENTS(on));
+    held = qph_perf_set_count_fds(set);
+    test_thread_spin(t, 60);
+    test_thread_finish(t);
+    fds = test_count_open_fds();
+
+    g_assert_true(qph_perf_set_rescan(set, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held - 2);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds - 2);
+
+    r = read_ok(set);
+    tc = find_event(r, "task_clock");
+    g_assert_null(find_thread(tc, tid));
+    g_assert_cmpuint(tc->n_exited, ==, 1);
+    g_test_message("exited thread kept %" G_GUINT64_FORMAT " ns",
+                   tc->exited_value);
+    g_assert_cmpuint(tc->exited_value, >=, 55 * NS_PER_MS);
+    g_assert_cmpuint(tc->value, >=, tc->exited_value);
+    assert_sums(r);
+}
+
+/* A process that is gone: enabling fails and says why; disabling works. */
+static void
+test_set_gone_process(void)
+{
+    pid_t dead = test_dead_pid();
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(dead);
+    g_autoptr(GError) error = NULL;
+    const QphPerfChange on[] = {{"task_clock", TRUE}};
+    const QphPerfChange off[] = {{"task_clock", FALSE}};
+    g_autofree char *msg = g_strdup_printf(
+        "Cannot enable perf event 'task_clock': Cannot list the threads of "
+        "process %d in /proc/%d/task: the process does not exist (it may "
+        "have exited).",
+        (int)dead, (int)dead);
+
+    g_assert_false(qph_perf_set_update(set, on, 1, &error));
+    g_assert_cmpstr(error->message, ==, msg);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
+    update_ok(set, off, 1);
+}
+
+/* g_test_perf() only: the set's read against a bare read() loop. */
+static void
+test_set_read_cost(void)
+{
+    static const char *const names[] = {
+        "task_clock",     "cpu_clock",      "page_faults",
+        "context_switches", "cpu_migrations", "page_faults_min",
+    };
+    enum { N_THREADS = 63, ROUNDS = 2000 };
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    TestThread *t[N_THREADS];
+    QphPerfChange c[G_N_ELEMENTS(names)];
+    g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+    g_autoptr(GArray) tids = NULL;
+    g_autoptr(GTimer) timer = g_timer_new();
+    double set_s, bare_s;
+
+    for (guint i = 0; i < N_THREADS; i++) {
+        t[i] = test_thread_new("qph-bench");
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        c[i] = (QphPerfChange){names[i], TRUE};
+    }
+    update_ok(set, c, G_N_ELEMENTS(c));
+    g_test_message("%u fds", qph_perf_set_count_fds(set));
+
+    /* The same counters, opened by hand. */
+    tids = qph_threads_list(getpid(), NULL);
+    for (guint e = 0; e < G_N_ELEMENTS(names); e++) {
+        const struct perf_event_attr *attr =
+            qph_perf_event_get_attr(qph_perf_set_get_event(set, e));
+
+        for (guint i = 0; i < tids->len; i++) {
+            int fd = (int)syscall(SYS_perf_event_open, attr,
+                                  g_array_index(tids, pid_t, i), -1, -1,
+                                  PERF_FLAG_FD_CLOEXEC);
+
+            g_assert_cmpint(fd, >=, 0);
+            g_array_append_val(fds, fd);
+        }
+    }
+
+    g_timer_start(timer);
+    for (guint r = 0; r < ROUNDS; r++) {
+        g_autoptr(QphPerfSetReading) reading = qph_perf_set_read(set, NULL);
+
+        g_assert_nonnull(reading);
+    }
+    set_s = g_timer_elapsed(timer, NULL);
+
+    g_timer_start(timer);
+    for (guint r = 0; r < ROUNDS; r++) {
+        for (guint i = 0; i < fds->len; i++) {
+            guint64 buf[3];
+
+            g_assert_cmpint(read(g_array_index(fds, int, i), buf,
+                                 sizeof(buf)),
+                            ==, sizeof(buf));
+        }
+    }
+    bare_s = g_timer_elapsed(timer, NULL);
+    g_test_minimized_result(set_s / ROUNDS * 1e6,
+                            "qph_perf_set_read: %.1f us per read of %u fds",
+                            set_s / ROUNDS * 1e6, fds->len);
+    g_test_message("bare read loop: %.1f us; set/bare = %.2f",
+                   bare_s / ROUNDS * 1e6, set_s / bare_s);
+
+    for (guint i = 0; i < fds->len; i++) {
+        close(g_array_index(fds, int, i));
+    }
+    for (guint i = 0; i < N_THREADS; i++) {
+        test_thread_finish(t[i]);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/perf/set/empty", test_set_empty);
+    g_test_add_func("/perf/set/enable-disable-fds",
+                    test_set_enable_disable_fds);
+    g_test_add_func("/perf/set/all-or-nothing", test_set_all_or_nothing);
+    g_test_add_func("/perf/set/failure-keeps-state",
+                    test_set_failure_keeps_state);
+    g_test_add_func("/perf/set/names", test_set_names);
+    g_test_add_func("/perf/set/read", test_set_read);
+    g_test_add_func("/perf/set/rescan-new-thread",
+                    test_set_rescan_new_thread);
+    g_test_add_func("/perf/set/rescan-exited-thread",
+                    test_set_rescan_exited_thread);
+    g_test_add_func("/perf/set/gone-process", test_set_gone_process);
+    if (g_test_perf()) {
+        g_test_add_func("/perf/set/read-cost", test_set_read_cost);
+    }
+    return g_test_run();
+}
