@@ -14,18 +14,34 @@
 #include <string.h>
 
 #define HW(id_, name_, pfm_, desc_)                                            \
-    [id_] = {.id = id_, .name = name_, .pfm_name = pfm_, .unit = "count",      \
+    [id_] = {.id = id_,                                                        \
+             .name = name_,                                                    \
+             .pfm_name = pfm_,                                                 \
+             .unit = "count",                                                  \
              .description = desc_}
 #define SW(id_, name_, pfm_, unit_, desc_)                                     \
-    [id_] = {.id = id_, .name = name_, .pfm_name = pfm_, .unit = unit_,        \
+    [id_] = {.id = id_,                                                        \
+             .name = name_,                                                    \
+             .pfm_name = pfm_,                                                 \
+             .unit = unit_,                                                    \
              .description = desc_}
 #define SW_FALLBACK(id_, name_, pfm_, config_, desc_)                          \
-    [id_] = {.id = id_, .name = name_, .pfm_name = pfm_, .unit = "count",      \
-             .description = desc_, .has_fallback = TRUE,                       \
-             .fallback_type = PERF_TYPE_SOFTWARE, .fallback_config = config_}
+    [id_] = {.id = id_,                                                        \
+             .name = name_,                                                    \
+             .pfm_name = pfm_,                                                 \
+             .unit = "count",                                                  \
+             .description = desc_,                                             \
+             .has_fallback = TRUE,                                             \
+             .fallback_type = PERF_TYPE_SOFTWARE,                              \
+             .fallback_config = config_}
 #define RESCTRL(id_, name_, file_, gauge_, desc_)                              \
-    [id_] = {.id = id_, .name = name_, .unit = "bytes", .description = desc_,  \
-             .resctrl = TRUE, .resctrl_file = file_, .gauge = gauge_}
+    [id_] = {.id = id_,                                                        \
+             .name = name_,                                                    \
+             .unit = "bytes",                                                  \
+             .description = desc_,                                             \
+             .resctrl = TRUE,                                                  \
+             .resctrl_file = file_,                                            \
+             .gauge = gauge_}
 
 static const QphPerfCatalogEntry qph_perf_catalog[] = {
     RESCTRL(QPH_PERF_CATALOG_CMT, "cmt", "llc_occupancy", TRUE,
@@ -34,8 +50,7 @@ static const QphPerfCatalogEntry qph_perf_catalog[] = {
             "Total memory bandwidth used by the VM's threads"),
     RESCTRL(QPH_PERF_CATALOG_MBML, "mbml", "mbm_local_bytes", FALSE,
             "Local memory bandwidth used by the VM's threads"),
-    HW(QPH_PERF_CATALOG_CPU_CYCLES, "cpu_cycles", "perf::CYCLES",
-       "CPU cycles"),
+    HW(QPH_PERF_CATALOG_CPU_CYCLES, "cpu_cycles", "perf::CYCLES", "CPU cycles"),
     HW(QPH_PERF_CATALOG_INSTRUCTIONS, "instructions", "perf::INSTRUCTIONS",
        "Instructions retired"),
     HW(QPH_PERF_CATALOG_CACHE_REFERENCES, "cache_references",

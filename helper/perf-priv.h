@@ -23,8 +23,8 @@ typedef struct {
      */
     gboolean (*is_privileged)(void);
     /* NULL: the perf_event_open system call.  Returns an fd or -1/errno. */
-    int (*open)(struct perf_event_attr *attr, pid_t tid, int cpu,
-                int group_fd, unsigned long flags);
+    int (*open)(struct perf_event_attr *attr, pid_t tid, int cpu, int group_fd,
+                unsigned long flags);
 } QphPerfTestHooks;
 
 /* Install @hooks (copied); NULL restores the real behaviour. */

@@ -31,8 +31,8 @@ qph_perf_set_new(pid_t pid)
     QphPerfSet *set = g_new0(QphPerfSet, 1);
 
     set->pid = pid;
-    set->events = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)qph_perf_event_free);
+    set->events =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     return set;
 }
 
@@ -155,8 +155,8 @@ gboolean
 qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
                     GError **error)
 {
-    g_autoptr(GPtrArray) prepared = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)qph_perf_event_free);
+    g_autoptr(GPtrArray) prepared =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     g_autoptr(GArray) tids = NULL;
 
     for (guint i = 0; i < n; i++) {
@@ -186,15 +186,15 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     if (prepared->len > 0) {
         tids = qph_threads_list(set->pid, error);
         if (!tids) {
-            g_prefix_error(error, "Cannot enable perf event '%s': ",
-                           qph_perf_event_get_name(
-                               g_ptr_array_index(prepared, 0)));
+            g_prefix_error(
+                error, "Cannot enable perf event '%s': ",
+                qph_perf_event_get_name(g_ptr_array_index(prepared, 0)));
             return FALSE;
         }
     }
     for (guint i = 0; i < prepared->len; i++) {
-        if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i),
-                                     tids, error)) {
+        if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i), tids,
+                                     error)) {
             return FALSE;
         }
     }

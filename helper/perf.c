@@ -287,8 +287,8 @@ qph_perf_event_new(const char *name, GError **error)
     ev = g_new0(QphPerfEvent, 1);
     ev->name = g_strdup(name);
     ev->threads = g_array_new(FALSE, FALSE, sizeof(QphPerfThread));
-    if (!qph_perf_encode(name, entry ? entry->pfm_name : name, entry,
-                         &ev->attr, &ev->encoding, error)) {
+    if (!qph_perf_encode(name, entry ? entry->pfm_name : name, entry, &ev->attr,
+                         &ev->encoding, error)) {
         return NULL;
     }
 
@@ -447,10 +447,9 @@ qph_perf_open_error(const QphPerfEvent *ev, pid_t tid, int err,
 
     if (err == EACCES || err == EPERM) {
         int paranoid = qph_perf_read_paranoid();
-        g_autofree char *level =
-            paranoid == QPH_PERF_PARANOID_UNKNOWN
-                ? g_strdup("cannot be read")
-                : g_strdup_printf("is %d", paranoid);
+        g_autofree char *level = paranoid == QPH_PERF_PARANOID_UNKNOWN
+                                     ? g_strdup("cannot be read")
+                                     : g_strdup_printf("is %d", paranoid);
 
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                     "Not allowed to count event '%s' on thread %d%s: "
@@ -474,8 +473,7 @@ qph_perf_open_error(const QphPerfEvent *ev, pid_t tid, int err,
             g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                         "Event '%s' cannot be counted on this host: %s "
                         "(perf_event_open: %s).",
-                        ev->name, qph_perf_open_errors[i].why,
-                        g_strerror(err));
+                        ev->name, qph_perf_open_errors[i].why, g_strerror(err));
         } else {
             g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                         "Cannot count event '%s' on thread %d: %s "
@@ -507,8 +505,7 @@ qph_perf_open_attr(struct perf_event_attr *attr, pid_t tid, int *err)
  * attempt excluded the kernel (for the error message).
  */
 static int
-qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err,
-                    gboolean *user_only)
+qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err, gboolean *user_only)
 {
     gboolean may_switch = !ev->user_only && ev->threads->len == 0 &&
                           ev->n_exited == 0 && !ev->attr.exclude_kernel &&
@@ -610,12 +607,11 @@ qph_perf_scale(const QphPerfReadBuf *buf, gboolean *scaled)
 }
 
 static void
-qph_perf_read_error(const QphPerfEvent *ev, pid_t tid, int err,
-                    GError **error)
+qph_perf_read_error(const QphPerfEvent *ev, pid_t tid, int err, GError **error)
 {
     g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
-                "Cannot read event '%s' on thread %d: %s.", ev->name,
-                (int)tid, err ? g_strerror(err) : "short read");
+                "Cannot read event '%s' on thread %d: %s.", ev->name, (int)tid,
+                err ? g_strerror(err) : "short read");
 }
 
 /**

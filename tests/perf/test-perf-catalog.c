@@ -21,9 +21,18 @@ typedef struct {
     const char *unit;
 } Expected;
 
-#define HW(n, c) {n, FALSE, PERF_TYPE_HARDWARE, c, "count"}
-#define SW(n, c, u) {n, FALSE, PERF_TYPE_SOFTWARE, c, u}
-#define RC(n) {n, TRUE, 0, 0, "bytes"}
+#define HW(n, c)                                                               \
+    {                                                                          \
+        n, FALSE, PERF_TYPE_HARDWARE, c, "count"                               \
+    }
+#define SW(n, c, u)                                                            \
+    {                                                                          \
+        n, FALSE, PERF_TYPE_SOFTWARE, c, u                                     \
+    }
+#define RC(n)                                                                  \
+    {                                                                          \
+        n, TRUE, 0, 0, "bytes"                                                 \
+    }
 
 /* libvirt's order (virPerfEventType). */
 static const Expected expected[] = {
@@ -169,8 +178,7 @@ main(int argc, char **argv)
             g_test_add_data_func(path, &expected[i],
                                  test_catalog_resctrl_refused);
         } else {
-            path = g_strdup_printf("/perf/catalog/encode/%s",
-                                   expected[i].name);
+            path = g_strdup_printf("/perf/catalog/encode/%s", expected[i].name);
             g_test_add_data_func(path, &expected[i], test_catalog_encode);
         }
     }

@@ -86,8 +86,8 @@ test_pfm_host_pmu_name(void)
     {
         pfm_pmu_info_t pinfo = {.size = sizeof(pinfo)};
 
-        if (pfm_get_pmu_info(pmu, &pinfo) != PFM_SUCCESS ||
-            !pinfo.is_present || strcmp(pinfo.name, "perf") == 0 ||
+        if (pfm_get_pmu_info(pmu, &pinfo) != PFM_SUCCESS || !pinfo.is_present ||
+            strcmp(pinfo.name, "perf") == 0 ||
             strcmp(pinfo.name, "perf_raw") == 0) {
             continue;
         }
@@ -242,8 +242,7 @@ test_task_clock_counts(void)
     guint b;
 
     g_assert_true(qph_perf_event_attach(ev, test_gettid(), &error));
-    g_assert_true(qph_perf_event_attach(ev, test_thread_get_tid(busy),
-                                        &error));
+    g_assert_true(qph_perf_event_attach(ev, test_thread_get_tid(busy), &error));
     g_assert_no_error(error);
     g_assert_cmpuint(qph_perf_event_get_n_threads(ev), ==, 2);
     g_assert_cmpuint(test_count_open_fds(), ==, fds + 2);
@@ -255,8 +254,8 @@ test_task_clock_counts(void)
     b = th[0].tid == test_thread_get_tid(busy) ? 0 : 1;
     g_assert_cmpint(th[b].tid, ==, test_thread_get_tid(busy));
     g_assert_cmpint(th[1 - b].tid, ==, test_gettid());
-    g_test_message("busy thread: %" G_GUINT64_FORMAT " ns, main: %"
-                   G_GUINT64_FORMAT " ns",
+    g_test_message("busy thread: %" G_GUINT64_FORMAT
+                   " ns, main: %" G_GUINT64_FORMAT " ns",
                    th[b].value, th[1 - b].value);
     g_assert_cmpuint(th[b].value, >=, 90 * NS_PER_MS);
     g_assert_cmpuint(th[b].value, <, 5000 * NS_PER_MS);
@@ -343,9 +342,9 @@ static void
 test_software_catalog_counts(void)
 {
     static const char *const names[] = {
-        "cpu_clock",       "task_clock",       "page_faults",
-        "context_switches", "cpu_migrations",  "page_faults_min",
-        "page_faults_maj", "alignment_faults", "emulation_faults",
+        "cpu_clock",        "task_clock",       "page_faults",
+        "context_switches", "cpu_migrations",   "page_faults_min",
+        "page_faults_maj",  "alignment_faults", "emulation_faults",
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
@@ -546,8 +545,7 @@ test_priv_eacces_retry(PrivFixture *f, gconstpointer data)
     g_assert_true(qph_perf_event_get_user_only(ev));
 
     /* The next thread counts the same way, without a second try. */
-    g_assert_true(
-        qph_perf_event_attach(ev, test_thread_get_tid(t), &error));
+    g_assert_true(qph_perf_event_attach(ev, test_thread_get_tid(t), &error));
     g_assert_cmpuint(hook.calls, ==, 3);
     g_assert_cmpuint(hook.kernel_calls, ==, 1);
     test_thread_finish(t);
@@ -690,10 +688,17 @@ int
 main(int argc, char **argv)
 {
     static const char *const hardware[] = {
-        "cpu_cycles",         "instructions",     "cache_references",
-        "cache_misses",       "branch_instructions", "branch_misses",
-        "bus_cycles",         "stalled_cycles_frontend",
-        "stalled_cycles_backend", "ref_cpu_cycles", "perf::L1-DCACHE-LOADS",
+        "cpu_cycles",
+        "instructions",
+        "cache_references",
+        "cache_misses",
+        "branch_instructions",
+        "branch_misses",
+        "bus_cycles",
+        "stalled_cycles_frontend",
+        "stalled_cycles_backend",
+        "ref_cpu_cycles",
+        "perf::L1-DCACHE-LOADS",
         "perf_raw::r0076",
     };
 
@@ -713,12 +718,10 @@ main(int argc, char **argv)
                     test_hardware_enoent_sentence);
     g_test_add_func("/perf/event/task-clock-counts", test_task_clock_counts);
     g_test_add_func("/perf/event/attach-twice", test_attach_twice);
-    g_test_add_func("/perf/event/retire-keeps-count",
-                    test_retire_keeps_count);
+    g_test_add_func("/perf/event/retire-keeps-count", test_retire_keeps_count);
     g_test_add_func("/perf/event/software-catalog-counts",
                     test_software_catalog_counts);
-    g_test_add_func("/perf/event/attach-gone-thread",
-                    test_attach_gone_thread);
+    g_test_add_func("/perf/event/attach-gone-thread", test_attach_gone_thread);
 
     g_test_add("/perf/priv/read-paranoid", PrivFixture, NULL, priv_setup,
                test_priv_read_paranoid, priv_teardown);
@@ -733,8 +736,7 @@ main(int argc, char **argv)
     g_test_add("/perf/priv/denied", PrivFixture, NULL, priv_setup,
                test_priv_denied, priv_teardown);
     g_test_add("/perf/priv/kernel-only-not-downgraded", PrivFixture, NULL,
-               priv_setup, test_priv_kernel_only_not_downgraded,
-               priv_teardown);
+               priv_setup, test_priv_kernel_only_not_downgraded, priv_teardown);
     g_test_add_func("/perf/priv/real-nobody", test_priv_real_nobody);
     return g_test_run();
 }

@@ -178,9 +178,8 @@ test_set_failure_keeps_state(void)
     g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
     g_autoptr(GError) error = NULL;
     const QphPerfChange on[] = {{"task_clock", TRUE}};
-    const QphPerfChange bad[] = {{"task_clock", FALSE},
-                                 {"page_faults", TRUE},
-                                 {"no_such_event", TRUE}};
+    const QphPerfChange bad[] = {
+        {"task_clock", FALSE}, {"page_faults", TRUE}, {"no_such_event", TRUE}};
     guint fds, held;
 
     update_ok(set, on, 1);
@@ -361,7 +360,7 @@ static void
 test_set_read_cost(void)
 {
     static const char *const names[] = {
-        "task_clock",     "cpu_clock",      "page_faults",
+        "task_clock",       "cpu_clock",      "page_faults",
         "context_switches", "cpu_migrations", "page_faults_min",
     };
     enum { N_THREADS = 63, ROUNDS = 2000 };
@@ -411,8 +410,7 @@ test_set_read_cost(void)
         for (guint i = 0; i < fds->len; i++) {
             guint64 buf[3];
 
-            g_assert_cmpint(read(g_array_index(fds, int, i), buf,
-                                 sizeof(buf)),
+            g_assert_cmpint(read(g_array_index(fds, int, i), buf, sizeof(buf)),
                             ==, sizeof(buf));
         }
     }
@@ -443,8 +441,7 @@ main(int argc, char **argv)
                     test_set_failure_keeps_state);
     g_test_add_func("/perf/set/names", test_set_names);
     g_test_add_func("/perf/set/read", test_set_read);
-    g_test_add_func("/perf/set/rescan-new-thread",
-                    test_set_rescan_new_thread);
+    g_test_add_func("/perf/set/rescan-new-thread", test_set_rescan_new_thread);
     g_test_add_func("/perf/set/rescan-exited-thread",
                     test_set_rescan_exited_thread);
     g_test_add_func("/perf/set/gone-process", test_set_gone_process);
