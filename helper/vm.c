@@ -1,25 +1,84 @@
 /*
  * vm.c: what the helper knows and counts about its one VM
  *
+ * Counters cover every thread of the QEMU process.  Threads are listed from
+ * /proc when a client asks (set-perf-events, query-perf-events) and right
+ * after a forwarded command that may have created some (device_add,
+ * object-add, ...), so no timer runs: a thread that appears is counted from
+ * the moment the helper next looks, never twice (one descriptor per event
+ * and thread, no inherit).  Labels for vCPUs and iothreads are asked of
+ * QEMU only when the set of threads has changed since they were last asked.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/vm.h"
+#include "helper/perf-catalog.h"
 #include "helper/proxy.h"
+#include "helper/threads.h"
+#include "qmp/qmp-error.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
 
 struct QphVm {
     QphProxy *proxy;
     pid_t pid;
     char *resctrl_root;
+    QphPerfSet *perf;
+    QphResctrlMon *resctrl;
+    gboolean resctrl_enabled[QPH_RESCTRL_FEATURE_LAST];
+    GPtrArray *resctrl_order; /* enabled resctrl event names, in order */
+    GHashTable *labels;       /* tid -> QphThreadLabel * */
+    gboolean labels_stale;
 };
+
+static void
+label_free(QphThreadLabel *label)
+{
+    g_free(label->name);
+    g_free(label->qom_path);
+    g_free(label->iothread_id);
+    g_free(label);
+}
+
+void
+qph_vm_reading_free(QphVmReading *reading)
+{
+    if (!reading) {
+        return;
+    }
+    qph_perf_set_reading_free(reading->perf);
+    if (reading->resctrl) {
+        for (guint i = 0; i < reading->resctrl->len; i++) {
+            qph_resctrl_reading_clear(
+                &g_array_index(reading->resctrl, QphVmResctrlValue, i).reading);
+        }
+        g_array_unref(reading->resctrl);
+    }
+    g_clear_pointer(&reading->labels, g_hash_table_unref);
+    g_free(reading);
+}
 
 QphVm *
 qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
 {
     QphVm *vm = g_new0(QphVm, 1);
+    g_autoptr(GError) error = NULL;
 
     vm->proxy = proxy;
     vm->pid = pid;
-    vm->resctrl_root = g_strdup(resctrl_root);
+    vm->resctrl_root = g_strdup(resctrl_root ? resctrl_root
+                                             : QPH_RESCTRL_DEFAULT_ROOT);
+    vm->perf = qph_perf_set_new(pid);
+    vm->resctrl_order = g_ptr_array_new_with_free_func(g_free);
+    vm->labels = g_hash_table_new_full(NULL, NULL, NULL,
+                                       (GDestroyNotify)label_free);
+    vm->labels_stale = TRUE;
+    /* Groups of helpers that died are removed now, not when first needed. */
+    if (g_file_test(vm->resctrl_root, G_FILE_TEST_IS_DIR) &&
+        !qph_resctrl_cleanup_stale(vm->resctrl_root, &error)) {
+        g_debug("No stale resctrl groups cleaned: %s", error->message);
+    }
     return vm;
 }
 
@@ -29,17 +88,394 @@ qph_vm_free(QphVm *vm)
     if (!vm) {
         return;
     }
+    g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+    qph_perf_set_free(vm->perf);
+    g_ptr_array_unref(vm->resctrl_order);
+    g_hash_table_unref(vm->labels);
     g_free(vm->resctrl_root);
     g_free(vm);
 }
 
-void
-qph_vm_note_event(QphVm *vm, const QphScannedMessage *event)
+pid_t
+qph_vm_get_pid(QphVm *vm)
 {
+    return vm->pid;
 }
+
+gboolean
+qph_vm_is_enabled(QphVm *vm, const char *name)
+{
+    QphResctrlFeature f;
+
+    if (qph_resctrl_feature_from_event(name, &f)) {
+        return vm->resctrl_enabled[f];
+    }
+    return qph_perf_set_is_enabled(vm->perf, name);
+}
+
+guint
+qph_vm_count_fds(QphVm *vm)
+{
+    return qph_perf_set_count_fds(vm->perf);
+}
+
+static gboolean
+vm_any_resctrl(const gboolean *enabled)
+{
+    for (guint f = 0; f < QPH_RESCTRL_FEATURE_LAST; f++) {
+        if (enabled[f]) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+static QphResctrlMon *
+vm_open_resctrl(QphVm *vm, GError **error)
+{
+    g_autoptr(GArray) tids = qph_threads_list(vm->pid, error);
+
+    if (!tids) {
+        return NULL;
+    }
+    return qph_resctrl_mon_open(vm->resctrl_root, vm->pid,
+                                (const pid_t *)tids->data, tids->len, error);
+}
+
+/**
+ * qph_vm_set_events:
+ * Apply every change or none.  resctrl is prepared first (a group is
+ * created only if needed), then the perf set applies its part all or
+ * nothing; if that fails, a group created here is removed again.
+ */
+gboolean
+qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
+                  GError **error)
+{
+    gboolean target[QPH_RESCTRL_FEATURE_LAST];
+    g_autoptr(GArray) perf_changes =
+        g_array_new(FALSE, FALSE, sizeof(QphPerfChange));
+    gboolean opened = FALSE;
+
+    memcpy(target, vm->resctrl_enabled, sizeof(target));
+    for (guint i = 0; i < n; i++) {
+        QphResctrlFeature f;
+
+        if (qph_resctrl_feature_from_event(changes[i].name, &f)) {
+            target[f] = changes[i].enable;
+        } else {
+            g_array_append_val(perf_changes, changes[i]);
+        }
+    }
+    for (guint f = 0; f < QPH_RESCTRL_FEATURE_LAST; f++) {
+        if (target[f] && !vm->resctrl_enabled[f] &&
+            !qph_resctrl_probe(vm->resctrl_root, f, error)) {
+            g_prefix_error(error, "Unable to enable event '%s': ",
+                           qph_resctrl_feature_info(f)->event);
+            return FALSE;
+        }
+    }
+    if (vm_any_resctrl(target) && !vm->resctrl) {
+        vm->resctrl = vm_open_resctrl(vm, error);
+        if (!vm->resctrl) {
+            for (guint f = 0; f < QPH_RESCTRL_FEATURE_LAST; f++) {
+                if (target[f] && !vm->resctrl_enabled[f]) {
+                    g_prefix_error(error, "Unable to enable event '%s': ",
+                                   qph_resctrl_feature_info(f)->event);
+                    break;
+                }
+            }
+            return FALSE;
+        }
+        opened = TRUE;
+    }
+    if (perf_changes->len > 0 &&
+        !qph_perf_set_update(vm->perf, (const QphPerfChange *)perf_changes->data,
+                             perf_changes->len, error)) {
+        if (opened) {
+            g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+        }
+        return FALSE;
+    }
+    /* Commit: keep the order events were enabled in, like the perf set. */
+    for (guint f = 0; f < QPH_RESCTRL_FEATURE_LAST; f++) {
+        const char *name = qph_resctrl_feature_info(f)->event;
+
+        if (target[f] && !vm->resctrl_enabled[f]) {
+            g_ptr_array_add(vm->resctrl_order, g_strdup(name));
+        } else if (!target[f] && vm->resctrl_enabled[f]) {
+            for (guint i = 0; i < vm->resctrl_order->len; i++) {
+                if (g_str_equal(vm->resctrl_order->pdata[i], name)) {
+                    g_ptr_array_remove_index(vm->resctrl_order, i);
+                    break;
+                }
+            }
+        }
+    }
+    memcpy(vm->resctrl_enabled, target, sizeof(target));
+    if (!vm_any_resctrl(target)) {
+        g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+    }
+    return TRUE;
+}
+
+/* Count threads that appeared since last time (and let go of those that
+ * ended).  Failures are logged: a query still answers with what exists. */
+static void
+vm_rescan(QphVm *vm)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (qph_perf_set_get_n_events(vm->perf) > 0 &&
+        !qph_perf_set_rescan(vm->perf, &error)) {
+        g_message("Unable to pick up new threads of QEMU: %s", error->message);
+        g_clear_error(&error);
+    }
+    if (vm->resctrl) {
+        g_autoptr(GArray) tids = qph_threads_list(vm->pid, &error);
+
+        if (!tids || !qph_resctrl_mon_add_threads(
+                         vm->resctrl, (const pid_t *)tids->data, tids->len,
+                         &error)) {
+            g_message("Unable to keep QEMU's threads in the resctrl group: %s",
+                      error->message);
+        }
+    }
+}
+
+/* ---- Labels --------------------------------------------------------- */
+
+typedef struct {
+    QphVm *vm;
+    gboolean labels;
+    QphVmReadDone done;
+    gpointer data;
+    JsonNode *cpus;      /* query-cpus-fast's return */
+    JsonNode *iothreads; /* query-iothreads' return */
+} ReadJob;
+
+static void
+read_job_free(ReadJob *job)
+{
+    g_clear_pointer(&job->cpus, json_node_unref);
+    g_clear_pointer(&job->iothreads, json_node_unref);
+    g_free(job);
+}
+
+static JsonNode *
+reply_return(const QphScannedMessage *msg)
+{
+    const QphScanMember *ret = msg ? qph_scanned_message_get(msg, "return")
+                                   : NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+
+    if (!ret || !json_parser_load_from_data(parser, msg->data + ret->value_offset,
+                                            ret->value_len, NULL)) {
+        return NULL;
+    }
+    return json_node_ref(json_parser_get_root(parser));
+}
+
+static gboolean
+vm_labels_current(QphVm *vm, GArray *tids)
+{
+    if (vm->labels_stale || g_hash_table_size(vm->labels) != tids->len) {
+        return FALSE;
+    }
+    for (guint i = 0; i < tids->len; i++) {
+        if (!g_hash_table_contains(
+                vm->labels, GINT_TO_POINTER(g_array_index(tids, pid_t, i)))) {
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static void
+vm_label_threads(QphVm *vm, GArray *tids, JsonNode *cpus, JsonNode *iothreads)
+{
+    g_hash_table_remove_all(vm->labels);
+    for (guint i = 0; i < tids->len; i++) {
+        QphThreadLabel *label = g_new0(QphThreadLabel, 1);
+
+        label->tid = g_array_index(tids, pid_t, i);
+        label->kind = label->tid == vm->pid ? QPH_THREAD_MAIN_LOOP
+                                            : QPH_THREAD_OTHER;
+        label->cpu_index = -1;
+        label->name = qph_threads_get_name(vm->pid, label->tid, NULL);
+        g_hash_table_insert(vm->labels, GINT_TO_POINTER(label->tid), label);
+    }
+    if (cpus && JSON_NODE_HOLDS_ARRAY(cpus)) {
+        JsonArray *a = json_node_get_array(cpus);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            JsonObject *o = json_array_get_object_element(a, i);
+            QphThreadLabel *label;
+
+            if (!o || !json_object_has_member(o, "thread-id")) {
+                continue;
+            }
+            label = g_hash_table_lookup(
+                vm->labels,
+                GINT_TO_POINTER(json_object_get_int_member(o, "thread-id")));
+            if (label) {
+                label->kind = QPH_THREAD_VCPU;
+                label->cpu_index =
+                    json_object_get_int_member_with_default(o, "cpu-index", -1);
+                label->qom_path = g_strdup(
+                    json_object_get_string_member_with_default(o, "qom-path",
+                                                               NULL));
+            }
+        }
+    }
+    if (iothreads && JSON_NODE_HOLDS_ARRAY(iothreads)) {
+        JsonArray *a = json_node_get_array(iothreads);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            JsonObject *o = json_array_get_object_element(a, i);
+            QphThreadLabel *label;
+
+            if (!o || !json_object_has_member(o, "thread-id")) {
+                continue;
+            }
+            label = g_hash_table_lookup(
+                vm->labels,
+                GINT_TO_POINTER(json_object_get_int_member(o, "thread-id")));
+            if (label) {
+                label->kind = QPH_THREAD_IOTHREAD;
+                label->iothread_id = g_strdup(
+                    json_object_get_string_member_with_default(o, "id", NULL));
+            }
+        }
+    }
+    vm->labels_stale = FALSE;
+}
+
+/* Take the reading and hand it over. */
+static void
+read_job_finish(ReadJob *job)
+{
+    QphVm *vm = job->vm;
+    g_autoptr(QphVmReading) reading = g_new0(QphVmReading, 1);
+    g_autoptr(GError) error = NULL;
+
+    if (job->labels && (job->cpus || job->iothreads)) {
+        g_autoptr(GArray) tids = qph_threads_list(vm->pid, NULL);
+
+        if (tids) {
+            vm_label_threads(vm, tids, job->cpus, job->iothreads);
+        }
+    }
+    reading->perf = qph_perf_set_read(vm->perf, &error);
+    if (!reading->perf) {
+        job->done(job->data, NULL, g_steal_pointer(&error));
+        read_job_free(job);
+        return;
+    }
+    reading->resctrl = g_array_new(FALSE, TRUE, sizeof(QphVmResctrlValue));
+    for (guint i = 0; i < vm->resctrl_order->len; i++) {
+        QphVmResctrlValue v = { 0 };
+
+        qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i],
+                                       &v.feature);
+        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading,
+                                  &error)) {
+            /* The group itself is unreadable: that is the query's error. */
+            job->done(job->data, NULL, g_steal_pointer(&error));
+            read_job_free(job);
+            return;
+        }
+        g_array_append_val(reading->resctrl, v);
+    }
+    if (job->labels) {
+        reading->labels = g_hash_table_ref(vm->labels);
+    }
+    job->done(job->data, g_steal_pointer(&reading), NULL);
+    read_job_free(job);
+}
+
+static void
+read_job_iothreads(QphUpstream *up, const QphScannedMessage *msg,
+                   gpointer user_data)
+{
+    ReadJob *job = user_data;
+
+    if (!msg) {
+        job->done(job->data, NULL,
+                  g_error_new(QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                              "QEMU's monitor closed during the query."));
+        read_job_free(job);
+        return;
+    }
+    /* Machines without iothreads answer an empty list; errors are fine. */
+    job->iothreads = reply_return(msg);
+    read_job_finish(job);
+}
+
+static void
+read_job_cpus(QphUpstream *up, const QphScannedMessage *msg,
+              gpointer user_data)
+{
+    ReadJob *job = user_data;
+
+    if (!msg) {
+        read_job_iothreads(up, NULL, job);
+        return;
+    }
+    job->cpus = reply_return(msg);
+    qph_upstream_call(up, "query-iothreads", NULL, read_job_iothreads, job);
+}
+
+void
+qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
+{
+    ReadJob *job = g_new0(ReadJob, 1);
+
+    job->vm = vm;
+    job->labels = labels;
+    job->done = done;
+    job->data = data;
+    vm_rescan(vm);
+    if (labels) {
+        g_autoptr(GArray) tids = qph_threads_list(vm->pid, NULL);
+
+        if (!tids || !vm_labels_current(vm, tids)) {
+            qph_upstream_call(qph_proxy_get_upstream(vm->proxy),
+                              "query-cpus-fast", NULL, read_job_cpus, job);
+            return;
+        }
+    }
+    read_job_finish(job);
+}
+
+/* ---- Hooks ---------------------------------------------------------- */
+
+/* Forwarded commands after which QEMU may have new (or fewer) threads. */
+static const char *const thread_changing_commands[] = {
+    "device_add", "device_del", "object-add", "object-del", "cpu-add",
+    "set-numa-node", "blockdev-add", "cont", NULL,
+};
 
 void
 qph_vm_note_reply(QphVm *vm, const char *command,
                   const QphScannedMessage *reply)
 {
+    if (!g_strv_contains(thread_changing_commands, command) ||
+        !qph_scanned_message_get(reply, "return")) {
+        return;
+    }
+    vm->labels_stale = TRUE;
+    vm_rescan(vm);
+}
+
+void
+qph_vm_note_event(QphVm *vm, const QphScannedMessage *event)
+{
+    const QphScanMember *name = qph_scanned_message_get(event, "event");
+
+    if (name && g_strstr_len(event->data + name->value_offset, name->value_len,
+                             "DEVICE_DELETED")) {
+        vm->labels_stale = TRUE;
+        vm_rescan(vm);
+    }
 }

@@ -4,7 +4,7 @@
  * The enabled perf events and resctrl monitoring belong to the VM, not to a
  * client: every client sees the same set.  Thread labels (vCPU index and
  * QOM path, iothread ids) come from QEMU through the helper's own upstream
- * requests.
+ * requests, which no client sees.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -13,13 +13,63 @@
 #include <glib.h>
 #include <sys/types.h>
 
+#include "helper/perf-set.h"
+#include "helper/resctrl.h"
 #include "helper/upstream.h"
 
 typedef struct QphProxy QphProxy;
 typedef struct QphVm QphVm;
 
+typedef enum {
+    QPH_THREAD_MAIN_LOOP,
+    QPH_THREAD_VCPU,
+    QPH_THREAD_IOTHREAD,
+    QPH_THREAD_OTHER,
+} QphThreadKind;
+
+/* What QEMU and /proc say about one thread. */
+typedef struct {
+    pid_t tid;
+    QphThreadKind kind;
+    char *name;        /* /proc comm: "CPU 0/KVM", "IO iothread0", ... */
+    gint64 cpu_index;  /* vCPU threads; -1 otherwise */
+    char *qom_path;    /* vCPU threads; NULL otherwise */
+    char *iothread_id; /* iothreads; NULL otherwise */
+} QphThreadLabel;
+
+/* A resctrl event's reading. */
+typedef struct {
+    QphResctrlFeature feature;
+    QphResctrlReading reading;
+} QphVmResctrlValue;
+
+/* Everything query-perf-events reports, taken at one moment. */
+typedef struct {
+    QphPerfSetReading *perf;     /* enabled perf events */
+    GArray *resctrl;             /* QphVmResctrlValue, enabled ones */
+    GHashTable *labels;          /* tid -> QphThreadLabel *, or NULL */
+} QphVmReading;
+
+void qph_vm_reading_free(QphVmReading *reading);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphVmReading, qph_vm_reading_free)
+
 QphVm *qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root);
 void qph_vm_free(QphVm *vm);
+
+pid_t qph_vm_get_pid(QphVm *vm);
+gboolean qph_vm_is_enabled(QphVm *vm, const char *name);
+guint qph_vm_count_fds(QphVm *vm);
+
+/* set-perf-events: all or nothing over perf and resctrl together. */
+gboolean qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
+                           GError **error);
+
+/* query-perf-events: rescans threads; with @labels, first asks QEMU for
+ * vCPU and iothread labels when threads have changed since last asked. */
+typedef void (*QphVmReadDone)(gpointer data, QphVmReading *reading,
+                              GError *error);
+void qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done,
+                 gpointer data);
 
 /* Hooks from the proxy: events and forwarded replies that may mean new
  * threads (device_add of a vCPU, object-add of an iothread). */
