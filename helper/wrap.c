@@ -133,9 +133,11 @@ cloexec_from(int lowest)
     DIR *dir;
     struct dirent *de;
 
+#ifdef CLOSE_RANGE_CLOEXEC /* glibc 2.34, Linux 5.11 */
     if (close_range((unsigned)lowest, ~0U, CLOSE_RANGE_CLOEXEC) == 0) {
         return;
     }
+#endif
     dir = opendir("/proc/self/fd");
     if (!dir) {
         for (int fd = lowest; fd < 65536; fd++) {
