@@ -1,0 +1,669 @@
+#!/usr/bin/python3
+# bench.py: the benchmark driver (run it through tests/bench/run.sh)
+#
+# Starts real QEMUs, the helper in front of one of their monitors and socat
+# in front of another, runs qph-bench (the C client) against them with the
+# targets interleaved round by round, and reports medians, p99s, ratios and
+# PASS/MISS against the targets of issue 7.  With --update-docs it rewrites
+# the generated part of docs/performance.md and docs/perf-latency.svg.
+#
+# Why three monitors and not two: a QEMU monitor serves one client at a
+# time, and socat connects anew for every client, so the relay needs a
+# monitor of its own.  All three belong to the same QEMU and main loop.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2]
+EVENTS = ["task_clock", "cpu_clock", "context_switches", "cpu_migrations",
+          "page_faults", "page_faults_min"]
+SET_ON = json.dumps({"execute": "set-perf-events", "arguments": {
+    "events": [{"name": e, "enabled": True} for e in EVENTS]}})
+SET_OFF = json.dumps({"execute": "set-perf-events", "arguments": {
+    "events": [{"name": e, "enabled": False} for e in EVENTS]}})
+QUERY = json.dumps({"execute": "query-perf-events"})
+QUERY_PT = json.dumps({"execute": "query-perf-events",
+                       "arguments": {"per-thread": True}})
+STATUS = '{"execute":"query-status"}'
+SCHEMA = '{"execute":"query-qmp-schema"}'
+MIB = 1024 * 1024
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- statistics
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def pct(xs, p):
+    """Nearest-rank percentile."""
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
+    return s[k]
+
+
+def summary(xs):
+    return {"n": len(xs), "median": median(xs), "p99": pct(xs, 99),
+            "min": min(xs)}
+
+
+def paired_ratio(a, b):
+    """Median of the per-round ratios a[i]/b[i] (same round, adjacent)."""
+    return median([x / y for x, y in zip(a, b) if y > 0])
+
+
+# ---------------------------------------------------------------- processes
+
+class Procs:
+    """Everything started here, stopped in reverse order at the end."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, **kw):
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, timeout=5):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def stop_all(self):
+        for p in reversed(list(self.procs)):
+            self.stop(p)
+
+
+def wait_for_socket(path, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} "
+                               f"before {path} appeared")
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} did not appear within {timeout} s")
+
+
+def kvm_usable():
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+        return True
+    except OSError:
+        return False
+
+
+class Vm:
+    """A QEMU with no guest code: paused at -S, so its threads (one per vCPU
+    plus the main loop, RCU and workers) exist and stay quiet, and no guest
+    activity sends QMP events into the idle measurements."""
+
+    def __init__(self, procs, tmp, name, smp, monitors):
+        self.dir = Path(tmp) / name
+        self.dir.mkdir()
+        self.sock = {m: str(self.dir / f"{m}.sock") for m in monitors}
+        args = [os.environ.get("QPH_QEMU") or "qemu-system-x86_64",
+                "-display", "none", "-nodefaults", "-M", "pc", "-m", "256",
+                "-accel", "kvm" if kvm_usable() else "tcg",
+                "-smp", str(smp), "-S"]
+        for m in monitors:
+            args += ["-qmp", f"unix:{self.sock[m]},server=on,wait=off"]
+        self.err = open(self.dir / "qemu.log", "w")
+        self.proc = procs.start(args, stdout=self.err, stderr=self.err)
+        for m in monitors:
+            wait_for_socket(self.sock[m], self.proc)
+        self.pid = self.proc.pid
+        # vCPU threads are created during machine init, before the monitor
+        # is served; wait until their number settles anyway.
+        last, stable = -1, 0
+        while stable < 5:
+            n = len(os.listdir(f"/proc/{self.pid}/task"))
+            stable = stable + 1 if n == last else 0
+            last = n
+            time.sleep(0.05)
+        self.n_threads = last
+
+
+class Helper:
+    def __init__(self, procs, binary, qemu_sock, listen):
+        self.listen = listen
+        self.log = open(listen + ".log", "w")
+        self.proc = procs.start([binary, "--qemu", qemu_sock,
+                                 "--listen", listen],
+                                stdout=self.log, stderr=self.log)
+        wait_for_socket(listen, self.proc)
+        self.pid = self.proc.pid
+
+    def status(self):
+        """VmRSS etc. (kB) of the process, context switches of all threads."""
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM",
+                         "Threads"):
+                    out[k] = int(v.split()[0])
+        cs = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches",
+                                            "nonvoluntary_ctxt_switches")):
+                            cs += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        out["ctxt"] = cs
+        out["fds"] = len(os.listdir(f"/proc/{self.pid}/fd"))
+        return out
+
+
+class Qmp:
+    """A plain blocking QMP client for setup (not for timing)."""
+
+    def __init__(self, path, negotiate=True):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.f = self.s.makefile("rb")
+        self.greeting = json.loads(self.f.readline())
+        if negotiate:
+            self.cmd('{"execute":"qmp_capabilities"}')
+
+    def cmd(self, text):
+        self.s.sendall(text.encode() + b"\n")
+        while True:
+            msg = json.loads(self.f.readline())
+            if "event" not in msg:
+                return msg
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+# ---------------------------------------------------------------- qph-bench
+
+def run_client(binary, mode, rounds, param, cmd, targets, cmd2=None):
+    args = [binary, mode, str(rounds)]
+    args += [cmd, cmd2] if mode == "toggle" else [str(param), cmd]
+    args += [f"{k}={v}" for k, v in targets.items()]
+    out = subprocess.run(args, check=True, stdout=subprocess.PIPE,
+                         text=True).stdout
+    res = {}
+    for line in out.splitlines():
+        name, *vals = line.split()
+        res[name] = [int(v) for v in vals]
+    return res
+
+
+# ---------------------------------------------------------------- phases
+
+def phase_proxy(a, procs, tmp, R):
+    """Forwarded latency and throughput: direct / helper / socat."""
+    vm = Vm(procs, tmp, "proxy", 1, ["direct", "proxied", "relay"])
+    helper = Helper(procs, a.helper, vm.sock["proxied"],
+                    str(vm.dir / "helper.sock"))
+    time.sleep(0.5)
+    R["mem"]["idle_1vcpu"] = helper.status()
+    # 100 idle clients, negotiated, on a fresh helper.
+    clients = [Qmp(helper.listen) for _ in range(100)]
+    time.sleep(0.5)
+    R["mem"]["clients100"] = helper.status()
+    for c in clients:
+        c.close()
+
+    relay = str(vm.dir / "relay-front.sock")
+    socat = procs.start(["socat", f"UNIX-LISTEN:{relay},fork",
+                         f"UNIX-CONNECT:{vm.sock['relay']}"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_socket(relay, socat)
+    targets = {"direct": "unix:" + vm.sock["direct"],
+               "helper": "unix:" + helper.listen,
+               "socat": "unix:" + relay}
+    for key, cmd, rounds in (("query-status", STATUS, a.rounds_small),
+                             ("query-qmp-schema", SCHEMA, a.rounds_schema)):
+        log(f"latency {key}: {rounds} interleaved rounds")
+        R["latency"][key] = run_client(a.client, "latency", rounds,
+                                       max(5, rounds // 50), cmd, targets)
+    log(f"pipeline: {a.rounds_pipe} rounds of {a.depth} query-status")
+    R["pipeline"] = run_client(a.client, "pipeline", a.rounds_pipe, a.depth,
+                               STATUS, targets)
+    R["pipeline_depth"] = a.depth
+    procs.stop(socat)
+    procs.stop(helper.proc)
+    procs.stop(vm.proc)
+
+
+def perf_supported(q):
+    names = {c["name"] for c in q.cmd('{"execute":"query-commands"}')["return"]}
+    return "set-perf-events" in names and "query-perf-events" in names
+
+
+def phase_perf(a, procs, tmp, R, smp):
+    vm = Vm(procs, tmp, f"vm{smp}", smp, ["proxied"])
+    helper = Helper(procs, a.helper, vm.sock["proxied"],
+                    str(vm.dir / "helper.sock"))
+    time.sleep(0.5)
+    P = R["perf"][str(smp)] = {"threads": vm.n_threads}
+    if smp == 64:
+        R["mem"]["idle_64vcpu"] = helper.status()
+    ctl = Qmp(helper.listen)
+    supported = perf_supported(ctl)
+    R["perf_supported"] = supported
+    targets = {}
+    rounds = a.rounds_perf64 if smp == 64 else a.rounds_perf
+    if supported:
+        if smp == 64:
+            log(f"set-perf-events, 64 vCPUs: {a.rounds_set} on/off rounds")
+            P["set"] = run_client(a.client, "toggle", a.rounds_set, 0, SET_ON,
+                                  {"helper": "unix:" + helper.listen},
+                                  cmd2=SET_OFF)
+        r = ctl.cmd(SET_ON)
+        if "error" in r:
+            raise RuntimeError(f"set-perf-events: {r['error']}")
+        r = ctl.cmd(QUERY_PT)
+        if "error" in r:
+            raise RuntimeError(f"query-perf-events: {r['error']}")
+        P["reply_bytes"] = len(json.dumps(r["return"]))
+        P["reply_bytes_total"] = len(json.dumps(ctl.cmd(QUERY)["return"]))
+        P["helper_fds"] = helper.status()["fds"]
+        targets["total"] = f"unix:{helper.listen}|{QUERY}"
+        targets["per-thread"] = f"unix:{helper.listen}|{QUERY_PT}"
+    targets["floor"] = f"floor:{vm.pid}"
+    targets["floor-scan"] = f"floor-scan:{vm.pid}"
+    log(f"query-perf-events, {smp} vCPUs ({vm.n_threads} threads): "
+        f"{rounds} interleaved rounds")
+    P.update(run_client(a.client, "latency", rounds, max(5, rounds // 50),
+                        STATUS, targets))
+    if smp == 64 and supported:
+        R["mem"]["events_64x6"] = helper.status()
+        clients = [Qmp(helper.listen) for _ in range(100)]
+        time.sleep(0.5)
+        R["mem"]["events_64x6_clients100"] = before = helper.status()
+        log(f"idle wakeups: {a.idle_seconds} s, 101 clients, "
+            f"{len(EVENTS)} events on {vm.n_threads} threads, nothing asked")
+        time.sleep(a.idle_seconds)
+        after = helper.status()
+        R["idle"] = {"seconds": a.idle_seconds, "clients": len(clients) + 1,
+                     "ctxt": after["ctxt"] - before["ctxt"],
+                     "fds": after["fds"]}
+        for c in clients:
+            c.close()
+    elif smp == 64:
+        # Without the perf commands: idle wakeups with clients only.
+        clients = [Qmp(helper.listen) for _ in range(100)]
+        time.sleep(0.5)
+        before = helper.status()
+        time.sleep(a.idle_seconds)
+        after = helper.status()
+        R["idle"] = {"seconds": a.idle_seconds, "clients": len(clients) + 1,
+                     "ctxt": after["ctxt"] - before["ctxt"],
+                     "fds": after["fds"], "no_events": True}
+        for c in clients:
+            c.close()
+    ctl.close()
+    procs.stop(helper.proc)
+    procs.stop(vm.proc)
+
+
+# ---------------------------------------------------------------- report
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    qemu = subprocess.run([os.environ.get("QPH_QEMU") or "qemu-system-x86_64",
+                           "--version"], stdout=subprocess.PIPE,
+                          text=True).stdout.splitlines()[0]
+    try:
+        rev = subprocess.run(["git", "-C", str(SRC), "describe", "--always",
+                              "--dirty"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        rev = "unknown"
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "qemu": qemu, "accel": "KVM" if kvm_usable() else "TCG",
+            "date": datetime.datetime.now().astimezone().strftime(
+                "%Y-%m-%d %H:%M %Z"),
+            "commit": rev}
+
+
+def us(ns):
+    return f"{ns / 1000:.1f}"
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def build_report(R):
+    """Rows of (measure, value, target, verdict) and detail tables."""
+    rows = []
+    detail = []
+    lat = R["latency"]
+    detail.append("| command | direct p50 / p99 (µs) | helper p50 / p99 (µs) "
+                  "| socat p50 / p99 (µs) | helper ÷ direct (p50) "
+                  "| socat ÷ direct (p50) | helper ÷ direct (paired) |")
+    detail.append("|---|---|---|---|---|---|---|")
+    for key in ("query-status", "query-qmp-schema"):
+        d, h, s = (summary(lat[key][t]) for t in ("direct", "helper", "socat"))
+        ratio = h["median"] / d["median"]
+        detail.append(
+            f"| `{key}` ({d['n']} rounds) | {us(d['median'])} / {us(d['p99'])} "
+            f"| {us(h['median'])} / {us(h['p99'])} "
+            f"| {us(s['median'])} / {us(s['p99'])} | {ratio:.3f} "
+            f"| {s['median'] / d['median']:.3f} "
+            f"| {paired_ratio(lat[key]['helper'], lat[key]['direct']):.3f} |")
+        rows.append((f"`{key}` round trip, helper ÷ direct (p50)",
+                     f"{ratio:.3f} (socat {s['median'] / d['median']:.3f})",
+                     "≤ 1.10", verdict(ratio <= 1.10)))
+    pipe = R["pipeline"]
+    depth = R["pipeline_depth"]
+    tput = {t: depth / (median(pipe[t]) / 1e9) for t in pipe}
+    detail.append("")
+    detail.append(f"Pipelined: {depth} `query-status` in one write, "
+                  f"{len(pipe['direct'])} interleaved rounds, "
+                  "commands/s from the median batch time:")
+    detail.append("")
+    detail.append("| target | commands/s | batch p50 / p99 (ms) |")
+    detail.append("|---|---|---|")
+    for t in ("direct", "helper", "socat"):
+        s = summary(pipe[t])
+        detail.append(f"| {t} | {tput[t]:,.0f} | {s['median'] / 1e6:.2f} / "
+                      f"{s['p99'] / 1e6:.2f} |")
+    tr = tput["helper"] / tput["direct"]
+    rows.append(("pipelined throughput, helper ÷ direct",
+                 f"{tr:.3f} (socat {tput['socat'] / tput['direct']:.3f})",
+                 "≥ 0.90", verdict(tr >= 0.90)))
+
+    detail.append("")
+    detail.append("`query-perf-events`, 6 software events, interleaved with the "
+                  "read floor (µs, p50 / p99):")
+    detail.append("")
+    detail.append("| vCPUs | threads | total | per-thread | floor (reads) "
+                  "| floor + /proc scan | per-thread ÷ floor | reply bytes "
+                  "(total / per-thread) |")
+    detail.append("|---|---|---|---|---|---|---|---|")
+    for smp in ("1", "8", "64"):
+        P = R["perf"][smp]
+        f = summary(P["floor"])
+        fs = summary(P["floor-scan"])
+        if "total" in P:
+            t = summary(P["total"])
+            pt = summary(P["per-thread"])
+            detail.append(
+                f"| {smp} | {P['threads']} | {us(t['median'])} / {us(t['p99'])} "
+                f"| {us(pt['median'])} / {us(pt['p99'])} "
+                f"| {us(f['median'])} / {us(f['p99'])} "
+                f"| {us(fs['median'])} / {us(fs['p99'])} "
+                f"| {pt['median'] / f['median']:.2f} "
+                f"| {P['reply_bytes_total']:,} / {P['reply_bytes']:,} |")
+        else:
+            detail.append(
+                f"| {smp} | {P['threads']} | n/a | n/a "
+                f"| {us(f['median'])} / {us(f['p99'])} "
+                f"| {us(fs['median'])} / {us(fs['p99'])} | n/a | n/a |")
+    P = R["perf"]["64"]
+    if "total" in P:
+        worst = max(median(P["total"]), median(P["per-thread"]))
+        fl = median(P["floor"])
+        rows.append(("`query-perf-events` 64 vCPUs × 6, p50 (slower of total "
+                     "and per-thread)", f"{us(worst)} µs", "< 1000 µs",
+                     verdict(worst < 1e6)))
+        rows.append(("… ÷ read floor (p50)",
+                     f"{worst / fl:.2f} (floor {us(fl)} µs)", "≤ 2.0",
+                     verdict(worst / fl <= 2.0)))
+        s_on, s_off = summary(P["set"]["helper:on"]), summary(P["set"]["helper:off"])
+        detail.append("")
+        detail.append(f"`set-perf-events`, 6 events on a 64-vCPU VM "
+                      f"({P['threads']} threads, {P['helper_fds']} helper fds "
+                      f"once enabled), {s_on['n']} rounds: enable "
+                      f"{s_on['median'] / 1e6:.2f} ms p50 / "
+                      f"{s_on['p99'] / 1e6:.2f} ms p99; disable "
+                      f"{s_off['median'] / 1e6:.2f} ms p50 / "
+                      f"{s_off['p99'] / 1e6:.2f} ms p99.")
+        rows.append(("`set-perf-events` enable 6 events, 64 vCPUs (p50)",
+                     f"{s_on['median'] / 1e6:.2f} ms", "(reported)", "—"))
+    else:
+        rows.append(("`query-perf-events` 64 vCPUs × 6", "n/a: the helper "
+                     "has no set/query-perf-events yet", "< 1 ms, ≤ 2× floor",
+                     "n/a"))
+
+    M = R["mem"]
+    detail.append("")
+    detail.append("Helper memory (kB, from /proc/PID/status):")
+    detail.append("")
+    detail.append("| state | VmRSS | RssAnon | RssFile | fds |")
+    detail.append("|---|---|---|---|---|")
+    labels = {"idle_1vcpu": "idle, attached to a 1-vCPU VM",
+              "clients100": "100 idle clients (1-vCPU VM, no events)",
+              "idle_64vcpu": "idle, attached to a 64-vCPU VM",
+              "events_64x6": "64 vCPUs × 6 events, after the query benchmark",
+              "events_64x6_clients100": "… and 100 idle clients"}
+    for k, label in labels.items():
+        if k in M:
+            m = M[k]
+            detail.append(f"| {label} | {m['VmRSS']:,} | {m['RssAnon']:,} "
+                          f"| {m['RssFile']:,} | {m['fds']} |")
+    idle = M["idle_1vcpu"]["VmRSS"]
+    rows.append(("RSS idle", f"{idle / 1024:.2f} MiB (anon "
+                 f"{M['idle_1vcpu']['RssAnon'] / 1024:.2f})", "< 4 MiB",
+                 verdict(idle < 4096)))
+    rows.append(("RSS, 100 idle clients",
+                 f"{M['clients100']['VmRSS'] / 1024:.2f} MiB", "(reported)",
+                 "—"))
+    if "events_64x6" in M:
+        e = M["events_64x6"]["VmRSS"]
+        rows.append(("RSS, 64 vCPUs × 6 events", f"{e / 1024:.2f} MiB (anon "
+                     f"{M['events_64x6']['RssAnon'] / 1024:.2f})", "< 8 MiB",
+                     verdict(e < 8192)))
+    I = R["idle"]
+    what = ("clients connected" if I.get("no_events")
+            else "clients connected, 6 events × 64 vCPUs enabled")
+    rows.append((f"context switches over {I['seconds']} s idle "
+                 f"({I['clients']} {what})", str(I["ctxt"]), "0",
+                 verdict(I["ctxt"] == 0)))
+    return rows, detail
+
+
+def table(rows):
+    out = ["| measure | result | target | verdict |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return out
+
+
+def svg_plot(R):
+    """query-perf-events p50 (with p99 whiskers) against vCPUs, beside the
+    floor; a dependency-free SVG on a log-log scale."""
+    import math
+    smps = [1, 8, 64]
+    series = [("per-thread", "query-perf-events per-thread", "#d62728"),
+              ("total", "query-perf-events (totals)", "#1f77b4"),
+              ("floor-scan", "floor + /proc/PID/task scan", "#7f7f7f"),
+              ("floor", "read floor (C loop, no JSON)", "#2ca02c")]
+    pts = {}
+    for key, _, _ in series:
+        if all(key in R["perf"][str(s)] for s in smps):
+            pts[key] = [summary(R["perf"][str(s)][key]) for s in smps]
+    W, H, L, Rm, T, B = 720, 440, 80, 250, 40, 60
+    vals = [v for p in pts.values() for s in p for v in (s["median"], s["p99"])]
+    lo = 10 ** math.floor(math.log10(min(vals) / 1000))
+    hi = 10 ** math.ceil(math.log10(max(max(vals) / 1000, 1000)))
+
+    def x(smp):
+        return L + (W - L - Rm) * math.log2(smp) / 6
+
+    def y(v_us):
+        return T + (H - T - B) * (1 - (math.log10(v_us) - math.log10(lo)) /
+                                  (math.log10(hi) - math.log10(lo)))
+
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+         f'font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{(W - Rm + L) / 2}" y="22" text-anchor="middle" '
+         f'font-size="14">query-perf-events latency, 6 software events '
+         f'(p50, whisker to p99)</text>']
+    d = lo
+    while d <= hi * 1.0001:
+        yy = y(d)
+        o.append(f'<line x1="{L}" y1="{yy:.1f}" x2="{W - Rm}" y2="{yy:.1f}" '
+                 f'stroke="#ddd"/>')
+        o.append(f'<text x="{L - 6}" y="{yy + 4:.1f}" text-anchor="end">'
+                 f'{d:g} µs</text>')
+        d *= 10
+    yy = y(1000)
+    o.append(f'<line x1="{L}" y1="{yy:.1f}" x2="{W - Rm}" y2="{yy:.1f}" '
+             f'stroke="#000" stroke-dasharray="6,4"/>')
+    o.append(f'<text x="{W - Rm - 4}" y="{yy - 5:.1f}" text-anchor="end">'
+             f'target at 64 vCPUs: 1 ms</text>')
+    for s in smps:
+        o.append(f'<line x1="{x(s):.1f}" y1="{T}" x2="{x(s):.1f}" '
+                 f'y2="{H - B}" stroke="#eee"/>')
+        o.append(f'<text x="{x(s):.1f}" y="{H - B + 18}" '
+                 f'text-anchor="middle">{s}</text>')
+    o.append(f'<text x="{(W - Rm + L) / 2}" y="{H - 18}" '
+             f'text-anchor="middle">vCPUs (threads: '
+             f'{", ".join(str(R["perf"][str(s)]["threads"]) for s in smps)})'
+             f'</text>')
+    o.append(f'<line x1="{L}" y1="{H - B}" x2="{W - Rm}" y2="{H - B}" '
+             f'stroke="#000"/>')
+    o.append(f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="#000"/>')
+    ly = T + 10
+    for key, label, colour in series:
+        if key not in pts:
+            continue
+        p = pts[key]
+        path = " ".join(f"{x(s):.1f},{y(v['median'] / 1000):.1f}"
+                        for s, v in zip(smps, p))
+        o.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                 f'stroke-width="2"/>')
+        for s, v in zip(smps, p):
+            o.append(f'<line x1="{x(s):.1f}" y1="{y(v["median"] / 1000):.1f}" '
+                     f'x2="{x(s):.1f}" y2="{y(v["p99"] / 1000):.1f}" '
+                     f'stroke="{colour}"/>')
+            o.append(f'<circle cx="{x(s):.1f}" cy="{y(v["median"] / 1000):.1f}" '
+                     f'r="4" fill="{colour}"/>')
+        o.append(f'<rect x="{W - Rm + 16}" y="{ly - 9}" width="14" height="4" '
+                 f'fill="{colour}"/>')
+        o.append(f'<text x="{W - Rm + 36}" y="{ly - 3}">{label}</text>')
+        o.append(f'<text x="{W - Rm + 36}" y="{ly + 12}" fill="#555">'
+                 f'{" / ".join(us(v["median"]) for v in p)} µs</text>')
+        ly += 40
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+BEGIN = "<!-- bench:begin (generated by tests/bench/bench.py; edit outside) -->"
+END = "<!-- bench:end -->"
+
+
+def update_docs(R, rows, detail):
+    doc = SRC / "docs" / "performance.md"
+    m = R["machine"]
+    gen = [BEGIN, "",
+           f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), "
+           f"Linux {m['kernel']}, {m['qemu']}, {m['accel']}, "
+           f"tree `{m['commit']}`; total run {R['elapsed']:.0f} s.", ""]
+    gen += table(rows) + [""] + detail + ["",
+                                          "![query-perf-events latency against "
+                                          "vCPU count](perf-latency.svg)", "",
+                                          END]
+    text = doc.read_text() if doc.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    doc.write_text(head + "\n".join(gen) + tail)
+    if all("per-thread" in R["perf"][s] or "floor" in R["perf"][s]
+           for s in ("1", "8", "64")):
+        (SRC / "docs" / "perf-latency.svg").write_text(svg_plot(R))
+    log(f"wrote {doc} and docs/perf-latency.svg")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--build", required=True, help="meson build directory")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer rounds (a smoke test, about a minute)")
+    ap.add_argument("--update-docs", action="store_true",
+                    help="rewrite the generated part of docs/performance.md "
+                    "and docs/perf-latency.svg")
+    ap.add_argument("--json", help="also write the raw samples here")
+    a = ap.parse_args()
+    build = Path(a.build).resolve()
+    a.helper = os.environ.get("QPH_HELPER") or str(build / "helper" / "qemu-perf-helper")
+    a.client = str(build / "tests" / "bench" / "qph-bench")
+    q = 5 if a.quick else 1
+    a.rounds_small = 4000 // q
+    a.rounds_schema = 150 // q
+    a.rounds_pipe = 40 // q
+    a.depth = 1000
+    a.rounds_perf = 1500 // q
+    a.rounds_perf64 = 600 // q
+    a.rounds_set = 40 // q
+    a.idle_seconds = 2 if a.quick else 10
+    for tool in ("socat", os.environ.get("QPH_QEMU") or "qemu-system-x86_64"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} not found")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    t0 = time.monotonic()
+    R = {"machine": machine(), "mem": {}, "latency": {}, "perf": {}}
+    procs = Procs()
+    tmp = tempfile.mkdtemp(prefix="qph-bench-")
+    try:
+        phase_proxy(a, procs, tmp, R)
+        for smp in (1, 8, 64):
+            phase_perf(a, procs, tmp, R, smp)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    R["elapsed"] = time.monotonic() - t0
+
+    rows, detail = build_report(R)
+    m = R["machine"]
+    print(f"\nqemu-perf-helper benchmark: {m['cpu']} ({m['cores']} cores), "
+          f"Linux {m['kernel']}, {m['qemu']}, {m['accel']}, {m['date']}, "
+          f"tree {m['commit']}, {R['elapsed']:.0f} s\n")
+    print("\n".join(table(rows)))
+    print()
+    print("\n".join(detail))
+    if a.json:
+        Path(a.json).write_text(json.dumps(R))
+    if a.update_docs:
+        update_docs(R, rows, detail)
+
+
+if __name__ == "__main__":
+    main()
