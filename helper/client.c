@@ -18,6 +18,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/client.h"
+#include "helper/client-priv.h"
 #include "helper/channel.h"
 #include "helper/dispatch.h"
 #include "helper/proxy.h"
@@ -212,11 +213,17 @@ edit_compare(gconstpointer a, gconstpointer b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* QEMU's reply with the helper's id turned back into the client's (or
- * removed, when the client sent none) and, for introspection, the helper's
- * own entries appended to the returned list. */
-static GBytes *
-request_rewrite_reply(Request *req, const QphScannedMessage *msg)
+/**
+ * qph_client_rewrite_reply:
+ * QEMU's reply @msg with the helper's id turned back into the client's
+ * @id_json (or removed, when the client sent none) and, when @extra is
+ * given, the text it returns inserted before the closing ']' of the
+ * returned list (the helper's own introspection entries).  Pure: no
+ * session state, so tests/fuzz can drive it with any scanned message.
+ */
+GBytes *
+qph_client_rewrite_reply(const QphScannedMessage *msg, const char *id_json,
+                         QphReplyExtraFunc extra_func, gpointer extra_data)
 {
     const QphScanMember *id = qph_scanned_message_get(msg, "id");
     const QphScanMember *ret = qph_scanned_message_get(msg, "return");
@@ -226,9 +233,9 @@ request_rewrite_reply(Request *req, const QphScannedMessage *msg)
     GString *out = g_string_sized_new(msg->len + 64);
     gsize pos = 0;
 
-    if (id && req->id_json) {
+    if (id && id_json) {
         edits[n_edits++] = (Edit){ id->value_offset, id->value_len,
-                                   req->id_json, strlen(req->id_json) };
+                                   id_json, strlen(id_json) };
     } else if (id) {
         guint idx = id - msg->members;
         gsize start, end;
@@ -247,7 +254,7 @@ request_rewrite_reply(Request *req, const QphScannedMessage *msg)
         }
         edits[n_edits++] = (Edit){ start, end - start, NULL, 0 };
     }
-    if (req->kind == REQUEST_INTROSPECT && ret && ret->value_len >= 2 &&
+    if (extra_func && ret && ret->value_len >= 2 &&
         msg->data[ret->value_offset] == '[') {
         gboolean empty = TRUE;
 
@@ -258,8 +265,7 @@ request_rewrite_reply(Request *req, const QphScannedMessage *msg)
                 break;
             }
         }
-        extra = qph_proxy_introspect_extra(req->client->proxy,
-                                           req->introspect, !empty);
+        extra = extra_func(!empty, extra_data);
         if (extra) {
             edits[n_edits++] =
                 (Edit){ ret->value_offset + ret->value_len - 1, 0, extra,
@@ -275,6 +281,23 @@ request_rewrite_reply(Request *req, const QphScannedMessage *msg)
     g_string_append_len(out, msg->data + pos, msg->len - pos);
     g_string_append(out, "\r\n");
     return g_string_free_to_bytes(out);
+}
+
+static char *
+request_introspect_extra(gboolean after_elements, gpointer data)
+{
+    Request *req = data;
+
+    return qph_proxy_introspect_extra(req->client->proxy, req->introspect,
+                                      after_elements);
+}
+
+static GBytes *
+request_rewrite_reply(Request *req, const QphScannedMessage *msg)
+{
+    return qph_client_rewrite_reply(
+        msg, req->id_json,
+        req->kind == REQUEST_INTROSPECT ? request_introspect_extra : NULL, req);
 }
 
 static gboolean

@@ -10,6 +10,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/upstream.h"
+#include "helper/upstream-priv.h"
 #include "helper/channel.h"
 
 #include <json-glib/json-glib.h>
@@ -132,9 +133,13 @@ is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Fill in the top-level members of the complete object in @msg. */
-static void
-scan_members(QphScannedMessage *msg)
+/**
+ * qph_upstream_scan_members:
+ * Fill in the top-level members of the complete object in @msg (data and
+ * len set).  Never reads past @msg->len, whatever the bytes.
+ */
+void
+qph_upstream_scan_members(QphScannedMessage *msg)
 {
     const char *p = msg->data;
     gsize len = msg->len;
@@ -376,7 +381,7 @@ upstream_scan(QphUpstream *up)
             };
 
             up->in_message = FALSE;
-            scan_members(&msg);
+            qph_upstream_scan_members(&msg);
             upstream_handle_message(up, &msg);
         }
     }
@@ -519,15 +524,19 @@ upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
     return *key;
 }
 
-guint64
-qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
-                     gsize id_offset, gsize id_len, int *fds, guint n_fds,
-                     QphUpstreamReplyFunc cb, gpointer user_data)
+/**
+ * qph_upstream_splice_id:
+ * Append to @out the client's message @msg with the value at
+ * [@id_offset, @id_offset + @id_len) replaced by @id, or, when @id_len is
+ * 0, with "id" added as its first member (@msg is an object with at least
+ * one member, as qmp_request_check() guarantees).
+ */
+void
+qph_upstream_splice_id(GString *out, const char *msg, gsize len,
+                       gsize id_offset, gsize id_len, guint64 id)
 {
-    guint64 id = upstream_register(up, cb, user_data);
     char idbuf[32];
     int idlen = g_snprintf(idbuf, sizeof(idbuf), "%" G_GUINT64_FORMAT, id);
-    g_autoptr(GString) out = g_string_sized_new(len + 32);
 
     if (id_len > 0) {
         g_string_append_len(out, msg, id_offset);
@@ -535,12 +544,22 @@ qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
         g_string_append_len(out, msg + id_offset + id_len,
                             len - id_offset - id_len);
     } else {
-        /* The message starts with '{' and has at least one member. */
         g_string_append(out, "{\"id\": ");
         g_string_append_len(out, idbuf, idlen);
         g_string_append(out, ", ");
         g_string_append_len(out, msg + 1, len - 1);
     }
+}
+
+guint64
+qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
+                     gsize id_offset, gsize id_len, int *fds, guint n_fds,
+                     QphUpstreamReplyFunc cb, gpointer user_data)
+{
+    guint64 id = upstream_register(up, cb, user_data);
+    g_autoptr(GString) out = g_string_sized_new(len + 32);
+
+    qph_upstream_splice_id(out, msg, len, id_offset, id_len, id);
     /*
      * QEMU keeps only the descriptors of the latest recvmsg() and, with
      * OOB negotiated, reads ahead of the command it is running.  So while
