@@ -1,0 +1,242 @@
+/*
+ * fuzz-splice.c: the id splice both ways, on whatever a client can send
+ *
+ * For every request the framing accepts, the proxy replaces the client's
+ * id by its own (qph_upstream_splice_id) and, when QEMU answers, puts the
+ * client's id back or removes it (qph_client_rewrite_reply).  QEMU's reply
+ * is simulated as QEMU would print the spliced request back (qmp_json_write
+ * of it, id included), which exercises the member scanner on every shape a
+ * value can take.  Properties: the spliced request is one valid message
+ * whose id is the helper's and whose other members are byte for byte the
+ * client's; the rewritten reply is one valid message whose id prints
+ * exactly as the client's did (or is absent), whose other members are
+ * QEMU's, and, when the helper's introspection text is spliced into a
+ * returned list, that list grows by one element.  The member scanner is
+ * also run on the raw input, which must never read out of bounds.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "tests/fuzz/fuzz-common.h"
+#include "helper/client-priv.h"
+#include "helper/upstream-priv.h"
+#include "qmp/json-streamer.h"
+#include "qmp/qmp-request.h"
+
+#include <string.h>
+
+#define HELPER_ID 4294967301ULL /* beyond 32 bits on purpose */
+
+typedef struct {
+    guint n_messages;
+    guint n_errors;
+    GString *data;
+    GPtrArray *members; /* QmpMessageMember copies */
+} One;
+
+static void
+member_copy_free(gpointer p)
+{
+    QmpMessageMember *m = p;
+
+    g_free(m->key);
+    g_free(m);
+}
+
+static void
+one_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
+{
+    One *one = opaque;
+
+    if (error_text) {
+        one->n_errors++;
+        return;
+    }
+    if (one->n_messages++ == 0) {
+        g_string_append_len(one->data, msg->data, msg->len);
+        for (guint i = 0; msg->members && i < msg->members->len; i++) {
+            QmpMessageMember *m = g_memdup2(msg->members->pdata[i],
+                                            sizeof(QmpMessageMember));
+
+            m->key = g_strdup(m->key);
+            g_ptr_array_add(one->members, m);
+        }
+    }
+}
+
+/* Frame @text, expecting exactly one message. */
+static void
+frame_one(const char *text, gsize len, One *one)
+{
+    g_autoptr(QmpStreamer) s = qmp_streamer_new(one_emit, one);
+
+    one->data = g_string_new(NULL);
+    one->members = g_ptr_array_new_with_free_func(member_copy_free);
+    qmp_streamer_feed(s, text, len);
+    qmp_streamer_flush(s);
+    FUZZ_CHECK(one->n_errors == 0);
+    FUZZ_CHECK(one->n_messages == 1);
+}
+
+static void
+one_clear(One *one)
+{
+    g_string_free(one->data, TRUE);
+    g_ptr_array_unref(one->members);
+}
+
+static const QmpMessageMember *
+find_member(GPtrArray *members, const char *key)
+{
+    for (guint i = 0; i < members->len; i++) {
+        const QmpMessageMember *m = members->pdata[i];
+
+        if (g_str_equal(m->key, key)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static char *
+extra_text(gboolean after_elements, gpointer data)
+{
+    return g_strdup(after_elements ? ", {\"name\": \"query-perf-events\"}"
+                                   : "{\"name\": \"query-perf-events\"}");
+}
+
+static void
+check_request(const QmpMessage *msg)
+{
+    g_auto(QmpRequest) req = { 0 };
+    g_autofree char *err = NULL;
+    g_autofree char *client_id = NULL;
+    g_autoptr(GString) spliced = g_string_new(NULL);
+    g_autoptr(GString) reply_text = g_string_new(NULL);
+    g_autoptr(QmpJson) tree = NULL;
+    g_autofree char *perr = NULL;
+    One up = { 0 }, back = { 0 };
+    QphScannedMessage scanned = { 0 };
+    gboolean extra;
+    GBytes *rewritten;
+    gsize rlen;
+    const char *rdata;
+
+    if (!qmp_request_check(msg, TRUE, &req, &err)) {
+        return;
+    }
+    if (req.id) {
+        client_id = qmp_request_format_id(msg, req.id);
+        FUZZ_CHECK(client_id != NULL);
+    }
+
+    /* Client to QEMU. */
+    qph_upstream_splice_id(spliced, msg->data, msg->len,
+                           req.id ? req.id->value_offset : 0,
+                           req.id ? req.id->value_len : 0, HELPER_ID);
+    frame_one(spliced->str, spliced->len, &up);
+    {
+        const QmpMessageMember *id = find_member(up.members, "id");
+        g_autofree char *id_text = NULL;
+
+        FUZZ_CHECK(id != NULL);
+        FUZZ_CHECK(up.members->len ==
+                   msg->members->len + (req.id ? 0 : 1));
+        id_text = g_strndup(up.data->str + id->value_offset, id->value_len);
+        FUZZ_CHECK(g_str_equal(id_text, "4294967301"));
+        for (guint i = 0; i < msg->members->len; i++) {
+            const QmpMessageMember *m = msg->members->pdata[i];
+            const QmpMessageMember *n = find_member(up.members, m->key);
+
+            if (g_str_equal(m->key, "id")) {
+                continue;
+            }
+            FUZZ_CHECK(n != NULL && n->value_len == m->value_len);
+            FUZZ_CHECK(memcmp(up.data->str + n->value_offset,
+                              msg->data + m->value_offset,
+                              m->value_len) == 0);
+        }
+    }
+
+    /* QEMU prints it back as its reply. */
+    tree = qmp_json_parse_value(up.data->str, up.data->len, &perr);
+    FUZZ_CHECK(tree != NULL);
+    qmp_json_write(reply_text, tree);
+    one_clear(&up);
+    scanned.data = reply_text->str;
+    scanned.len = reply_text->len;
+    qph_upstream_scan_members(&scanned);
+    if (!qph_scanned_message_get(&scanned, "id")) {
+        /* Past QPH_SCAN_MAX_MEMBERS: QEMU's replies never have that many. */
+        FUZZ_CHECK(scanned.n_members == QPH_SCAN_MAX_MEMBERS);
+        return;
+    }
+    {
+        const QphScanMember *ret = qph_scanned_message_get(&scanned, "return");
+
+        extra = ret && reply_text->str[ret->value_offset] == '[';
+    }
+    rewritten = qph_client_rewrite_reply(&scanned, client_id,
+                                         extra_text, NULL);
+    rdata = g_bytes_get_data(rewritten, &rlen);
+    FUZZ_CHECK(rlen >= 2 && rdata[rlen - 2] == '\r' && rdata[rlen - 1] == '\n');
+    frame_one(rdata, rlen - 2, &back);
+    {
+        const QmpMessageMember *id = find_member(back.members, "id");
+        g_autofree char *back_text = NULL;
+        g_autoptr(QmpJson) back_tree = NULL;
+
+        if (client_id) {
+            g_autofree char *id_text = NULL;
+
+            FUZZ_CHECK(id != NULL);
+            id_text = g_strndup(back.data->str + id->value_offset,
+                                id->value_len);
+            FUZZ_CHECK(g_str_equal(id_text, client_id));
+        } else {
+            FUZZ_CHECK(id == NULL);
+        }
+        back_tree = qmp_json_parse_value(back.data->str, back.data->len,
+                                         &back_text);
+        FUZZ_CHECK(back_tree != NULL);
+        FUZZ_CHECK(back_tree->members->len ==
+                   tree->members->len - (client_id ? 0 : 1));
+        if (extra) {
+            QmpJson *a = qmp_json_object_get(back_tree, "return");
+            QmpJson *b = qmp_json_object_get(tree, "return");
+
+            FUZZ_CHECK(a && a->type == QMP_JSON_ARRAY);
+            FUZZ_CHECK(a->elements->len == b->elements->len + 1);
+        }
+    }
+    one_clear(&back);
+    g_bytes_unref(rewritten);
+}
+
+static void
+emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
+{
+    if (msg && msg->type == QMP_JSON_OBJECT) {
+        check_request(msg);
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autoptr(QmpStreamer) s = qmp_streamer_new(emit, NULL);
+    QphScannedMessage raw = { .data = (const char *)data, .len = size };
+
+    /* Whatever QEMU might send: the scanner stays inside the bytes. */
+    if (size > 0 && data[0] == '{') {
+        qph_upstream_scan_members(&raw);
+        for (guint i = 0; i < raw.n_members; i++) {
+            FUZZ_CHECK(raw.members[i].value_offset + raw.members[i].value_len
+                       <= size);
+            FUZZ_CHECK(raw.members[i].key + raw.members[i].key_len <=
+                       (const char *)data + size);
+        }
+    }
+    qmp_streamer_feed(s, (const char *)data, size);
+    qmp_streamer_flush(s);
+    return 0;
+}
