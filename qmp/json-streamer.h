@@ -70,3 +70,12 @@ gsize qmp_streamer_get_buffered(const QmpStreamer *s);
  * @error_text) only for input the streamer would have rejected.
  */
 QmpJson *qmp_json_parse_value(const char *data, gsize len, char **error_text);
+
+/**
+ * qmp_streamer_flush:
+ * End of input: finish a pending number or keyword and parse what is left,
+ * as QEMU's json_message_parser_flush() does.  QEMU's monitor never calls
+ * it (an incomplete message at disconnect is simply dropped); it is for
+ * parsing self-contained text.
+ */
+void qmp_streamer_flush(QmpStreamer *s);

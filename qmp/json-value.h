@@ -79,3 +79,15 @@ void qmp_json_write(GString *out, const QmpJson *v);
  * The caller frees the result with g_free().
  */
 guint *qmp_qdict_order(const char *const *keys, guint n);
+
+/**
+ * qmp_json_write_string:
+ * Append @s (modified UTF-8, NUL-terminated) to @out as a quoted JSON
+ * string, escaped exactly as QEMU 7.2's writer escapes it: \" \\ \b \f \n
+ * \r \t, other code points below 0x20 or from 0x7F as \uXXXX (uppercase),
+ * beyond the BMP as a surrogate pair, invalid sequences as \uFFFD.
+ */
+void qmp_json_write_string(GString *out, const char *s);
+
+/* QEMU's tdb_hash() of a QDict key; the bucket is this % 512. */
+guint qmp_qdict_hash(const char *key);
