@@ -1247,20 +1247,22 @@ typedef enum QphQmpCommandIndex {
             args.append('arg->%s' % m.c)
         args += ['opaque', '&local']
         call = 'qph_qmp_%s(%s)' % (cmd.c, ', '.join(args))
+        decl = ''
         if cmd.ret is None:
             run = ('    if (!%s) {\n        return failed("%s", local, error);'
                    '\n    }\n    *ret = qmp_json_new(QMP_JSON_OBJECT);\n'
                    '    return TRUE;\n' % (call, cmd.name))
         else:
             if isinstance(cmd.ret, List):
-                decl = 'g_autoptr(GPtrArray) retval = NULL;'
+                decl = '    g_autoptr(GPtrArray) retval = NULL;\n'
             else:
-                decl = 'g_autoptr(%s) retval = NULL;' % cmd.ret.name
-            run = ('    %s\n\n    retval = %s;\n    if (!retval) {\n'
+                decl = ('    g_autoptr(%s) retval = NULL;\n'
+                        % cmd.ret.name)
+            run = ('    retval = %s;\n    if (!retval) {\n'
                    '        return failed("%s", local, error);\n    }\n'
                    '    *ret = qph_output_%s(retval, error);\n'
                    '    return *ret != NULL;\n'
-                   % (decl, call, cmd.name, cmd.ret.name))
+                   % (call, cmd.name, cmd.ret.name))
         c.append('''
 gboolean
 qph_qmp_marshal_%(c)s(const QmpJson *args, QmpJson **ret, gpointer opaque,
@@ -1268,7 +1270,7 @@ qph_qmp_marshal_%(c)s(const QmpJson *args, QmpJson **ret, gpointer opaque,
 {
     g_autoptr(QmpJson) empty = NULL;
     g_autoptr(%(arg)s) arg = NULL;
-    GError *local = NULL;
+%(decl)s    GError *local = NULL;
 
     if (!args) {
         empty = qmp_json_new(QMP_JSON_OBJECT);
@@ -1279,7 +1281,7 @@ qph_qmp_marshal_%(c)s(const QmpJson *args, QmpJson **ret, gpointer opaque,
         return FALSE;
     }
 %(run)s}
-''' % {'c': cmd.c, 'arg': cmd.arg.name, 'run': run,
+''' % {'c': cmd.c, 'arg': cmd.arg.name, 'run': run, 'decl': decl,
        'pad': ' ' * len('qph_qmp_marshal_%s(' % cmd.c)})
     c.insert(2, '''
 /* A handler failed: pass its error on, and never fail without one. */
