@@ -306,6 +306,7 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
     gboolean found;
     guint64 id;
+    g_autofree guint64 *key = NULL;
     Pending *p;
 
     if (up->state == UPSTREAM_GREETING) {
@@ -325,13 +326,13 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         }
         return;
     }
-    p = g_hash_table_lookup(up->pending, &id);
-    if (!p) {
+    /* Stolen, not removed: the callback may register new requests. */
+    if (!g_hash_table_steal_extended(up->pending, &id, (gpointer *)&key,
+                                     (gpointer *)&p)) {
         g_warning("Dropping a reply from QEMU with unknown id %" G_GUINT64_FORMAT,
                   id);
         return;
     }
-    g_hash_table_steal(up->pending, &id);
     if (id == up->fd_barrier) {
         upstream_release_barrier(up);
     }
@@ -425,6 +426,7 @@ upstream_fail_pending(QphUpstream *up)
     while (g_hash_table_iter_next(&it, &key, &value)) {
         g_ptr_array_add(callbacks, value);
         g_hash_table_iter_steal(&it);
+        g_free(key);
     }
     for (guint i = 0; i < callbacks->len; i++) {
         Pending *p = callbacks->pdata[i];
