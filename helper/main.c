@@ -11,6 +11,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include "helper/privilege.h"
 #include "helper/proxy.h"
 #include "helper/wrap.h"
 
@@ -47,6 +48,8 @@ static char *opt_socket_mode;
 static char *opt_socket_group;
 static char **opt_allow_uid;
 static char *opt_resctrl_root;
+static char **opt_allow_event;
+static char *opt_event_allowlist;
 static gboolean opt_verbose;
 static gboolean opt_version;
 static char **opt_command;
@@ -71,6 +74,11 @@ static const GOptionEntry option_entries[] = {
     { "allow-uid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_allow_uid,
       "Accept only clients of this uid (repeatable; the helper's own uid is "
       "always accepted)", "UID" },
+    { "allow-event", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_allow_event,
+      "Allow this raw (non-catalog) perf event; once given, raw events not "
+      "listed are refused (repeatable)", "NAME" },
+    { "event-allowlist", 0, 0, G_OPTION_ARG_FILENAME, &opt_event_allowlist,
+      "Allow only the raw perf events listed in FILE, one per line", "FILE" },
     { "resctrl-root", 0, 0, G_OPTION_ARG_FILENAME, &opt_resctrl_root,
       "Where resctrl is mounted (default /sys/fs/resctrl)", "DIR" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
@@ -309,6 +317,17 @@ main(int argc, char **argv)
         g_printerr("qemu-perf-helper: %s\n", error->message);
         return 2;
     }
+    /* Nothing inherited stays open but the descriptors we were given. */
+    qph_privilege_close_inherited((const int[]){ opt_qemu_fd, opt_listen_fd },
+                                  2);
+    for (guint i = 0; opt_allow_event && opt_allow_event[i]; i++) {
+        qph_event_allowlist_add(opt_allow_event[i]);
+    }
+    if (opt_event_allowlist &&
+        !qph_event_allowlist_load(opt_event_allowlist, &error)) {
+        g_printerr("qemu-perf-helper: %s\n", error->message);
+        return 2;
+    }
     opts.listen_path = opt_listen;
     opts.listen_fd = opt_listen_fd;
     opts.resctrl_root = opt_resctrl_root ? opt_resctrl_root : "/sys/fs/resctrl";
@@ -335,6 +354,24 @@ main(int argc, char **argv)
         return 1;
     }
 
+    {
+        /* QEMU is started (it inherits none of this) or attached. */
+        QphPrivilegeContext priv = {
+            .qemu_fd = qemu_fd,
+            .qemu_pid = opt_qemu_pid,
+            .listen_path = opt_listen,
+            .socket_group_set = opt_socket_group != NULL,
+            .socket_gid = opts.socket_gid,
+        };
+        g_autofree char *caps = NULL;
+
+        if (!qph_privilege_drop(&priv, &error)) {
+            g_printerr("qemu-perf-helper: %s\n", error->message);
+            return 1;
+        }
+        caps = qph_privilege_describe();
+        g_debug("Capabilities kept: %s", caps);
+    }
     m.proxy = qph_proxy_new(&opts, qemu_fd, opt_qemu_pid, main_proxy_done, &m);
     g_main_loop_run(m.loop);
     g_clear_pointer(&m.proxy, qph_proxy_free);

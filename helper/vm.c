@@ -13,6 +13,7 @@
  */
 #include "helper/vm.h"
 #include "helper/perf-catalog.h"
+#include "helper/privilege.h"
 #include "helper/proxy.h"
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
@@ -157,6 +158,10 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
         g_array_new(FALSE, FALSE, sizeof(QphPerfChange));
     gboolean opened = FALSE;
 
+    /* Refused before anything is applied: all-or-nothing holds. */
+    if (!qph_event_allowlist_check(changes, n, error)) {
+        return FALSE;
+    }
     memcpy(target, vm->resctrl_enabled, sizeof(target));
     for (guint i = 0; i < n; i++) {
         QphResctrlFeature f;
