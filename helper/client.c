@@ -552,7 +552,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
         req->kind = REQUEST_CAPABILITIES;
         req->capabilities = request_capabilities(msg, &qreq);
         client->holding = TRUE;
-    } else if (qph_dispatch_has(qreq.command)) {
+    } else if (qph_proxy_owns_command(client->proxy, qreq.command)) {
         g_autoptr(QmpJson) args = NULL;
 
         for (guint i = 0; i < n_fds; i++) {

@@ -222,6 +222,7 @@ proxy_listen(QphProxy *proxy, GError **error)
     return TRUE;
 }
 
+/* QEMU's own command list is in: note any name clash, then serve. */
 static void
 proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
                        gpointer user_data)
@@ -229,37 +230,24 @@ proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
     QphProxy *proxy = user_data;
     g_autoptr(GPtrArray) shadowed = g_ptr_array_new();
     const char *const *own = qph_dispatch_command_names();
+    g_autoptr(GError) error = NULL;
 
     if (!msg) {
-        return;
+        return; /* QEMU went away; proxy_upstream_closed() finishes */
     }
     for (guint i = 0; own[i]; i++) {
         g_autofree char *needle = g_strdup_printf("\"name\": \"%s\"", own[i]);
 
         if (g_strstr_len(msg->data, msg->len, needle)) {
-            g_warning("QEMU itself offers the command '%s'; the helper's "
-                      "'%s' shadows it for clients of this helper",
+            g_warning("QEMU itself offers the command '%s': the helper leaves "
+                      "it to QEMU and does not answer '%s' itself",
                       own[i], own[i]);
             g_ptr_array_add(shadowed, g_strdup(own[i]));
         }
     }
     g_ptr_array_add(shadowed, NULL);
     proxy->qemu_commands_shadowed = (GStrv)g_ptr_array_steal(shadowed, NULL);
-}
 
-static void
-proxy_upstream_ready(QphUpstream *up, gpointer opaque)
-{
-    QphProxy *proxy = opaque;
-    g_autoptr(GError) error = NULL;
-
-    if (!proxy->qemu_pid) {
-        proxy->qemu_pid = qph_upstream_get_peer_pid(up);
-    }
-    proxy->vm = qph_vm_new(proxy, proxy->qemu_pid, proxy->opts.resctrl_root);
-    /* A command of ours that QEMU also has is reported, not hidden. */
-    qph_upstream_call(up, "query-commands", NULL, proxy_commands_checked,
-                      proxy);
     if (!proxy_listen(proxy, &error)) {
         proxy_finish(proxy, error);
         return;
@@ -267,6 +255,20 @@ proxy_upstream_ready(QphUpstream *up, gpointer opaque)
     proxy->listen_source =
         g_unix_fd_add(proxy->listen_fd, G_IO_IN, proxy_accept, proxy);
     g_debug("Serving QMP for QEMU pid %d", (int)proxy->qemu_pid);
+}
+
+static void
+proxy_upstream_ready(QphUpstream *up, gpointer opaque)
+{
+    QphProxy *proxy = opaque;
+
+    if (!proxy->qemu_pid) {
+        proxy->qemu_pid = qph_upstream_get_peer_pid(up);
+    }
+    proxy->vm = qph_vm_new(proxy, proxy->qemu_pid, proxy->opts.resctrl_root);
+    /* A command of ours that QEMU also has is reported before serving. */
+    qph_upstream_call(up, "query-commands", NULL, proxy_commands_checked,
+                      proxy);
 }
 
 static void
@@ -388,6 +390,15 @@ qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
     g_hash_table_remove(proxy->clients, client);
     /* Called from the client's own channel callback: free it afterwards. */
     g_idle_add(proxy_free_client_idle, client);
+}
+
+gboolean
+qph_proxy_owns_command(QphProxy *proxy, const char *command)
+{
+    return qph_dispatch_has(command) &&
+           !(proxy->qemu_commands_shadowed &&
+             g_strv_contains((const char *const *)proxy->qemu_commands_shadowed,
+                             command));
 }
 
 QphIntrospectKind

@@ -49,6 +49,9 @@ guint qph_proxy_get_n_clients(QphProxy *proxy);
 /* For sessions. */
 void qph_proxy_client_closed(QphProxy *proxy, QphClient *client);
 QphIntrospectKind qph_proxy_introspect_kind(const char *command);
+/* Whether the helper answers @command itself (and QEMU has no such
+ * command: on a clash QEMU's wins and the clash is logged at start). */
+gboolean qph_proxy_owns_command(QphProxy *proxy, const char *command);
 char *qph_proxy_introspect_extra(QphProxy *proxy, QphIntrospectKind kind,
                                  gboolean after_elements);
 void qph_proxy_note_reply(QphProxy *proxy, const char *command,
