@@ -146,8 +146,9 @@ class VM:
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
         try:
+            # QEMU creates the socket file at bind(), just before listen().
             for p in [self.direct_path, self.proxied_path] + self.spare_paths:
-                qmp.wait_for_path(p, timeout, self.proc)
+                qmp.wait_for_listening(p, timeout, self.proc)
         except Exception as e:
             self.kill()
             raise RuntimeError(f"QEMU did not start: {e}\n{self.log()}") from e
@@ -182,7 +183,9 @@ class Helper:
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
         try:
-            qmp.wait_for_path(self.listen, timeout, self.proc)
+            # test_lifecycle checks that the socket is ready when it appears;
+            # here we only want a working helper.
+            qmp.wait_for_listening(self.listen, timeout, self.proc)
         except Exception as e:
             self.kill()
             raise RuntimeError(f"helper did not come up: {e}\n{self.log()}") from e

@@ -313,3 +313,33 @@ def same_bytes(direct_lines, proxied_lines):
         if d != p:
             out.append(f"{mark} [{i}] helper: {p!r}")
     raise AssertionError("\n".join(out))
+
+
+def is_listening(path):
+    """Whether a unix socket bound at ``path`` is listening (/proc/net/unix).
+
+    A server's socket file appears at bind(), a moment before listen(); a
+    connect() in between is refused."""
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                    return True
+    except OSError:
+        return True  # cannot tell; let connect() decide
+    return False
+
+
+def wait_for_listening(path, timeout=10.0, proc=None):
+    """Poll until ``path`` exists and is a listening socket."""
+    wait_for_path(path, timeout, proc)
+    deadline = time.monotonic() + timeout
+    while not is_listening(path):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode} "
+                               f"before {path} was listening")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} exists but is not listening after {timeout}s")
+        time.sleep(0.005)
