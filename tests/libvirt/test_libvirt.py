@@ -119,6 +119,14 @@ def helpers_of(qemu_pid):
     return found
 
 
+def pids_named(name):
+    """Live processes whose argv[0] is @name (a path or a bare name)."""
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit()
+            and os.path.basename((proc_cmdline(e.name) or [""])[0]) == name
+            and pid_alive(int(e.name))]
+
+
 def run(argv, timeout=120, check=True, **kwargs):
     res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, timeout=timeout, **kwargs)
@@ -207,10 +215,15 @@ class Daemons:
     def start(self):
         STATE.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.stop_leftovers()
-        if libvirtd_ready():
+        # A daemon someone stopped just before may still answer for a
+        # second or two; only one that stays is someone else's to use.
+        others = {name: [p for p in pids_named(name) if not wait_gone(p, 5)]
+                  for name in ("libvirtd", "virtlogd")}
+        if others["libvirtd"] and libvirtd_ready():
             return  # someone else's libvirtd: use it, leave it alone
         self.owned = True
-        self.start_virtlogd()
+        if not others["virtlogd"]:
+            self.start_virtlogd()
         self.start_libvirtd()
 
     def restart_libvirtd(self):
@@ -471,6 +484,20 @@ def test_set_perf_events(wrapped):
     assert event["name"] == "task_clock"
     assert event["enabled"] is True
     assert isinstance(event["value"], int) and event["value"] >= 0
+
+
+def test_per_thread_labels_from_qemu(wrapped):
+    """The helper's own upstream questions (query-cpus-fast) work while
+    libvirt is connected: vCPU threads carry their index."""
+    reply = wrapped.qmp("query-perf-events",
+                        {"names": ["task_clock"], "per-thread": True})
+    [event] = reply["return"]
+    vcpus = {t["cpu-index"]: t for t in event["threads"]
+             if t.get("kind") == "vcpu"}
+    assert sorted(vcpus) == [0, 1]
+    assert vcpus[0]["name"] == "CPU 0/KVM"
+    assert sum(t["value"] for t in event["threads"]) + \
+        event["exited-value"] == event["value"]
 
 
 def test_set_perf_events_unknown_changes_nothing(wrapped):
