@@ -78,7 +78,9 @@ static void
 streamer_emit_error(QmpStreamer *s, const char *text)
 {
     streamer_reset(s);
-    s->emit(s->opaque, NULL, text);
+    if (s->emit) {
+        s->emit(s->opaque, NULL, text);
+    }
 }
 
 /*
@@ -172,7 +174,9 @@ streamer_parse(QmpStreamer *s)
         msg.members = members;
     }
     s->tree = NULL; /* only the first value */
-    s->emit(s->opaque, &msg, NULL);
+    if (s->emit) {
+        s->emit(s->opaque, &msg, NULL);
+    }
     streamer_reset(s);
 }
 
@@ -330,7 +334,7 @@ qmp_streamer_flush(QmpStreamer *s)
 gsize
 qmp_streamer_get_buffered(const QmpStreamer *s)
 {
-    return s->text->len + s->lexer.token->len;
+    return s->text->len + s->lexer.ws_len + s->lexer.token->len;
 }
 
 typedef struct {
