@@ -11,9 +11,10 @@ What a libvirt user does, through virsh only:
      VMs here, the helper's commands are unknown to QEMU itself).
   4. A domain on the wrapper: query-perf-events/set-perf-events through
      `virsh qemu-monitor-command`, ordinary commands and --hmp passed
-     through, suspend/resume (events), domstats, `virsh dump --memory-only`
-     (a descriptor passed with getfd), a libvirtd restart that keeps the
-     helper's state, and `virsh destroy` that ends the helper.
+     through, a tap NIC's descriptor left to QEMU, suspend/resume (events),
+     domstats, `virsh dump --memory-only` (a descriptor passed with getfd),
+     a libvirtd restart that keeps the helper's state, save and restore
+     (a new QEMU, a new helper), and `virsh destroy` that ends the helper.
 
 Daemons, domains and stray processes are cleaned up by pid afterwards, even
 when a test fails.  The test skips only when libvirt cannot be installed
@@ -240,7 +241,15 @@ class Daemons:
                     stop_pid(pid, timeout=20)
 
 
-def domain_xml(name, emulator, kvm):
+def tap_usable():
+    return os.path.exists("/dev/net/tun")
+
+
+def domain_xml(name, emulator, kvm, nic=False):
+    # A tap NIC (libvirt opens the tap and passes "-netdev tap,fd=N") shows
+    # that descriptors libvirt hands QEMU survive the wrapper.
+    interface = ("<interface type='ethernet'><model type='virtio'/>"
+                 "</interface>" if nic else "")
     return f"""<domain type='{"kvm" if kvm else "qemu"}'>
   <name>{name}</name>
   <memory unit='MiB'>64</memory>
@@ -251,23 +260,26 @@ def domain_xml(name, emulator, kvm):
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
     <audio id='1' type='none'/>
+    {interface}
   </devices>
 </domain>
 """
 
 
 class Domain:
-    def __init__(self, name, emulator, kvm):
+    def __init__(self, name, emulator, kvm, nic=False):
         self.name = name
         self.emulator = emulator
         self.kvm = kvm
+        self.nic = nic
         self.qemu_pid = None
         self.helper_pids = set()
 
     def define(self):
         remove_domain(self.name)
         path = STATE / f"{self.name}.xml"
-        path.write_text(domain_xml(self.name, self.emulator, self.kvm))
+        path.write_text(domain_xml(self.name, self.emulator, self.kvm,
+                                  self.nic))
         virsh("define", str(path))
 
     def start(self):
@@ -401,7 +413,8 @@ def wrapper(env):
 def wrapped(env, wrapper):
     """A running domain whose emulator is the installed wrapper."""
     daemons, kvm, domains = env
-    dom = Domain(DOMAIN_PREFIX + "wrapped", str(wrapper), kvm)
+    dom = Domain(DOMAIN_PREFIX + "wrapped", str(wrapper), kvm,
+                 nic=tap_usable())
     domains.append(dom)
     dom.define()
     t0 = time.monotonic()
@@ -464,9 +477,17 @@ def test_wrapper_process_layout(wrapped):
         os.stat(f"/proc/{wrapped.qemu_pid}").st_uid
     assert Path(f"/proc/{helper}/cgroup").read_text() == \
         Path(f"/proc/{wrapped.qemu_pid}/cgroup").read_text()
-    # Only its own descriptors: no tap, no pidfile lock of QEMU's.
+    # Its own descriptors: the monitor pair end and libvirt's socket.
     fds = {int(fd) for fd in os.listdir(f"/proc/{helper}/fd")}
     assert {0, 1, 2, 3, 4} <= fds
+    assert os.readlink(f"/proc/{helper}/fd/4").startswith("socket:")
+    # The tap libvirt opened is still QEMU's, and only QEMU's.
+    if wrapped.nic:
+        netdev = json.loads(qemu_argv[qemu_argv.index("-netdev") + 1])
+        tap = f"/proc/{wrapped.qemu_pid}/fd/{netdev['fd']}"
+        assert os.readlink(tap) == "/dev/net/tun"
+        assert not [fd for fd in fds if os.readlink(
+            f"/proc/{helper}/fd/{fd}") == "/dev/net/tun"]
 
 
 def test_query_perf_events(wrapped):
@@ -522,6 +543,31 @@ def test_qemu_commands_pass_through(wrapped):
     assert {"query-perf-events", "set-perf-events", "query-status"} <= names
 
 
+def test_bad_requests_are_only_errors(wrapped):
+    """The helper must outlive any request: libvirt kills the VM if its
+    monitor goes away."""
+    helpers = helpers_of(wrapped.qemu_pid)
+    bad = [
+        ("set-perf-events", None),
+        ("set-perf-events", {"events": "task_clock"}),
+        ("set-perf-events", {"events": [{"name": 42, "enabled": True}]}),
+        ("set-perf-events", {"events": [{"name": "x" * 100000,
+                                         "enabled": True}]}),
+        ("set-perf-events", {"events": [{"name": "task_clock"}],
+                             "bogus": 1}),
+        ("query-perf-events", {"names": "task_clock"}),
+        ("query-perf-events", {"per-thread": "yes"}),
+    ]
+    for execute, arguments in bad:
+        reply = wrapped.qmp(execute, arguments, expect_ok=False)
+        assert reply["error"]["class"] == "GenericError", (execute, reply)
+    assert helpers_of(wrapped.qemu_pid) == helpers
+    assert wrapped.state() == "running"
+    enabled = {e["name"] for e in wrapped.qmp("query-perf-events")["return"]
+               if e.get("enabled")}
+    assert enabled == {"task_clock"}
+
+
 def test_suspend_resume(wrapped):
     """libvirt learns the state from QEMU's STOP/RESUME events."""
     virsh("suspend", wrapped.name)
@@ -564,6 +610,31 @@ def test_libvirtd_restart_keeps_helper_state(env, wrapped):
                if e.get("enabled")}
     assert enabled == {"task_clock"}
     assert wrapped.qmp("query-status")["return"]["status"] == "running"
+
+
+def test_save_restore(wrapped):
+    """save stops QEMU (the helper goes with it); restore starts a new QEMU
+    through the wrapper (-incoming defer, the state file passed with getfd)
+    and a new helper, whose counters start empty."""
+    old_qemu, old_helpers = wrapped.qemu_pid, helpers_of(wrapped.qemu_pid)
+    wrapped.helper_pids.update(old_helpers)
+    path = Path("/var/lib/libvirt/qemu/save") / f"{wrapped.name}.save"
+    path.unlink(missing_ok=True)
+    try:
+        virsh("save", wrapped.name, str(path), timeout=300)
+        assert wait_gone(old_qemu, 10)
+        for pid in old_helpers:
+            assert wait_gone(pid, 10), f"helper {pid} outlived QEMU"
+        virsh("restore", str(path), timeout=300)
+    finally:
+        path.unlink(missing_ok=True)
+    wrapped.qemu_pid = read_pidfile(f"/run/libvirt/qemu/{wrapped.name}.pid")
+    assert wrapped.qemu_pid != old_qemu
+    assert len(helpers_of(wrapped.qemu_pid)) == 1
+    assert wrapped.state() == "running"
+    assert wrapped.qmp("query-status")["return"]["status"] == "running"
+    assert not [e for e in wrapped.qmp("query-perf-events")["return"]
+                if e.get("enabled")]
 
 
 def test_destroy_ends_helper(wrapped):
