@@ -189,7 +189,9 @@ lexer_emit(QmpLexer *lexer, int type)
     gboolean go_on = lexer->emit(lexer->opaque, type, lexer->token->str,
                                  lexer->token->len, lexer->ws, lexer->ws_len);
 
-    g_string_truncate(lexer->token, 0);
+    /* g_string_truncate(token, 0), without a call per token. */
+    lexer->token->len = 0;
+    lexer->token->str[0] = '\0';
     lexer->ws_len = 0;
     return go_on;
 }

@@ -108,6 +108,14 @@ qmp_json_unescape_string(const char *token, gsize len, GString *out,
         const char *next;
         int cp, trailing;
 
+        if ((guint8)*ptr >= 0x20 && (guint8)*ptr < 0x80 && *ptr != '\\') {
+            /* Plain ASCII (the common case) stands for itself. */
+            if (out) {
+                g_string_append_c(out, *ptr);
+            }
+            ptr++;
+            continue;
+        }
         if (*ptr != '\\') {
             cp = qmp_utf8_codepoint(ptr, (gsize)(end - ptr), &next);
             if (cp < 0) {
