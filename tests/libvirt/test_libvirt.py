@@ -646,3 +646,19 @@ def test_destroy_ends_helper(wrapped):
     for pid in helpers:
         assert wait_gone(pid, 10), f"helper {pid} outlived QEMU"
     assert wrapped.state() == "shut off"
+
+
+def test_helper_death_stops_the_vm(wrapped):
+    """What docs/libvirt.md warns about: libvirt takes a lost monitor for a
+    crashed QEMU and stops the VM.  (Why the helper must never exit.)"""
+    virsh("start", wrapped.name)
+    wrapped.qemu_pid = read_pidfile(f"/run/libvirt/qemu/{wrapped.name}.pid")
+    [helper] = helpers_of(wrapped.qemu_pid)
+    wrapped.helper_pids.add(helper)
+    os.kill(helper, signal.SIGKILL)
+    assert wait_gone(wrapped.qemu_pid, 30), "QEMU outlived its monitor"
+    deadline = time.monotonic() + 10
+    while wrapped.state() != "shut off" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert virsh("domstate", "--reason",
+                 wrapped.name).stdout.strip() == "shut off (crashed)"
