@@ -483,9 +483,10 @@ resctrl_rmdir(const char *path, GError **error)
     return TRUE;
 }
 
-/* Remove our groups whose QEMU is gone; call with the lock held. */
+/* Remove our groups whose QEMU is gone, and the group of @also (0: none)
+ * that an earlier helper of that QEMU left; call with the lock held. */
 static gboolean
-resctrl_remove_stale_locked(const char *root, GError **error)
+resctrl_remove_stale_locked(const char *root, pid_t also, GError **error)
 {
     g_autoptr(GPtrArray) groups = resctrl_list_groups(root);
     gboolean ok = TRUE;
@@ -496,7 +497,7 @@ resctrl_remove_stale_locked(const char *root, GError **error)
         pid_t pid;
 
         if (g->is_mon && resctrl_is_our_name(g->name, &pid) &&
-            !resctrl_pid_alive(pid)) {
+            (pid == also || !resctrl_pid_alive(pid))) {
             g_autoptr(GError) local = NULL;
 
             if (!resctrl_rmdir(g->path, &local)) {
@@ -524,6 +525,26 @@ resctrl_remove_stale_locked(const char *root, GError **error)
 gboolean
 qph_resctrl_cleanup_stale(const char *root, GError **error)
 {
+    return qph_resctrl_cleanup_leftover(root, 0, error);
+}
+
+/**
+ * qph_resctrl_cleanup_leftover - what qph_resctrl_cleanup_stale() removes,
+ * and the group an earlier helper of a still running QEMU left
+ * @root: the resctrl mount, NULL for /sys/fs/resctrl
+ * @pid: the QEMU a helper starts for (0: none)
+ * @error: set if a group could not be removed
+ *
+ * A helper that starts has nothing enabled, so a qemu-perf-helper-<@pid>
+ * group is a leftover (of a helper killed with SIGKILL, say): its RMID would
+ * stay taken while the helper reports cmt/mbmt/mbml as disabled, and no one
+ * would remove it while QEMU runs.
+ *
+ * Returns: TRUE when nothing stale is left.
+ */
+gboolean
+qph_resctrl_cleanup_leftover(const char *root, pid_t pid, GError **error)
+{
     gboolean ok;
     int lock;
 
@@ -535,7 +556,7 @@ qph_resctrl_cleanup_stale(const char *root, GError **error)
     if (lock < 0) {
         return FALSE;
     }
-    ok = resctrl_remove_stale_locked(root, error);
+    ok = resctrl_remove_stale_locked(root, pid, error);
     resctrl_unlock(lock);
     return ok;
 }
@@ -703,7 +724,7 @@ resctrl_open_locked(const char *root, pid_t pid, GHashTable *tids,
     gpointer tid;
     guint i;
 
-    resctrl_remove_stale_locked(root, NULL);
+    resctrl_remove_stale_locked(root, 0, NULL);
     if (!resctrl_place(root, tids, &p, error)) {
         return NULL;
     }

@@ -83,6 +83,8 @@ gboolean qph_resctrl_mon_is_owned(const QphResctrlMon *mon);
 void qph_resctrl_mon_close(QphResctrlMon *mon);
 
 gboolean qph_resctrl_cleanup_stale(const char *root, GError **error);
+gboolean qph_resctrl_cleanup_leftover(const char *root, pid_t pid,
+                                      GError **error);
 
 void qph_resctrl_reading_clear(QphResctrlReading *reading);
 

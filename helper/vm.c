@@ -75,9 +75,10 @@ qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
     vm->labels = g_hash_table_new_full(NULL, NULL, NULL,
                                        (GDestroyNotify)label_free);
     vm->labels_stale = TRUE;
-    /* Groups of helpers that died are removed now, not when first needed. */
+    /* Groups of helpers that died are removed now, not when first needed,
+     * this QEMU's too: nothing is enabled yet, so it is a leftover. */
     if (g_file_test(vm->resctrl_root, G_FILE_TEST_IS_DIR) &&
-        !qph_resctrl_cleanup_stale(vm->resctrl_root, &error)) {
+        !qph_resctrl_cleanup_leftover(vm->resctrl_root, pid, &error)) {
         g_debug("No stale resctrl groups cleaned: %s", error->message);
     }
     return vm;

@@ -378,7 +378,7 @@ def test_qemu_quit_removes_the_group(rig):
     assert sim.mon_groups() == []
 
 
-def test_sigkill_leftover_is_reused_by_the_next_helper(rig):
+def test_sigkill_leftover_then_next_helper_enables(rig):
     sim, c = rig.sim, rig.client()
     assert set_events(c, cmt=True) == {"return": {}}
     rig.helper.proc.send_signal(signal.SIGKILL)
@@ -397,6 +397,27 @@ def test_sigkill_leftover_is_reused_by_the_next_helper(rig):
     rig.helper.proc.send_signal(signal.SIGTERM)
     assert wait_exit(rig.helper.proc) == 0
     assert sim.mon_groups() == []
+
+
+def test_sigkill_leftover_does_not_outlive_the_next_helper(rig):
+    """The next helper for the same (living) QEMU removes the group at start
+    even if no client enables anything: a new helper has nothing enabled, so
+    the group would hold an RMID (and the threads) for no one, forever."""
+    sim, c = rig.sim, rig.client()
+    assert set_events(c, cmt=True) == {"return": {}}
+    rig.helper.proc.send_signal(signal.SIGKILL)
+    wait_exit(rig.helper.proc)
+
+    rig.start_helper()
+    assert sim.mon_groups() == [], "cleaned at start"
+    assert threads(rig.pid) <= sim.tasks("/")
+    c = rig.client()
+    assert query(c, "cmt")["cmt"]["enabled"] is False
+    c.close()
+    rig.helper.proc.send_signal(signal.SIGTERM)
+    assert wait_exit(rig.helper.proc) == 0
+    assert sim.mon_groups() == []
+    assert threads(rig.pid) <= sim.tasks("/")
 
 
 def test_stale_groups_of_dead_qemus_cleaned_at_start(make_rig):
