@@ -9,13 +9,16 @@ its transcript: "->"/"<-" for QMP, "sim>"/"sim<" for the control socket,
 "sim$" for what the test itself did in the tree.
 """
 
+import fcntl
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
 import conftest
+import qmp
 from resctrl_fixtures import (EVENT_FILES, GROUP_PREFIX, Rig, fuse_problem, query,
                               set_events, threads)
 
@@ -287,6 +290,24 @@ def test_error_in_perf_part_removes_the_new_group(rig):
     assert sim.tasks("/") >= threads(rig.pid)
 
 
+def test_failed_request_keeps_what_was_enabled(rig):
+    sim, c = rig.sim, rig.client()
+    assert set_events(c, cmt=True, mbmt=True) == {"return": {}}
+    tids = sim.tasks(rig.group)
+    sim.ok("mon-features llc_occupancy,mbm_total_bytes")
+
+    # Disabling everything is part of a request that fails: nothing happens.
+    reply = set_events(c, cmt=False, mbmt=False, no_such_event=True)
+    assert "error" in reply and "no_such_event" in reply["error"]["desc"], reply
+    reply = set_events(c, cmt=False, mbmt=False, mbml=True)
+    assert "error" in reply and "'mbm_local_bytes' is not listed" in reply["error"]["desc"]
+
+    got = query(c, *ALL)
+    assert [got[e]["enabled"] for e in ALL] == [True, True, False]
+    assert sim.mon_groups() == [f"{GROUP_PREFIX}{rig.pid}"]
+    assert sim.tasks(rig.group) == tids
+
+
 # ---- someone else's group (libvirt's <cachetune><monitor>) ---------------
 
 
@@ -353,6 +374,49 @@ def test_foreign_ctrl_mon_group_gets_the_helpers_group_inside(make_rig):
         assert sim.tasks("libvirt-ct") == threads(rig.pid) | {other.pid}
     finally:
         conftest.kill_proc(other)
+
+
+# ---- the flock libvirt takes ----------------------------------------------
+
+
+def hold_root_lock(sim):
+    fd = os.open(sim.mount, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print(f"sim$ flock -x {sim.mount}   (another resctrl user, as libvirt would)")
+    return fd
+
+
+def test_changes_wait_for_the_resctrl_lock(rig):
+    sim, c = rig.sim, rig.client()
+    fd = hold_root_lock(sim)
+    try:
+        req = qmp.request("set-perf-events", {"events": [{"name": "cmt", "enabled": True}]})
+        print(f"-> {req.decode()}")
+        c.send_raw(req)
+        time.sleep(0.5)
+        assert sim.mon_groups() == [], "nothing changes while someone else holds the lock"
+    finally:
+        os.close(fd)
+        print("sim$ (lock released)")
+    reply = c.read_reply()
+    print(f"<- {reply}")
+    assert reply == {"return": {}}
+    assert sim.mon_groups() == [f"{GROUP_PREFIX}{rig.pid}"]
+
+
+def test_lock_held_too_long_is_an_error(rig):
+    sim, c = rig.sim, rig.client()
+    fd = hold_root_lock(sim)
+    try:
+        t0 = time.monotonic()
+        reply = set_events(c, task_clock=True, cmt=True)
+        waited = time.monotonic() - t0
+    finally:
+        os.close(fd)
+    assert 4.5 < waited < 9, f"the helper waits about 5 s, not {waited:.1f} s"
+    assert_refused(c, reply, "Timed out after 5000 ms waiting for the lock",
+                   "another resctrl user")
+    assert sim.mon_groups() == []
 
 
 # ---- the helper goes away --------------------------------------------------
