@@ -860,7 +860,10 @@ gboolean
 qph_resctrl_mon_add_threads(QphResctrlMon *mon, const pid_t *tids,
                             guint n_tids, GError **error)
 {
+    g_autoptr(GHashTable) in_group = NULL;
+    g_autoptr(GArray) missing = NULL;
     gboolean ok;
+    guint i;
     int lock;
 
     if (!mon->owned || n_tids == 0) {
@@ -871,6 +874,22 @@ qph_resctrl_mon_add_threads(QphResctrlMon *mon, const pid_t *tids,
                     "No thread list given for resctrl monitoring.");
         return FALSE;
     }
+    /* Every query comes here; usually every thread is in the group already
+     * (the kernel puts a new thread in its creator's group).  Then take no
+     * lock: a query must not wait for another resctrl user. */
+    in_group = resctrl_read_tasks(mon->path, NULL);
+    missing = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    for (i = 0; i < n_tids; i++) {
+        if (!in_group ||
+            !g_hash_table_contains(in_group, GINT_TO_POINTER(tids[i]))) {
+            g_array_append_val(missing, tids[i]);
+        }
+    }
+    if (missing->len == 0) {
+        return TRUE;
+    }
+    tids = (const pid_t *)(void *)missing->data;
+    n_tids = missing->len;
     lock = resctrl_lock(mon->root, error);
     if (lock < 0) {
         return FALSE;

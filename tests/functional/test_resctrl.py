@@ -419,6 +419,24 @@ def test_lock_held_too_long_is_an_error(rig):
     assert sim.mon_groups() == []
 
 
+def test_query_does_not_wait_for_the_lock(rig):
+    """Reads take no lock: with every thread in its group, a query answers at
+    once while another resctrl user holds the root's flock."""
+    sim, c = rig.sim, rig.client()
+    assert set_events(c, cmt=True) == {"return": {}}
+    set_domains(sim, rig.group, "cmt", [10, 20, 30])
+    fd = hold_root_lock(sim)
+    try:
+        t0 = time.monotonic()
+        got = query(c, "cmt")
+        waited = time.monotonic() - t0
+    finally:
+        os.close(fd)
+    assert got["cmt"]["value"] == 60
+    assert waited < 1.5, f"the query waited {waited:.1f} s for the lock"
+    assert "Timed out" not in rig.helper.log()
+
+
 # ---- the helper goes away --------------------------------------------------
 
 
