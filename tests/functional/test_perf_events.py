@@ -23,7 +23,6 @@ Needs the real helper: skipped in QPH_SELFTEST_DIRECT mode.
 """
 
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -34,7 +33,6 @@ from pathlib import Path
 
 import pytest
 
-import qmp
 
 
 def _load_conftest():
