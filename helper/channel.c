@@ -400,6 +400,23 @@ qph_channel_set_reading(QphChannel *ch, gboolean reading)
 }
 
 void
+qph_channel_abort(QphChannel *ch)
+{
+    if (ch->closed || ch->broken) {
+        return;
+    }
+    /*
+     * Drop what is queued (the peer is not reading it) and shut the socket
+     * down both ways: poll() then reports a hang-up whether or not the
+     * peer ever reads, and the next dispatch closes the channel.  Never
+     * closed from here: the caller is in the middle of its own work.
+     */
+    channel_mark_broken(ch);
+    shutdown(ch->fd, SHUT_RDWR);
+    channel_update_condition(ch);
+}
+
+void
 qph_channel_shutdown(QphChannel *ch)
 {
     if (ch->closed) {

@@ -53,6 +53,10 @@ gsize qph_channel_get_queued(const QphChannel *ch);
 /* Stop or resume reading (flow control); reading starts enabled. */
 void qph_channel_set_reading(QphChannel *ch, gboolean reading);
 
+/* Drop queued output and close from the next dispatch, even if the peer
+ * never reads again (qph_channel_shutdown() waits for it to drain). */
+void qph_channel_abort(QphChannel *ch);
+
 /* Write what can be written without blocking, then close. */
 void qph_channel_shutdown(QphChannel *ch);
 

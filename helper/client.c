@@ -134,7 +134,9 @@ client_write(QphClient *client, GBytes *bytes)
         g_message("Client %u does not read its replies (%zu bytes queued); "
                   "disconnecting it",
                   client->serial, qph_channel_get_queued(client->ch));
-        qph_channel_shutdown(client->ch);
+        /* Not a graceful shutdown: that would wait for the client to read
+         * what it never reads, and keep its socket and queue forever. */
+        qph_channel_abort(client->ch);
     }
 }
 
