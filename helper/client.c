@@ -72,7 +72,9 @@ struct QphClient {
     /* While a negotiation is being validated upstream, what follows it
      * depends on its outcome: hold it (bounded by not reading meanwhile). */
     gboolean holding;
-    GQueue held;      /* HeldMessage * */
+    gboolean releasing; /* inside client_release() */
+    GQueue held;      /* HeldMessage *; also requests past the in-flight
+                       * limit */
 };
 
 /* A message (or framing error) kept for later, with its descriptors. */
@@ -116,7 +118,7 @@ client_close_fds(QphClient *client)
 static void
 client_update_flow(QphClient *client)
 {
-    gboolean over = client->holding ||
+    gboolean over = client->holding || !g_queue_is_empty(&client->held) ||
                     client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT ||
                     qph_channel_get_queued(client->ch) >= QPH_CLIENT_MAX_QUEUED;
 
@@ -191,7 +193,8 @@ request_finish(Request *req, GBytes *bytes)
         g_bytes_unref(bytes);
     }
     request_free(req);
-    if (client && release) {
+    if (client && (release || (!client->holding &&
+                               !g_queue_is_empty(&client->held)))) {
         client_release(client);
     } else if (client) {
         client_update_flow(client);
@@ -484,7 +487,13 @@ client_release(QphClient *client)
     HeldMessage *h;
 
     client->holding = FALSE;
-    while (!client->holding && (h = g_queue_pop_head(&client->held))) {
+    if (client->releasing) {
+        return; /* the outer loop goes on */
+    }
+    client->releasing = TRUE;
+    while (!client->holding &&
+           client->inflight->len < QPH_CLIENT_MAX_INFLIGHT &&
+           (h = g_queue_pop_head(&client->held))) {
         client_close_fds(client);
         client->fds = g_steal_pointer(&h->fds);
         client->n_fds = h->n_fds;
@@ -493,6 +502,7 @@ client_release(QphClient *client)
                        h->error_text);
         held_free(h);
     }
+    client->releasing = FALSE;
     client_update_flow(client);
 }
 
@@ -591,7 +601,11 @@ client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 {
     QphClient *client = opaque;
 
-    if (client->holding) {
+    /* One read may hold thousands of requests: past the in-flight
+     * limit they wait here, in order, instead of going upstream where
+     * they would delay every other client's commands. */
+    if (client->holding || !g_queue_is_empty(&client->held) ||
+        client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT) {
         client_hold(client, msg, error_text);
         return;
     }

@@ -18,7 +18,7 @@ typedef struct QphClient QphClient;
 
 /* Per-client bounds: past these the client is not read until it catches
  * up; past the hard limit it is disconnected. */
-#define QPH_CLIENT_MAX_INFLIGHT 64
+#define QPH_CLIENT_MAX_INFLIGHT 8 /* QEMU's own QMP_REQ_QUEUE_LEN_MAX */
 #define QPH_CLIENT_MAX_QUEUED (1u << 20)
 #define QPH_CLIENT_HARD_QUEUED (16u << 20)
 
