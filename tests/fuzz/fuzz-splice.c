@@ -3,7 +3,9 @@
  *
  * For every request the framing accepts, the proxy replaces the client's
  * id by its own (qph_upstream_splice_id) and, when QEMU answers, puts the
- * client's id back or removes it (qph_client_rewrite_reply).  QEMU's reply
+ * client's id back or removes it (qph_client_rewrite_reply).  An id
+ * QEMU echoes as something that is not JSON (an overflowing number comes
+ * back as inf) is only checked to be echoed the same way.  QEMU's reply
  * is simulated as QEMU would print the spliced request back (qmp_json_write
  * of it, id included), which exercises the member scanner on every shape a
  * value can take.  Properties: the spliced request is one valid message
@@ -179,6 +181,19 @@ check_request(const QmpMessage *msg)
                                          extra_text, NULL);
     rdata = g_bytes_get_data(rewritten, &rlen);
     FUZZ_CHECK(rlen >= 2 && rdata[rlen - 2] == '\r' && rdata[rlen - 1] == '\n');
+    if (client_id) {
+        g_autofree char *id_err = NULL;
+        g_autoptr(QmpJson) id_tree = qmp_json_parse_value(
+            client_id, strlen(client_id), &id_err);
+
+        if (!id_tree) {
+            /* An id like 2e347 overflows to a double QEMU prints as "inf",
+             * which is not JSON: the client gets what QEMU would send. */
+            FUZZ_CHECK(g_strstr_len(rdata, rlen, client_id) != NULL);
+            g_bytes_unref(rewritten);
+            return;
+        }
+    }
     frame_one(rdata, rlen - 2, &back);
     {
         const QmpMessageMember *id = find_member(back.members, "id");
