@@ -20,6 +20,7 @@
 #include "tests/fuzz/fuzz-common.h"
 #include "qmp/json-streamer.h"
 
+#include <math.h>
 #include <string.h>
 
 static void
@@ -102,6 +103,27 @@ json_equal(const QmpJson *a, const QmpJson *b)
     return FALSE;
 }
 
+/* QEMU prints an overflowing number (1e999) as inf: not JSON, so such a
+ * value cannot make the round trip, in QEMU either. */
+static gboolean
+json_has_nonfinite(const QmpJson *v)
+{
+    if (v->type == QMP_JSON_DOUBLE) {
+        return !isfinite(v->d);
+    }
+    for (guint i = 0; v->type == QMP_JSON_ARRAY && i < v->elements->len; i++) {
+        if (json_has_nonfinite(v->elements->pdata[i])) {
+            return TRUE;
+        }
+    }
+    for (guint i = 0; v->type == QMP_JSON_OBJECT && i < v->members->len; i++) {
+        if (json_has_nonfinite(((QmpJsonMember *)v->members->pdata[i])->value)) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
 static void
 emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 {
@@ -121,6 +143,9 @@ emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
     FUZZ_CHECK(v != NULL);
     check_keys(v);
     qmp_json_write(once, v);
+    if (json_has_nonfinite(v)) {
+        return;
+    }
     v2 = qmp_json_parse_value(once->str, once->len, &err2);
     if (!v2) {
         fprintf(stderr, "written text does not parse: %s\n%s\n", err2,
