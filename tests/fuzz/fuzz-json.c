@@ -2,9 +2,9 @@
  * fuzz-json.c: argument values through the parser and QEMU's writer
  *
  * The helper builds a tree only for what it must understand itself: the
- * arguments of its own commands and the id it echoes.  Until the schema's
- * generated visitors exist (schema/ is not generated yet), this target
- * covers the layer under them: every value the framing accepts is parsed
+ * arguments of its own commands and the id it echoes.  This target covers
+ * the layer under the generated visitors (fuzz-args.c covers those):
+ * every value the framing accepts is parsed
  * with qmp_json_parse_value and printed with qmp_json_write, as the
  * helper prints its replies.  Properties: the printed text is one valid
  * message; after one round (which turns invalid UTF-8 into U+FFFD)

@@ -43,6 +43,11 @@ TRAFFIC = [
     b'{"execute":"query-name"}{"execute":"query-name","id":2}  {"execute":"quit"}',
     b'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
     b'{"a":{"a":{"a":{"a":{"a":{"a":{"a":{}}}}}}}}',
+    b'{"events": [{"name": "task_clock", "enabled": true}, {"name": "cmt", "enabled": false}]}',
+    b'{"events": [{"name": "x", "enabled": 1}]}',
+    b'{"events": [{"name": "x"}], "extra": null}',
+    b'{"names": ["task_clock", "INST_RETIRED:ANY_P"], "per-thread": true}',
+    b'{"names": [], "per-thread": "yes"}',
 ]
 
 
@@ -62,7 +67,7 @@ def main():
     for data in seeds:
         if len(data) > 65536:
             continue
-        for target in ("framing", "splice", "json"):
+        for target in ("framing", "splice", "json", "args"):
             write(target, data)
     print(f"{len(seeds)} seeds per target")
 
