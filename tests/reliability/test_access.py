@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SANITIZED, Helper, Rig, fc, fds, proc_status, qmp, require
+from rel import SANITIZED, Helper, Rig, fc, fds, proc_status, qmp, require, rig, short_tmp  # noqa: F401 (fixtures)
 
 OUTSIDER_UID = 64123   # no such user: nobody's files, nobody's groups
 OUTSIDER_GID = 64123

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, Helper, fc, fds, perf_fds, qmp, rss_kib
+from rel import SANITIZED, Helper, fc, fds, perf_fds, qmp, rig, rss_kib, short_tmp  # noqa: F401 (fixtures)
 
 
 def wait_exit(proc, timeout):

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, qmp, rss_kib
+from rel import SANITIZED, qmp, rss_kib, shared_rig  # noqa: F401 (fixture)
 
 MiB = 1 << 20
 RSS_BOUND_KIB = (300 * MiB + 64 * MiB) // 1024

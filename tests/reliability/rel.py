@@ -1,6 +1,9 @@
 """Fixtures for the reliability and access tests: the functional suite's
 VM and helper fixtures (tests/functional/conftest.py, imported under another
-name so both conftest files can coexist), plus what these tests need on top:
+name), plus what these tests need on top.  This is deliberately not a
+conftest.py: the functional tests import their conftest by name, and a
+second module called conftest would shadow it when both folders run in one
+pytest session.  Test files import the fixtures they use from here.
 
 - helpers started with extra options or under a wrapper
   (QPH_HELPER_WRAPPER="valgrind --leak-check=full --error-exitcode=99"),
