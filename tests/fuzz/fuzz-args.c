@@ -18,9 +18,9 @@
 
 #define ROUND_TRIP(T, value)                                                   \
     do {                                                                       \
-        g_autoptr(GError) err = NULL;                                          \
-        g_autoptr(T) obj = qph_input_##T(value, &err);                         \
-        FUZZ_CHECK((obj == NULL) != (err == NULL));                            \
+        g_autoptr(GError) rt_err = NULL;                                       \
+        g_autoptr(T) obj = qph_input_##T(value, &rt_err);                      \
+        FUZZ_CHECK((obj == NULL) != (rt_err == NULL));                         \
         if (obj) {                                                             \
             g_autoptr(GError) err2 = NULL;                                     \
             g_autoptr(GError) err3 = NULL;                                     \
