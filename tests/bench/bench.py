@@ -345,17 +345,21 @@ def machine():
     qemu = subprocess.run([os.environ.get("QPH_QEMU") or "qemu-system-x86_64",
                            "--version"], stdout=subprocess.PIPE,
                           text=True).stdout.splitlines()[0]
-    try:
-        rev = subprocess.run(["git", "-C", str(SRC), "describe", "--always",
-                              "--dirty"], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True).stdout.strip()
-    except OSError:
-        rev = "unknown"
+    rev = os.environ.get("QPH_BENCH_COMMIT", "")
+    if not rev:
+        try:
+            rev = subprocess.run(["git", "-C", str(SRC), "describe", "--always",
+                                  "--dirty"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL,
+                                 text=True).stdout.strip() or "unknown"
+        except OSError:
+            rev = "unknown"
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "qemu": qemu, "accel": "KVM" if kvm_usable() else "TCG",
             "date": datetime.datetime.now().astimezone().strftime(
                 "%Y-%m-%d %H:%M %Z"),
-            "commit": rev}
+            "commit": rev,
+            "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def us(ns):
@@ -559,18 +563,28 @@ def svg_plot(R):
              f'stroke="#000"/>')
     o.append(f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="#000"/>')
     ly = T + 10
-    for key, label, colour in series:
+    if "floor" in pts:
+        path = " ".join(f"{x(s):.1f},{y(2 * v['median'] / 1000):.1f}"
+                        for s, v in zip(smps, pts["floor"]))
+        o.append(f'<polyline points="{path}" fill="none" stroke="#2ca02c" '
+                 f'stroke-width="1" stroke-dasharray="3,3"/>')
+        o.append(f'<text x="{x(64) - 6:.1f}" '
+                 f'y="{y(2 * pts["floor"][2]["median"] / 1000) + 14:.1f}" '
+                 f'text-anchor="end" fill="#2ca02c">2 × floor</text>')
+    for n, (key, label, colour) in enumerate(series):
         if key not in pts:
             continue
         p = pts[key]
+        dx = (n - 1.5) * 4
         path = " ".join(f"{x(s):.1f},{y(v['median'] / 1000):.1f}"
                         for s, v in zip(smps, p))
         o.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
                  f'stroke-width="2"/>')
         for s, v in zip(smps, p):
-            o.append(f'<line x1="{x(s):.1f}" y1="{y(v["median"] / 1000):.1f}" '
-                     f'x2="{x(s):.1f}" y2="{y(v["p99"] / 1000):.1f}" '
-                     f'stroke="{colour}"/>')
+            o.append(f'<line x1="{x(s) + dx:.1f}" '
+                     f'y1="{y(v["median"] / 1000):.1f}" x2="{x(s) + dx:.1f}" '
+                     f'y2="{y(v["p99"] / 1000):.1f}" stroke="{colour}" '
+                     f'stroke-opacity="0.6"/>')
             o.append(f'<circle cx="{x(s):.1f}" cy="{y(v["median"] / 1000):.1f}" '
                      f'r="4" fill="{colour}"/>')
         o.append(f'<rect x="{W - Rm + 16}" y="{ly - 9}" width="14" height="4" '
@@ -593,7 +607,8 @@ def update_docs(R, rows, detail):
     gen = [BEGIN, "",
            f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), "
            f"Linux {m['kernel']}, {m['qemu']}, {m['accel']}, "
-           f"tree `{m['commit']}`; total run {R['elapsed']:.0f} s.", ""]
+           f"tree `{m['commit']}`; load average {m['load']} at the start; "
+           f"total run {R['elapsed']:.0f} s.", ""]
     gen += table(rows) + [""] + detail + ["",
                                           "![query-perf-events latency against "
                                           "vCPU count](perf-latency.svg)", "",
@@ -612,15 +627,17 @@ def update_docs(R, rows, detail):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--build", required=True, help="meson build directory")
+    ap.add_argument("--build", help="meson build directory")
     ap.add_argument("--quick", action="store_true",
                     help="fewer rounds (a smoke test, about a minute)")
     ap.add_argument("--update-docs", action="store_true",
                     help="rewrite the generated part of docs/performance.md "
                     "and docs/perf-latency.svg")
     ap.add_argument("--json", help="also write the raw samples here")
+    ap.add_argument("--from-json", help="report on samples saved by --json "
+                    "instead of measuring")
     a = ap.parse_args()
-    build = Path(a.build).resolve()
+    build = Path(a.build or "build-bench").resolve()
     a.helper = os.environ.get("QPH_HELPER") or str(build / "helper" / "qemu-perf-helper")
     a.client = str(build / "tests" / "bench" / "qph-bench")
     q = 5 if a.quick else 1
@@ -638,28 +655,31 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
-    t0 = time.monotonic()
-    R = {"machine": machine(), "mem": {}, "latency": {}, "perf": {}}
-    procs = Procs()
-    tmp = tempfile.mkdtemp(prefix="qph-bench-")
-    try:
-        phase_proxy(a, procs, tmp, R)
-        for smp in (1, 8, 64):
-            phase_perf(a, procs, tmp, R, smp)
-    finally:
-        procs.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
-    R["elapsed"] = time.monotonic() - t0
+    if a.from_json:
+        R = json.loads(Path(a.from_json).read_text())
+    else:
+        t0 = time.monotonic()
+        R = {"machine": machine(), "mem": {}, "latency": {}, "perf": {}}
+        procs = Procs()
+        tmp = tempfile.mkdtemp(prefix="qph-bench-")
+        try:
+            phase_proxy(a, procs, tmp, R)
+            for smp in (1, 8, 64):
+                phase_perf(a, procs, tmp, R, smp)
+        finally:
+            procs.stop_all()
+            shutil.rmtree(tmp, ignore_errors=True)
+        R["elapsed"] = time.monotonic() - t0
 
     rows, detail = build_report(R)
     m = R["machine"]
     print(f"\nqemu-perf-helper benchmark: {m['cpu']} ({m['cores']} cores), "
           f"Linux {m['kernel']}, {m['qemu']}, {m['accel']}, {m['date']}, "
-          f"tree {m['commit']}, {R['elapsed']:.0f} s\n")
+          f"tree {m['commit']}, load {m['load']}, {R['elapsed']:.0f} s\n")
     print("\n".join(table(rows)))
     print()
     print("\n".join(detail))
-    if a.json:
+    if a.json and not a.from_json:
         Path(a.json).write_text(json.dumps(R))
     if a.update_docs:
         update_docs(R, rows, detail)
