@@ -17,7 +17,8 @@
  *       CMD-ON then CMD-OFF each round; prints "NAME:on" and "NAME:off".
  *
  * A TARGET is NAME=unix:PATH (a QMP socket: the greeting is read and
- * qmp_capabilities sent on connect; NAME=unix:PATH|CMD sends CMD there
+ * qmp_capabilities sent on connect; NAME=unix-oob:PATH also enables
+ * out-of-band execution, as the helper does upstream; NAME=unix:PATH|CMD sends CMD there
  * instead of the common one, in latency mode), NAME=floor:PID (the read floor: the six
  * software events opened here on every thread of PID, each fd read with
  * TOTAL_TIME_ENABLED|RUNNING and scaled, no JSON) or NAME=floor-scan:PID
@@ -189,12 +190,17 @@ read_reply(Target *t, int must_succeed)
     }
 }
 
-/** qmp_connect: connect @t to @path, read the greeting and negotiate. */
+/**
+ * qmp_connect: connect @t to @path, read the greeting and negotiate
+ * (asking for out-of-band execution when @oob, as the helper does upstream).
+ */
 static void
-qmp_connect(Target *t, const char *path)
+qmp_connect(Target *t, const char *path, int oob)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
+    const char *caps = oob ? "{\"execute\":\"qmp_capabilities\","
+                             "\"arguments\":{\"enable\":[\"oob\"]}}\n"
+                           : "{\"execute\":\"qmp_capabilities\"}\n";
     const char *line;
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -206,7 +212,7 @@ qmp_connect(Target *t, const char *path)
         die("%s: connect %s: %s", t->name, path, strerror(errno));
     }
     read_line(t, &line); /* greeting */
-    write_all(t->fd, caps, sizeof(caps) - 1);
+    write_all(t->fd, caps, strlen(caps));
     read_reply(t, 1);
 }
 
@@ -312,7 +318,8 @@ floor_read(Target *t)
 static char *with_newline(const char *cmd);
 
 /**
- * parse_target: NAME=unix:PATH[|CMD] | NAME=floor:PID | NAME=floor-scan:PID.
+ * parse_target: NAME=unix[-oob]:PATH[|CMD] | NAME=floor:PID |
+ * NAME=floor-scan:PID.
  */
 static void
 parse_target(Target *t, const char *spec)
@@ -323,12 +330,14 @@ parse_target(Target *t, const char *spec)
         die("bad target %s (want NAME=unix:PATH or NAME=floor:PID)", spec);
     }
     t->name = strndup(spec, (size_t)(eq - spec));
-    if (strncmp(eq + 1, "unix:", 5) == 0) {
-        const char *bar = strchr(eq + 6, '|');
-        char *path = bar ? strndup(eq + 6, (size_t)(bar - eq - 6)) : strdup(eq + 6);
+    if (strncmp(eq + 1, "unix:", 5) == 0 || strncmp(eq + 1, "unix-oob:", 9) == 0) {
+        int oob = eq[5] == '-';
+        const char *p = eq + (oob ? 10 : 6);
+        const char *bar = strchr(p, '|');
+        char *path = bar ? strndup(p, (size_t)(bar - p)) : strdup(p);
 
         t->kind = TARGET_QMP;
-        qmp_connect(t, path);
+        qmp_connect(t, path, oob);
         free(path);
         if (bar) {
             t->cmd = with_newline(bar + 1);
