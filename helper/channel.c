@@ -42,6 +42,7 @@ struct QphChannel {
     gboolean broken; /* a write failed: the next dispatch closes */
     ChannelSource *source;
     gpointer tag;
+    GIOCondition condition; /* what the source polls for now */
     GQueue out; /* OutChunk * */
     gsize queued;
     QphChannelReadFunc read_cb;
@@ -93,8 +94,15 @@ channel_update_condition(QphChannel *ch)
     if (ch->queued > 0 || ch->broken || ch->shutting_down) {
         cond |= G_IO_OUT;
     }
-    /* Errors and hang-ups are always reported by poll(). */
-    g_source_modify_unix_fd(&ch->source->source, ch->tag, cond);
+    /*
+     * Errors and hang-ups are always reported by poll().  Changing the
+     * poll set wakes the main context, so only tell GLib about a change:
+     * on the hot path (a request in, a reply out) nothing changes.
+     */
+    if (cond != ch->condition) {
+        ch->condition = cond;
+        g_source_modify_unix_fd(&ch->source->source, ch->tag, cond);
+    }
 }
 
 /* Close the socket and drop queued output; tell the owner once. */
@@ -297,6 +305,14 @@ qph_channel_new(int fd, QphChannelReadFunc read_cb,
     ch->source->ch = ch;
     g_source_set_name(&ch->source->source, "qph-channel");
     ch->tag = g_source_add_unix_fd(&ch->source->source, fd, G_IO_IN);
+    ch->condition = G_IO_IN;
+    /*
+     * GLib blocks a non-recursive source around each dispatch by taking its
+     * descriptor out of the poll set and putting it back, which wakes the
+     * context twice per message.  No nested main loop ever runs here, so
+     * recursion cannot happen and the blocking buys nothing.
+     */
+    g_source_set_can_recurse(&ch->source->source, TRUE);
     g_source_attach(&ch->source->source, g_main_context_get_thread_default());
     return ch;
 }
