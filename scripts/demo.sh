@@ -11,8 +11,8 @@ ninja -C build >/dev/null
 dir=$(mktemp -d /tmp/qph-demo.XXXXXX)
 trap 'kill $helper 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-accel=tcg cpu=qemu64
-if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=kvm cpu=host; fi
+accel=tcg
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=kvm; fi
 # A boot sector that spins forever keeps vCPU 0 busy, so counters move.
 /usr/bin/python3 - "$dir/spin.img" <<'PY'
 import sys
@@ -22,7 +22,7 @@ PY
 
 echo "== starting: qemu-perf-helper --listen $dir/qmp.sock -- qemu-system-x86_64 -accel $accel ..."
 ./build/helper/qemu-perf-helper --listen "$dir/qmp.sock" -- \
-  qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -M pc -m 64 -smp 2 -display none \
+  qemu-system-x86_64 -accel "$accel" -M pc -m 64 -smp 2 -display none \
   -nodefaults -drive "file=$dir/spin.img,format=raw,if=floppy" &
 helper=$!
 for _ in $(seq 100); do [ -S "$dir/qmp.sock" ] && break; sleep 0.1; done
