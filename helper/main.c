@@ -16,7 +16,6 @@
 #include "helper/wrap.h"
 
 #include <errno.h>
-#include <gio/gio.h>
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <grp.h>
@@ -154,7 +153,7 @@ connect_unix(const char *path, GError **error)
     int fd;
 
     if (strlen(path) >= sizeof(addr.sun_path)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NAMETOOLONG,
                     "Unable to connect to '%s': the path is too long", path);
         return -1;
     }
@@ -163,7 +162,7 @@ connect_unix(const char *path, GError **error)
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         int saved = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
                     "Unable to connect to QEMU's QMP socket '%s': %s", path,
                     g_strerror(saved));
         if (fd >= 0) {
@@ -184,7 +183,7 @@ launch_qemu(char **argv, GPid *pid, GError **error)
     pid_t child;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "Unable to create the monitor socket pair: %s",
                     g_strerror(errno));
         return -1;
@@ -201,7 +200,7 @@ launch_qemu(char **argv, GPid *pid, GError **error)
 
     child = fork();
     if (child < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "Unable to start QEMU: %s", g_strerror(errno));
         close(sv[0]);
         close(sv[1]);

@@ -22,6 +22,7 @@
 #include "helper/perf-catalog.h"
 #include "qmp/qmp-error.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -156,18 +157,79 @@ qph_perf_sys_open(struct perf_event_attr *attr, pid_t tid, int cpu,
     return (int)syscall(SYS_perf_event_open, attr, tid, cpu, group_fd, flags);
 }
 
-/* pfm_initialize() once per process; its result every time. */
-static int
-qph_perf_pfm_init(void)
-{
-    static gsize done;
-    static int ret;
+/*
+ * libpfm4 is loaded only while events are being encoded.  Its event tables
+ * are relocated when the library is loaded, which costs 2 MiB of resident
+ * memory per helper before a single event is asked for; a helper that
+ * nobody asks (most of them) should not pay that.  It is loaded on the
+ * first encoding and unloaded from the next idle turn of the main loop, so
+ * a set-perf-events with many entries loads it once.
+ */
+typedef struct {
+    void *handle;
+    int init_ret;
+    guint unload_source;
+    int (*initialize)(void);
+    void (*terminate)(void);
+    int (*get_os_event_encoding)(const char *, int, pfm_os_t, void *);
+    const char *(*strerror)(int);
+} QphPfm;
 
-    if (g_once_init_enter(&done)) {
-        ret = pfm_initialize();
-        g_once_init_leave(&done, 1);
+static QphPfm qph_pfm;
+
+static gboolean
+qph_perf_pfm_unload(gpointer data)
+{
+    qph_pfm.unload_source = 0;
+    if (qph_pfm.handle) {
+        if (qph_pfm.init_ret == PFM_SUCCESS) {
+            qph_pfm.terminate();
+        }
+        dlclose(qph_pfm.handle);
+        qph_pfm.handle = NULL;
     }
-    return ret;
+    return G_SOURCE_REMOVE;
+}
+
+/* Load and initialize libpfm4 if needed; FALSE with @error set if absent. */
+static gboolean
+qph_perf_pfm_load(const char *name, GError **error)
+{
+    /* In the helper, encoding runs from a main loop dispatch; a caller
+     * without a main loop (a unit test) keeps the library loaded. */
+    if (!qph_pfm.unload_source && g_main_depth() > 0) {
+        qph_pfm.unload_source = g_idle_add(qph_perf_pfm_unload, NULL);
+    }
+    if (qph_pfm.handle) {
+        return TRUE;
+    }
+    qph_pfm.handle = dlopen("libpfm.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!qph_pfm.handle) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot encode perf event '%s': libpfm4 cannot be "
+                    "loaded: %s.",
+                    name, dlerror());
+        return FALSE;
+    }
+    qph_pfm.initialize = (int (*)(void))dlsym(qph_pfm.handle, "pfm_initialize");
+    qph_pfm.terminate = (void (*)(void))dlsym(qph_pfm.handle, "pfm_terminate");
+    qph_pfm.get_os_event_encoding =
+        (int (*)(const char *, int, pfm_os_t, void *))dlsym(
+            qph_pfm.handle, "pfm_get_os_event_encoding");
+    qph_pfm.strerror =
+        (const char *(*)(int))dlsym(qph_pfm.handle, "pfm_strerror");
+    if (!qph_pfm.initialize || !qph_pfm.terminate ||
+        !qph_pfm.get_os_event_encoding || !qph_pfm.strerror) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot encode perf event '%s': libpfm4 lacks the "
+                    "functions the helper uses.",
+                    name);
+        dlclose(qph_pfm.handle);
+        qph_pfm.handle = NULL;
+        return FALSE;
+    }
+    qph_pfm.init_ret = qph_pfm.initialize();
+    return TRUE;
 }
 
 /* perf_event_attr types that need a hardware PMU (dynamic PMUs included). */
@@ -204,12 +266,15 @@ qph_perf_encode(const char *name, const char *pfm_string,
     char *fstr = NULL;
     int ret;
 
-    ret = qph_perf_pfm_init();
+    if (!qph_perf_pfm_load(name, error)) {
+        return FALSE;
+    }
+    ret = qph_pfm.init_ret;
     if (ret != PFM_SUCCESS) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                     "Cannot encode perf event '%s': libpfm4 failed to "
                     "initialize: %s.",
-                    name, pfm_strerror(ret));
+                    name, qph_pfm.strerror(ret));
         return FALSE;
     }
 
@@ -218,8 +283,8 @@ qph_perf_encode(const char *name, const char *pfm_string,
     arg.attr = attr;
     arg.fstr = &fstr;
     arg.size = sizeof(arg);
-    ret = pfm_get_os_event_encoding(pfm_string, PFM_PLM0 | PFM_PLM3,
-                                    PFM_OS_PERF_EVENT_EXT, &arg);
+    ret = qph_pfm.get_os_event_encoding(pfm_string, PFM_PLM0 | PFM_PLM3,
+                                        PFM_OS_PERF_EVENT_EXT, &arg);
     if (ret == PFM_SUCCESS) {
         *encoding = g_strdup(fstr);
         free(fstr);
@@ -242,11 +307,11 @@ qph_perf_encode(const char *name, const char *pfm_string,
     if (ret == PFM_ERR_NOTFOUND) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                     "Unknown perf event '%s': libpfm4 says: %s.", name,
-                    pfm_strerror(ret));
+                    qph_pfm.strerror(ret));
     } else {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                     "Invalid perf event '%s': libpfm4 says: %s.", name,
-                    pfm_strerror(ret));
+                    qph_pfm.strerror(ret));
     }
     return FALSE;
 }

@@ -42,7 +42,6 @@
 #include <cap-ng.h>
 #include <dirent.h>
 #include <errno.h>
-#include <gio/gio.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,12 +200,12 @@ qph_privilege_drop(const QphPrivilegeContext *ctx, GError **error)
     pid_t qemu = ctx->qemu_pid ? ctx->qemu_pid : peer_pid(ctx->qemu_fd);
 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "Unable to set no_new_privs: %s", g_strerror(errno));
         return FALSE;
     }
     if (capng_get_caps_process() < 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "Unable to read the helper's capabilities");
         return FALSE;
     }
@@ -237,7 +236,7 @@ qph_privilege_drop(const QphPrivilegeContext *ctx, GError **error)
                      g_array_index(keep, unsigned int, i));
     }
     if (capng_apply(CAPNG_SELECT_BOTH) < 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
                     "Unable to drop the helper's capabilities");
         return FALSE;
     }

@@ -37,7 +37,6 @@
 #include "helper/vm.h"
 
 #include <errno.h>
-#include <gio/gio.h>
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <string.h>
@@ -139,7 +138,7 @@ proxy_remove_stale_socket(const char *path, GError **error)
         return TRUE;
     }
     if (!S_ISSOCK(st.st_mode)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_EXIST,
                     "Unable to listen on '%s': the path exists and is not a "
                     "socket", path);
         return FALSE;
@@ -149,7 +148,7 @@ proxy_remove_stale_socket(const char *path, GError **error)
     rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
     close(fd);
     if (rc == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_EXIST,
                     "Unable to listen on '%s': another process is serving it",
                     path);
         return FALSE;
@@ -174,7 +173,7 @@ proxy_listen(QphProxy *proxy, GError **error)
         return TRUE;
     }
     if (strlen(path) >= sizeof(addr.sun_path)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NAMETOOLONG,
                     "Unable to listen on '%s': a unix socket path must be "
                     "shorter than %zu bytes", path, sizeof(addr.sun_path));
         return FALSE;
@@ -185,39 +184,43 @@ proxy_listen(QphProxy *proxy, GError **error)
     g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "Unable to create a socket: %s", g_strerror(errno));
         return FALSE;
     }
-    /* Born with no access for anyone else; widened below if asked. */
-    old_umask = umask(0177);
+    /*
+     * Clients wait for the socket to appear, so it should appear ready:
+     * born with its final mode (through the umask, never wider even for a
+     * moment) and listening right after bind().  Renaming a socket into
+     * place would close the window entirely, but /proc/net/unix and ss(8)
+     * would then show the temporary name for ever.
+     */
+    old_umask = umask(~proxy->opts.socket_mode & 0777);
     if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         int saved = errno;
 
         umask(old_umask);
         close(fd);
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
                     "Unable to bind to '%s': %s", path, g_strerror(saved));
         return FALSE;
     }
     umask(old_umask);
-    proxy->created_socket = TRUE;
-    proxy->listen_path = g_strdup(path);
-    if ((proxy->opts.socket_gid != (gid_t)-1 &&
+    if (listen(fd, 128) < 0 ||
+        (proxy->opts.socket_gid != (gid_t)-1 &&
          chown(path, (uid_t)-1, proxy->opts.socket_gid) < 0) ||
         chmod(path, proxy->opts.socket_mode) < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "Unable to set the owner or mode of '%s': %s", path,
-                    g_strerror(errno));
+        int saved = errno;
+
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                    "Unable to set up the socket '%s': %s", path,
+                    g_strerror(saved));
+        unlink(path);
         close(fd);
         return FALSE;
     }
-    if (listen(fd, 128) < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "Unable to listen on '%s': %s", path, g_strerror(errno));
-        close(fd);
-        return FALSE;
-    }
+    proxy->created_socket = TRUE;
+    proxy->listen_path = g_strdup(path);
     proxy->listen_fd = fd;
     return TRUE;
 }

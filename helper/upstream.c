@@ -13,7 +13,7 @@
 #include "helper/upstream-priv.h"
 #include "helper/channel.h"
 
-#include <json-glib/json-glib.h>
+#include "qmp/json-streamer.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -216,48 +216,41 @@ upstream_negotiated(QphUpstream *up, const QphScannedMessage *msg,
 static void
 upstream_handle_greeting(QphUpstream *up, const QphScannedMessage *msg)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) offered = g_ptr_array_new_with_free_func(g_free);
-    JsonNode *caps;
-    g_autofree char *args = NULL;
-
     g_autoptr(GString) line = g_string_new_len(msg->data, msg->len);
+    g_autoptr(GPtrArray) offered = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *error_text = NULL;
+    g_autoptr(QmpJson) greeting =
+        qmp_json_parse_value(msg->data, msg->len, &error_text);
+    QmpJson *qmp = greeting && greeting->type == QMP_JSON_OBJECT
+                       ? qmp_json_object_get(greeting, "QMP")
+                       : NULL;
+    QmpJson *caps = qmp && qmp->type == QMP_JSON_OBJECT
+                        ? qmp_json_object_get(qmp, "capabilities")
+                        : NULL;
 
     /* QEMU ends every line with CRLF, the greeting included. */
     g_string_append(line, "\r\n");
     up->greeting = g_string_free_to_bytes(g_steal_pointer(&line));
-    if (!json_parser_load_from_data(parser, msg->data, msg->len, &error)) {
-        g_warning("QEMU's greeting is not valid JSON: %s", error->message);
-        return;
+    if (!greeting) {
+        g_warning("QEMU's greeting is not valid JSON: %s", error_text);
     }
-    caps = json_node_get_object(json_parser_get_root(parser))
-               ? json_object_get_member(
-                     json_node_get_object(json_parser_get_root(parser)), "QMP")
-               : NULL;
-    if (caps && JSON_NODE_HOLDS_OBJECT(caps)) {
-        JsonNode *list = json_object_get_member(json_node_get_object(caps),
-                                                "capabilities");
+    for (guint i = 0; caps && caps->type == QMP_JSON_ARRAY &&
+                      i < caps->elements->len;
+         i++) {
+        QmpJson *c = caps->elements->pdata[i];
 
-        if (list && JSON_NODE_HOLDS_ARRAY(list)) {
-            JsonArray *a = json_node_get_array(list);
-
-            for (guint i = 0; i < json_array_get_length(a); i++) {
-                const char *s = json_array_get_string_element(a, i);
-
-                if (s) {
-                    g_ptr_array_add(offered, g_strdup(s));
-                }
-            }
+        if (c->type == QMP_JSON_STRING) {
+            g_ptr_array_add(offered, g_strdup(c->s));
         }
     }
     g_ptr_array_add(offered, NULL);
     up->offered = (GStrv)g_ptr_array_steal(offered, NULL);
     up->state = UPSTREAM_NEGOTIATING;
-    if (g_strv_contains((const char *const *)up->offered, "oob")) {
-        args = g_strdup("{\"enable\": [\"oob\"]}");
-    }
-    qph_upstream_call(up, "qmp_capabilities", args, upstream_negotiated, NULL);
+    qph_upstream_call(up, "qmp_capabilities",
+                      g_strv_contains((const char *const *)up->offered, "oob")
+                          ? "{\"enable\": [\"oob\"]}"
+                          : NULL,
+                      upstream_negotiated, NULL);
 }
 
 static void

@@ -18,7 +18,7 @@
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
 
-#include <json-glib/json-glib.h>
+#include "qmp/json-streamer.h"
 #include <string.h>
 
 struct QphVm {
@@ -256,30 +256,63 @@ typedef struct {
     gboolean labels;
     QphVmReadDone done;
     gpointer data;
-    JsonNode *cpus;      /* query-cpus-fast's return */
-    JsonNode *iothreads; /* query-iothreads' return */
+    QmpJson *cpus;      /* query-cpus-fast's return */
+    QmpJson *iothreads; /* query-iothreads' return */
 } ReadJob;
 
 static void
 read_job_free(ReadJob *job)
 {
-    g_clear_pointer(&job->cpus, json_node_unref);
-    g_clear_pointer(&job->iothreads, json_node_unref);
+    g_clear_pointer(&job->cpus, qmp_json_free);
+    g_clear_pointer(&job->iothreads, qmp_json_free);
     g_free(job);
 }
 
-static JsonNode *
+/* The "return" value of a reply from QEMU, or NULL. */
+static QmpJson *
 reply_return(const QphScannedMessage *msg)
 {
     const QphScanMember *ret = msg ? qph_scanned_message_get(msg, "return")
                                    : NULL;
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autofree char *error_text = NULL;
 
-    if (!ret || !json_parser_load_from_data(parser, msg->data + ret->value_offset,
-                                            ret->value_len, NULL)) {
+    if (!ret) {
         return NULL;
     }
-    return json_node_ref(json_parser_get_root(parser));
+    return qmp_json_parse_value(msg->data + ret->value_offset, ret->value_len,
+                                &error_text);
+}
+
+/* @obj's integer member @key, or @def. */
+static gint64
+json_int(const QmpJson *obj, const char *key, gint64 def)
+{
+    const QmpJson *v = qmp_json_object_get(obj, key);
+
+    return v && v->type == QMP_JSON_INT ? v->i : def;
+}
+
+/* @obj's string member @key, or NULL. */
+static const char *
+json_str(const QmpJson *obj, const char *key)
+{
+    const QmpJson *v = qmp_json_object_get(obj, key);
+
+    return v && v->type == QMP_JSON_STRING ? v->s : NULL;
+}
+
+/* The label of the thread whose id is @obj's "thread-id", or NULL. */
+static QphThreadLabel *
+vm_label_of(QphVm *vm, const QmpJson *obj)
+{
+    gint64 tid;
+
+    if (obj->type != QMP_JSON_OBJECT) {
+        return NULL;
+    }
+    tid = json_int(obj, "thread-id", -1);
+    return tid > 0 ? g_hash_table_lookup(vm->labels, GINT_TO_POINTER(tid))
+                   : NULL;
 }
 
 static gboolean
@@ -298,7 +331,7 @@ vm_labels_current(QphVm *vm, GArray *tids)
 }
 
 static void
-vm_label_threads(QphVm *vm, GArray *tids, JsonNode *cpus, JsonNode *iothreads)
+vm_label_threads(QphVm *vm, GArray *tids, QmpJson *cpus, QmpJson *iothreads)
 {
     g_hash_table_remove_all(vm->labels);
     for (guint i = 0; i < tids->len; i++) {
@@ -311,47 +344,29 @@ vm_label_threads(QphVm *vm, GArray *tids, JsonNode *cpus, JsonNode *iothreads)
         label->name = qph_threads_get_name(vm->pid, label->tid, NULL);
         g_hash_table_insert(vm->labels, GINT_TO_POINTER(label->tid), label);
     }
-    if (cpus && JSON_NODE_HOLDS_ARRAY(cpus)) {
-        JsonArray *a = json_node_get_array(cpus);
+    for (guint i = 0; cpus && cpus->type == QMP_JSON_ARRAY &&
+                      i < cpus->elements->len;
+         i++) {
+        QphThreadLabel *label = vm_label_of(vm, cpus->elements->pdata[i]);
 
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = json_array_get_object_element(a, i);
-            QphThreadLabel *label;
-
-            if (!o || !json_object_has_member(o, "thread-id")) {
-                continue;
-            }
-            label = g_hash_table_lookup(
-                vm->labels,
-                GINT_TO_POINTER(json_object_get_int_member(o, "thread-id")));
-            if (label) {
-                label->kind = QPH_THREAD_VCPU;
-                label->cpu_index =
-                    json_object_get_int_member_with_default(o, "cpu-index", -1);
-                label->qom_path = g_strdup(
-                    json_object_get_string_member_with_default(o, "qom-path",
-                                                               NULL));
-            }
+        if (label) {
+            label->kind = QPH_THREAD_VCPU;
+            label->cpu_index = json_int(cpus->elements->pdata[i], "cpu-index",
+                                        -1);
+            label->qom_path =
+                g_strdup(json_str(cpus->elements->pdata[i], "qom-path"));
         }
     }
-    if (iothreads && JSON_NODE_HOLDS_ARRAY(iothreads)) {
-        JsonArray *a = json_node_get_array(iothreads);
+    for (guint i = 0; iothreads && iothreads->type == QMP_JSON_ARRAY &&
+                      i < iothreads->elements->len;
+         i++) {
+        QphThreadLabel *label =
+            vm_label_of(vm, iothreads->elements->pdata[i]);
 
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = json_array_get_object_element(a, i);
-            QphThreadLabel *label;
-
-            if (!o || !json_object_has_member(o, "thread-id")) {
-                continue;
-            }
-            label = g_hash_table_lookup(
-                vm->labels,
-                GINT_TO_POINTER(json_object_get_int_member(o, "thread-id")));
-            if (label) {
-                label->kind = QPH_THREAD_IOTHREAD;
-                label->iothread_id = g_strdup(
-                    json_object_get_string_member_with_default(o, "id", NULL));
-            }
+        if (label) {
+            label->kind = QPH_THREAD_IOTHREAD;
+            label->iothread_id =
+                g_strdup(json_str(iothreads->elements->pdata[i], "id"));
         }
     }
     vm->labels_stale = FALSE;

@@ -13,7 +13,6 @@
 
 #include <string.h>
 
-#include <gio/gio.h>
 
 #define WRAP_CONFIG_GROUP "wrapper"
 
@@ -361,7 +360,7 @@ classify_monitor(const char *value, QphMonitor *mon, GError **error)
     gboolean is_server = FALSE;
 
     if (!first || first->key || !g_str_equal(first->value, "socket")) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                     "Monitor chardev '%s' is not a socket", value);
         return FALSE;
     }
@@ -369,21 +368,21 @@ classify_monitor(const char *value, QphMonitor *mon, GError **error)
         const QphOpt *opt = g_ptr_array_index(opts, i);
 
         if (!is_known_monitor_key(opt->key)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                         "Monitor chardev '%s' has option '%s' the wrapper "
                         "does not handle",
                         value, opt->key);
             return FALSE;
         }
         if (!g_hash_table_add(seen, opt->key)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                         "Monitor chardev '%s' repeats option '%s'", value,
                         opt->key);
             return FALSE;
         }
     }
     if (!server || !qph_opts_parse_bool(server, &is_server) || !is_server) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                     "Monitor chardev '%s' is not a listening (server=on) "
                     "socket",
                     value);
@@ -393,7 +392,7 @@ classify_monitor(const char *value, QphMonitor *mon, GError **error)
         gint64 n;
 
         if (!g_ascii_string_to_signed(fd, 10, 0, G_MAXINT, &n, NULL)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                         "Monitor chardev '%s' names descriptor '%s', not a "
                         "number",
                         value, fd);
@@ -409,7 +408,7 @@ classify_monitor(const char *value, QphMonitor *mon, GError **error)
         return TRUE;
     }
     g_set_error(
-        error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+        error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
         "Monitor chardev '%s' needs exactly one of fd= and path=", value);
     return FALSE;
 }
@@ -429,7 +428,7 @@ qph_wrap_find_monitor(char **qemu_argv, QphMonitor *mon, GError **error)
         if (value[0] == '{') {
             /* JSON syntax: libvirt does not use it for chardevs yet. */
             if (strstr(value, "\"" QPH_WRAP_MONITOR_ID "\"")) {
-                g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                             "Monitor chardev '%s' uses JSON syntax, which "
                             "the wrapper does not handle",
                             value);
@@ -440,7 +439,7 @@ qph_wrap_find_monitor(char **qemu_argv, QphMonitor *mon, GError **error)
 
             if (g_strcmp0(qph_opts_get(opts, "id"), QPH_WRAP_MONITOR_ID) == 0) {
                 if (found >= 0) {
-                    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                                 "QEMU's arguments define chardev '%s' twice",
                                 QPH_WRAP_MONITOR_ID);
                     return FALSE;

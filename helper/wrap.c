@@ -41,7 +41,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gio/gio.h>
 
 static gboolean
 set_cloexec(int fd, gboolean on, GError **error)
@@ -52,7 +51,7 @@ set_cloexec(int fd, gboolean on, GError **error)
         fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0) {
         int err = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
                     "Unable to change close-on-exec of descriptor %d: %s", fd,
                     g_strerror(err));
         return FALSE;
@@ -77,13 +76,13 @@ check_listener(int fd, GError **error)
         getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0) {
         int err = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
                     "Monitor descriptor %d is not a socket: %s", fd,
                     g_strerror(err));
         return FALSE;
     }
     if (!listening || domain != AF_UNIX) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                     "Monitor descriptor %d is not a listening unix socket", fd);
         return FALSE;
     }
@@ -102,7 +101,7 @@ listen_on_path(const char *path, GError **error)
     int fd;
 
     if (strlen(path) >= sizeof(addr.sun_path)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NAMETOOLONG,
                     "Monitor socket path '%s' is too long", path);
         return -1;
     }
@@ -113,7 +112,7 @@ listen_on_path(const char *path, GError **error)
         listen(fd, SOMAXCONN) < 0) {
         int err = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
                     "Unable to listen on monitor socket '%s': %s", path,
                     g_strerror(err));
         if (fd >= 0) {
@@ -202,7 +201,7 @@ spawn_helper(char **argv, int qemu_fd, int listen_fd, GError **error)
     if (devnull < 0 || pipe2(report, O_CLOEXEC) < 0) {
         int err = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
                     "Unable to prepare the helper's start: %s",
                     g_strerror(err));
         if (devnull >= 0) {
@@ -236,7 +235,7 @@ spawn_helper(char **argv, int qemu_fd, int listen_fd, GError **error)
     close(devnull);
     if (middle < 0) {
         close(report[0]);
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(child_errno),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(child_errno),
                     "Unable to fork the helper: %s", g_strerror(child_errno));
         return FALSE;
     }
@@ -250,7 +249,7 @@ spawn_helper(char **argv, int qemu_fd, int listen_fd, GError **error)
         if (n != (ssize_t)sizeof(child_errno)) {
             child_errno = EIO;
         }
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(child_errno),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(child_errno),
                     "Unable to start helper '%s': %s", argv[0],
                     g_strerror(child_errno));
         return FALSE;
@@ -302,7 +301,7 @@ start_helper(const QphWrapOptions *opts, const char *argv0, int listen_fd,
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         int err = errno;
 
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
                     "Unable to create the monitor socketpair: %s",
                     g_strerror(err));
         return FALSE;
