@@ -244,7 +244,20 @@ qmp_json_write_string(GString *out, const char *s)
 
     g_string_append_c(out, '"');
     for (ptr = s; *ptr; ptr = end) {
-        int cp = qmp_utf8_codepoint(ptr, 6, &end);
+        int cp;
+        const char *run = ptr;
+
+        /* Printable ASCII other than '"' and '\\' is copied as it is: one
+         * append per run instead of a decode per character. */
+        while (*run >= 0x20 && *run < 0x7F && *run != '"' && *run != '\\') {
+            run++;
+        }
+        if (run != ptr) {
+            g_string_append_len(out, ptr, run - ptr);
+            end = run;
+            continue;
+        }
+        cp = qmp_utf8_codepoint(ptr, 6, &end);
 
         if (end == ptr) {
             end = ptr + 1; /* cannot happen for *ptr != 0; stay safe */
