@@ -250,16 +250,27 @@ qph_perf_set_tids_contain(GArray *tids, pid_t tid)
 gboolean
 qph_perf_set_rescan(QphPerfSet *set, GError **error)
 {
-    g_autoptr(GError) first = NULL;
     g_autoptr(GArray) tids = NULL;
 
     if (set->events->len == 0) {
         return TRUE;
     }
     tids = qph_threads_list(set->pid, error);
-    if (!tids) {
-        return FALSE;
-    }
+    return tids && qph_perf_set_rescan_tids(set, tids, error);
+}
+
+/**
+ * qph_perf_set_rescan_tids - qph_perf_set_rescan() with the thread list
+ * @set: the set
+ * @tids: the process's threads, sorted, as qph_threads_list() gives them
+ * @error: the first failure
+ *
+ * For a caller that lists the threads anyway (once per query, not twice).
+ */
+gboolean
+qph_perf_set_rescan_tids(QphPerfSet *set, GArray *tids, GError **error)
+{
+    g_autoptr(GError) first = NULL;
 
     for (guint e = 0; e < set->events->len; e++) {
         QphPerfEvent *ev = g_ptr_array_index(set->events, e);

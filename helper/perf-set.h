@@ -57,6 +57,8 @@ guint qph_perf_set_count_fds(const QphPerfSet *set);
 gboolean qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes,
                              guint n, GError **error);
 gboolean qph_perf_set_rescan(QphPerfSet *set, GError **error);
+gboolean qph_perf_set_rescan_tids(QphPerfSet *set, GArray *tids,
+                                  GError **error);
 QphPerfSetReading *qph_perf_set_read(QphPerfSet *set, GError **error);
 
 void qph_perf_set_reading_free(QphPerfSetReading *reading);

@@ -226,26 +226,34 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
 }
 
 /* Count threads that appeared since last time (and let go of those that
- * ended).  Failures are logged: a query still answers with what exists. */
+ * ended), given the process's threads (NULL: list them here).  Failures
+ * are logged: a query still answers with what exists. */
 static void
-vm_rescan(QphVm *vm)
+vm_rescan(QphVm *vm, GArray *tids)
 {
     g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) listed = NULL;
 
+    if (qph_perf_set_get_n_events(vm->perf) == 0 && !vm->resctrl) {
+        return;
+    }
+    if (!tids) {
+        tids = listed = qph_threads_list(vm->pid, &error);
+        if (!tids) {
+            g_message("Unable to list QEMU's threads: %s", error->message);
+            return;
+        }
+    }
     if (qph_perf_set_get_n_events(vm->perf) > 0 &&
-        !qph_perf_set_rescan(vm->perf, &error)) {
+        !qph_perf_set_rescan_tids(vm->perf, tids, &error)) {
         g_message("Unable to pick up new threads of QEMU: %s", error->message);
         g_clear_error(&error);
     }
-    if (vm->resctrl) {
-        g_autoptr(GArray) tids = qph_threads_list(vm->pid, &error);
-
-        if (!tids || !qph_resctrl_mon_add_threads(
-                         vm->resctrl, (const pid_t *)tids->data, tids->len,
-                         &error)) {
-            g_message("Unable to keep QEMU's threads in the resctrl group: %s",
-                      error->message);
-        }
+    if (vm->resctrl &&
+        !qph_resctrl_mon_add_threads(vm->resctrl, (const pid_t *)tids->data,
+                                     tids->len, &error)) {
+        g_message("Unable to keep QEMU's threads in the resctrl group: %s",
+                  error->message);
     }
 }
 
@@ -451,15 +459,18 @@ void
 qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
 {
     ReadJob *job = g_new0(ReadJob, 1);
+    g_autoptr(GArray) tids = NULL;
 
     job->vm = vm;
     job->labels = labels;
     job->done = done;
     job->data = data;
-    vm_rescan(vm);
+    /* One listing of /proc/PID/task serves the rescan and the labels. */
+    if (labels || qph_perf_set_get_n_events(vm->perf) > 0 || vm->resctrl) {
+        tids = qph_threads_list(vm->pid, NULL);
+        vm_rescan(vm, tids);
+    }
     if (labels) {
-        g_autoptr(GArray) tids = qph_threads_list(vm->pid, NULL);
-
         if (!tids || !vm_labels_current(vm, tids)) {
             qph_upstream_call(qph_proxy_get_upstream(vm->proxy),
                               "query-cpus-fast", NULL, read_job_cpus, job);
@@ -486,7 +497,7 @@ qph_vm_note_reply(QphVm *vm, const char *command,
         return;
     }
     vm->labels_stale = TRUE;
-    vm_rescan(vm);
+    vm_rescan(vm, NULL);
 }
 
 void
@@ -497,6 +508,6 @@ qph_vm_note_event(QphVm *vm, const QphScannedMessage *event)
     if (name && g_strstr_len(event->data + name->value_offset, name->value_len,
                              "DEVICE_DELETED")) {
         vm->labels_stale = TRUE;
-        vm_rescan(vm);
+        vm_rescan(vm, NULL);
     }
 }

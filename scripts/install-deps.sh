@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential meson ninja-build pkg-config
-  libglib2.0-dev libjson-glib-dev libpfm4-dev libcap-ng-dev libseccomp-dev
+  libglib2.0-dev libpfm4-dev libcap-ng-dev libseccomp-dev
   # the VM the helper sits in front of, and its firmware
   qemu-system-x86 qemu-utils seabios ipxe-qemu
   # tests: pytest (functional), socat (benchmark reference), FUSE (resctrl double)
