@@ -380,6 +380,13 @@ vm_label_threads(QphVm *vm, GArray *tids, QmpJson *cpus, QmpJson *iothreads)
     vm->labels_stale = FALSE;
 }
 
+static void
+read_job_fail(ReadJob *job, GError *error)
+{
+    job->done(job->data, NULL, error);
+    read_job_free(job);
+}
+
 /* Take the reading and hand it over. */
 static void
 read_job_finish(ReadJob *job)
@@ -397,8 +404,7 @@ read_job_finish(ReadJob *job)
     }
     reading->perf = qph_perf_set_read(vm->perf, &error);
     if (!reading->perf) {
-        job->done(job->data, NULL, g_steal_pointer(&error));
-        read_job_free(job);
+        read_job_fail(job, g_steal_pointer(&error));
         return;
     }
     reading->resctrl = g_array_new(FALSE, TRUE, sizeof(QphVmResctrlValue));
@@ -410,8 +416,7 @@ read_job_finish(ReadJob *job)
         if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading,
                                   &error)) {
             /* The group itself is unreadable: that is the query's error. */
-            job->done(job->data, NULL, g_steal_pointer(&error));
-            read_job_free(job);
+            read_job_fail(job, g_steal_pointer(&error));
             return;
         }
         g_array_append_val(reading->resctrl, v);
@@ -430,10 +435,9 @@ read_job_iothreads(QphUpstream *up, const QphScannedMessage *msg,
     ReadJob *job = user_data;
 
     if (!msg) {
-        job->done(job->data, NULL,
-                  g_error_new(QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
-                              "QEMU's monitor closed during the query."));
-        read_job_free(job);
+        read_job_fail(job, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                                       "QEMU's monitor closed during the "
+                                       "query."));
         return;
     }
     /* Machines without iothreads answer an empty list; errors are fine. */
