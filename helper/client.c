@@ -383,10 +383,10 @@ client_accept_capabilities(Request *req)
 }
 
 static void
-request_own_done(gpointer data, QmpJson *ret, GError *error)
+request_own_done(gpointer data, char *ret_json, GError *error)
 {
     Request *req = data;
-    g_autoptr(QmpJson) owned_ret = ret;
+    g_autofree char *owned_ret = ret_json;
     g_autoptr(GError) owned_error = error;
 
     if (!req->client) {
@@ -394,7 +394,7 @@ request_own_done(gpointer data, QmpJson *ret, GError *error)
     } else if (error) {
         request_finish(req, qph_reply_error(req->id_json, error));
     } else {
-        request_finish(req, qph_reply_return(req->id_json, ret));
+        request_finish(req, qph_reply_return_text(req->id_json, ret_json));
     }
 }
 

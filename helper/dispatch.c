@@ -6,7 +6,9 @@
  * this file implements the two handlers.  query-perf-events may need QEMU
  * first (vCPU and iothread labels), so the reading is taken asynchronously
  * and the generated marshaller runs once it is there, with the reading as
- * its opaque pointer.
+ * its opaque pointer.  The text marshallers are used: the reply is written
+ * straight from the C structs, with no JSON tree in between (a per-thread
+ * query-perf-events answer is hundreds of objects).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -283,13 +285,14 @@ run_marshal(const QphQmpCommand *cmd, const QmpJson *args,
             DispatchContext *ctx, QphDispatchDone done, gpointer data)
 {
     GError *error = NULL;
-    QmpJson *ret = NULL;
+    GString *ret = g_string_sized_new(256);
 
-    if (!cmd->marshal(args, &ret, ctx, &error)) {
+    if (!cmd->marshal_text(args, ret, ctx, &error)) {
+        g_string_free(ret, TRUE);
         done(data, NULL, error);
         return;
     }
-    done(data, ret, NULL);
+    done(data, g_string_free(ret, FALSE), NULL);
 }
 
 static void

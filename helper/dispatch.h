@@ -14,8 +14,9 @@
 
 typedef struct QphProxy QphProxy;
 
-/* @ret and @error are passed to the callee, which owns them. */
-typedef void (*QphDispatchDone)(gpointer data, QmpJson *ret, GError *error);
+/* @ret_json (the "return" value's JSON text, as QEMU would print it) and
+ * @error are passed to the callee, which owns them (free with g_free()). */
+typedef void (*QphDispatchDone)(gpointer data, char *ret_json, GError *error);
 
 gboolean qph_dispatch_has(const char *command);
 

@@ -39,5 +39,11 @@ qph_reply_return(const char *id_json, const QmpJson *ret)
     g_autoptr(GString) value = g_string_new(NULL);
 
     qmp_json_write(value, ret);
-    return bytes_take_string(qmp_reply_return(value->str, id_json));
+    return qph_reply_return_text(id_json, value->str);
+}
+
+GBytes *
+qph_reply_return_text(const char *id_json, const char *ret_json)
+{
+    return bytes_take_string(qmp_reply_return(ret_json, id_json));
 }

@@ -18,4 +18,6 @@ GBytes *qph_reply_error(const char *id_json, const GError *error);
 GBytes *qph_reply_error_text(const char *id_json, const char *error_class,
                              const char *desc);
 GBytes *qph_reply_return(const char *id_json, const QmpJson *ret);
+/* @ret_json: the "return" value's JSON text, inserted verbatim. */
+GBytes *qph_reply_return_text(const char *id_json, const char *ret_json);
 

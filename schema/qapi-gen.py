@@ -909,6 +909,159 @@ output_uint64(guint64 u)
 '''
 
 
+WRITE_RUNTIME = r'''
+/*
+ * Direct writers: qph_write_<T>() appends the JSON text of a value, byte
+ * for byte what qmp_json_write(qph_output_<T>()) prints, without building
+ * the tree.  Integers print as "%" G_GINT64_FORMAT / G_GUINT64_FORMAT do
+ * (output_uint64() makes a UINT only beyond G_MAXINT64, and INT and UINT
+ * print the same digits for the same number), so one formatter serves.
+ */
+static G_GNUC_UNUSED void
+write_uint(GString *out, guint64 u)
+{
+    char buf[20];
+    char *p = buf + sizeof(buf);
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    g_string_append_len(out, p, buf + sizeof(buf) - p);
+}
+
+static G_GNUC_UNUSED void
+write_int(GString *out, gint64 i)
+{
+    if (i < 0) {
+        g_string_append_c(out, '-');
+        write_uint(out, -(guint64)i);
+        return;
+    }
+    write_uint(out, (guint64)i);
+}
+
+static G_GNUC_UNUSED void
+write_bool(GString *out, gboolean b)
+{
+    if (b) {
+        g_string_append_len(out, "true", 4);
+    } else {
+        g_string_append_len(out, "false", 5);
+    }
+}
+'''
+
+
+def write_literal(text):
+    """A statement appending @text, known at generation time."""
+    lit = c_string(text)
+    return 'g_string_append_len(out, %s, sizeof(%s) - 1);' % (lit, lit)
+
+
+def is_plain(name):
+    return all(0x20 <= ord(ch) < 0x7f for ch in name)
+
+
+def write_stmts(typ, val, owner, member):
+    """Statements appending @val (a member of @owner) as JSON to out."""
+    fail = ('if (!%s) {\n    return output_error("%s", "%s", error);\n}\n'
+            % (val, owner, member))
+    if isinstance(typ, Builtin):
+        if typ.name == 'str':
+            return fail + 'qmp_json_write_string(out, %s);\n' % val
+        if typ.name == 'bool':
+            return 'write_bool(out, %s);\n' % val
+        if typ.name == 'uint64':
+            return 'write_uint(out, %s);\n' % val
+        return 'write_int(out, %s);\n' % val
+    if isinstance(typ, Enum):
+        return ('if ((guint)%s >= %s) {\n    return output_error("%s", "%s", '
+                'error);\n}\nqmp_json_write_string(out, qph_%s_names[%s]);\n'
+                % (val, typ.last, owner, member, typ.name, val))
+    return fail + ('if (!qph_write_%s(out, %s, error)) {\n    return FALSE;\n'
+                   '}\n' % (typ.name, val))
+
+
+def indent(text, n):
+    return ''.join((' ' * n + ln) if ln.strip() else ln
+                   for ln in text.splitlines(True))
+
+
+def gen_struct_writer(s):
+    """qph_write_<S>(): members in QDict order, computed here once."""
+    order = qdict_order([mb.name for mb in s.members])
+    # Whether something precedes each member: 'none', 'maybe' (only
+    # optional members came before) or 'sure' (a required one did).
+    states = []
+    state = 'none'
+    for idx in order:
+        states.append(state)
+        if not s.members[idx].optional:
+            state = 'sure'
+        elif state == 'none':
+            state = 'maybe'
+    need_flag = 'maybe' in states
+    body = []
+    for idx, st in zip(order, states):
+        mb = s.members[idx]
+        if is_plain(mb.name):
+            key = qemu_json(mb.name) + ': '
+            if st == 'sure':
+                pre = write_literal(', ' + key) + '\n'
+            elif st == 'none':
+                pre = write_literal(key) + '\n'
+            else:
+                pre = ('if (more) {\n    g_string_append_len(out, ", ", 2);'
+                       '\n}\n' + write_literal(key) + '\n')
+        else:
+            if st == 'sure':
+                pre = 'g_string_append_len(out, ", ", 2);\n'
+            elif st == 'none':
+                pre = ''
+            else:
+                pre = ('if (more) {\n    g_string_append_len(out, ", ", 2);'
+                       '\n}\n')
+            pre += ('qmp_json_write_string(out, %s);\n'
+                    'g_string_append_len(out, ": ", 2);\n' % c_string(mb.name))
+        stmts = pre + write_stmts(mb.typ, 'obj->%s' % mb.c, s.name, mb.name)
+        if need_flag and st != 'sure' and mb.optional:
+            stmts += 'more = TRUE;\n'
+        if mb.optional:
+            stmts = 'if (obj->has_%s) {\n%s}\n' % (mb.c, indent(stmts, 4))
+        body.append(indent(stmts, 4))
+    return ('\ngboolean\nqph_write_%(n)s(GString *out, const %(n)s *obj, '
+            'GError **error)\n{\n%(flag)s'
+            '    if (!obj) {\n        return output_error("%(n)s", "*", error);'
+            '\n    }\n    g_string_append_c(out, \'{\');\n%(body)s'
+            '    g_string_append_c(out, \'}\');\n    return TRUE;\n}\n'
+            % {'n': s.name, 'body': ''.join(body),
+               'flag': '    gboolean more = FALSE;\n\n' if need_flag else ''})
+
+
+def gen_list_writer(lst):
+    if isinstance(lst.elt, Builtin):
+        elt = ('        const char *s = g_ptr_array_index(list, i);\n\n'
+               '        if (i) {\n            g_string_append_len(out, ", ", 2);'
+               '\n        }\n'
+               '        if (!s) {\n            return output_error("%s", "[]", '
+               'error);\n        }\n'
+               '        qmp_json_write_string(out, s);\n' % lst.name)
+    else:
+        elt = ('        if (i) {\n            g_string_append_len(out, ", ", 2);'
+               '\n        }\n'
+               '        if (!qph_write_%s(out, g_ptr_array_index(list, i), '
+               'error)) {\n            return FALSE;\n        }\n'
+               % lst.elt.name)
+    return ('\ngboolean\nqph_write_%(n)s(GString *out, const GPtrArray *list, '
+            'GError **error)\n{\n'
+            '    if (!list) {\n        return output_error("list", "%(n)s", '
+            'error);\n    }\n    g_string_append_c(out, \'[\');\n'
+            '    for (guint i = 0; i < list->len; i++) {\n%(elt)s    }\n'
+            '    g_string_append_c(out, \']\');\n    return TRUE;\n}\n'
+            % {'n': lst.name, 'elt': elt})
+
+
 def in_call(typ, up, name, v, out):
     fn = typ.name
     if isinstance(typ, Builtin) and fn == 'int64':
@@ -954,6 +1107,12 @@ def gen_visit(schema):
  * schema order (the JSON writer prints them in QEMU's QDict order).  It
  * fails only on a bug in the caller: a required pointer member that is
  * NULL, or an enum value out of range.
+ *
+ * Direct output: qph_write_<T>(out, obj, error) appends to @out the text
+ * qmp_json_write() would print for qph_output_<T>(obj), byte for byte,
+ * without the tree (member order is QEMU's QDict order, computed by the
+ * generator).  It fails where qph_output_<T>() fails, leaving a partial
+ * text in @out.
  */
 #pragma once
 
@@ -1155,6 +1314,16 @@ qph_output_%(n)s(const GPtrArray *list, GError **error)
         if not s.members:
             c.append('    (void)error;\n')
         c.append('    return g_steal_pointer(&v);\n}\n')
+
+    c.append(WRITE_RUNTIME)
+    for s in structs:
+        h.append('\ngboolean qph_write_%s(GString *out, const %s *obj, '
+                 'GError **error);\n' % (s.name, s.name))
+        c.append(gen_struct_writer(s))
+    for lst in schema.lists.values():
+        h.append('\ngboolean qph_write_%s(GString *out, const GPtrArray *list,'
+                 ' GError **error);\n' % lst.name)
+        c.append(gen_list_writer(lst))
     return ''.join(h), ''.join(c)
 
 
@@ -1186,8 +1355,11 @@ def gen_commands(schema):
  *
  * qph_qmp_marshal_<command>() checks the QMP arguments (NULL when the
  * client sent none) with QEMU's error texts, calls the handler and builds
- * the reply's "return" value into *ret.  qph_qmp_commands[] lists every
- * command, indexed by QphQmpCommandIndex.
+ * the reply's "return" value into *ret.  qph_qmp_marshal_text_<command>()
+ * does the same but appends the value's JSON text to @ret_json (what
+ * qmp_json_write() would print for *ret; on failure @ret_json holds
+ * garbage).  qph_qmp_commands[] lists every command, indexed by
+ * QphQmpCommandIndex.
  */
 #pragma once
 
@@ -1199,9 +1371,13 @@ def gen_commands(schema):
 typedef gboolean (*QphQmpMarshal)(const QmpJson *args, QmpJson **ret,
                                   gpointer opaque, GError **error);
 
+typedef gboolean (*QphQmpMarshalText)(const QmpJson *args, GString *ret_json,
+                                      gpointer opaque, GError **error);
+
 typedef struct QphQmpCommand {
     const char *name;
     QphQmpMarshal marshal;
+    QphQmpMarshalText marshal_text;
     gboolean allow_oob;
 } QphQmpCommand;
 
@@ -1240,6 +1416,10 @@ typedef enum QphQmpCommandIndex {
                  '**ret,\n%sgpointer opaque, GError **error);\n'
                  % (cmd.c, ' ' * len('gboolean qph_qmp_marshal_%s('
                                      % cmd.c)))
+        h.append('gboolean qph_qmp_marshal_text_%s(const QmpJson *args, '
+                 'GString *ret_json,\n%sgpointer opaque, GError **error);\n'
+                 % (cmd.c, ' ' * len('gboolean qph_qmp_marshal_text_%s('
+                                     % cmd.c)))
         args = []
         for m in cmd.arg.members:
             if m.optional:
@@ -1249,6 +1429,10 @@ typedef enum QphQmpCommandIndex {
         call = 'qph_qmp_%s(%s)' % (cmd.c, ', '.join(args))
         decl = ''
         if cmd.ret is None:
+            run_text = ('    if (!%s) {\n        return failed("%s", local, '
+                        'error);\n    }\n'
+                        '    g_string_append_len(ret_json, "{}", 2);\n'
+                        '    return TRUE;\n' % (call, cmd.name))
             run = ('    if (!%s) {\n        return failed("%s", local, error);'
                    '\n    }\n    *ret = qmp_json_new(QMP_JSON_OBJECT);\n'
                    '    return TRUE;\n' % (call, cmd.name))
@@ -1263,6 +1447,10 @@ typedef enum QphQmpCommandIndex {
                    '    *ret = qph_output_%s(retval, error);\n'
                    '    return *ret != NULL;\n'
                    % (call, cmd.name, cmd.ret.name))
+            run_text = ('    retval = %s;\n    if (!retval) {\n'
+                        '        return failed("%s", local, error);\n    }\n'
+                        '    return qph_write_%s(ret_json, retval, error);\n'
+                        % (call, cmd.name, cmd.ret.name))
         c.append('''
 gboolean
 qph_qmp_marshal_%(c)s(const QmpJson *args, QmpJson **ret, gpointer opaque,
@@ -1281,8 +1469,28 @@ qph_qmp_marshal_%(c)s(const QmpJson *args, QmpJson **ret, gpointer opaque,
         return FALSE;
     }
 %(run)s}
+
+gboolean
+qph_qmp_marshal_text_%(c)s(const QmpJson *args, GString *ret_json,
+%(padt)sgpointer opaque, GError **error)
+{
+    g_autoptr(QmpJson) empty = NULL;
+    g_autoptr(%(arg)s) arg = NULL;
+%(decl)s    GError *local = NULL;
+
+    if (!args) {
+        empty = qmp_json_new(QMP_JSON_OBJECT);
+        args = empty;
+    }
+    arg = qph_input_%(arg)s(args, error);
+    if (!arg) {
+        return FALSE;
+    }
+%(run_text)s}
 ''' % {'c': cmd.c, 'arg': cmd.arg.name, 'run': run, 'decl': decl,
-       'pad': ' ' * len('qph_qmp_marshal_%s(' % cmd.c)})
+       'run_text': run_text,
+       'pad': ' ' * len('qph_qmp_marshal_%s(' % cmd.c),
+       'padt': ' ' * len('qph_qmp_marshal_text_%s(' % cmd.c)})
     c.insert(2, '''
 /* A handler failed: pass its error on, and never fail without one. */
 static gboolean
@@ -1300,8 +1508,9 @@ failed(const char *command, GError *local, GError **error)
     c.append('\nconst QphQmpCommand qph_qmp_commands[QPH_QMP_COMMAND__LAST] '
              '= {\n')
     for cmd in schema.commands:
-        c.append('    [QPH_QMP_COMMAND_%s] = {"%s", qph_qmp_marshal_%s, %s},\n'
-                 % (c_name(cmd.name).upper(), cmd.name, cmd.c,
+        c.append('    [QPH_QMP_COMMAND_%s] = {"%s", qph_qmp_marshal_%s,\n'
+                 '        qph_qmp_marshal_text_%s, %s},\n'
+                 % (c_name(cmd.name).upper(), cmd.name, cmd.c, cmd.c,
                     'TRUE' if cmd.allow_oob else 'FALSE'))
     c.append('};\nG_STATIC_ASSERT(G_N_ELEMENTS(qph_qmp_commands) == '
              'QPH_QMP_COMMAND__LAST);\n\n'

@@ -5,8 +5,9 @@
  * error text and path a client can provoke (QEMU 7.2's texts, see
  * test-qapi-qemu-mirror.c for the transcript they come from), optional
  * arguments and their defaults, how replies are built (members in schema
- * order, absent optional members left out, uint64 beyond int64), and that
- * a reply read back gives the same reply.
+ * order, absent optional members left out, uint64 beyond int64), that
+ * a reply read back gives the same reply, and that the direct writers
+ * (qph_write_<T>, used for real replies) print exactly what the tree does.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -219,6 +220,10 @@ test_table(void)
     g_assert_null(qph_qmp_command_lookup(""));
     g_assert_true(qph_qmp_command_lookup("set-perf-events")->marshal ==
                   qph_qmp_marshal_set_perf_events);
+    g_assert_true(qph_qmp_command_lookup("set-perf-events")->marshal_text ==
+                  qph_qmp_marshal_text_set_perf_events);
+    g_assert_true(qph_qmp_command_lookup("query-perf-events")->marshal_text ==
+                  qph_qmp_marshal_text_query_perf_events);
 }
 
 static void
@@ -631,6 +636,301 @@ test_output_errors(void)
     g_assert_nonnull(ret);
 }
 
+/* ---- Direct writers: the same bytes as qmp_json_write(qph_output_<T>) -- */
+
+static const char *const write_strings[] = {
+    "",
+    "plain",
+    "quote \" and back\\slash \\\"",
+    "ctl \x01\x02\x1f \t\n\r\b\f end",
+    "del \x7f",
+    "utf-8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+    "bad \xff\xfe \xc3",
+    "nul \xc0\x80 modified",
+    "/machine/unattached/device[0]",
+};
+
+static const guint64 write_uints[] = {
+    0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u, (guint64)G_MAXINT64,
+    (guint64)G_MAXINT64 + 1, G_MAXUINT64 - 1, G_MAXUINT64,
+};
+
+static const gint64 write_ints[] = {
+    0, 1, -1, 9, -10, 1234567890, G_MAXINT64, G_MININT64, G_MININT64 + 1,
+};
+
+#define W_STR(i) (write_strings[(i) % G_N_ELEMENTS(write_strings)])
+#define W_UINT(i) (write_uints[(i) % G_N_ELEMENTS(write_uints)])
+#define W_INT(i) (write_ints[(i) % G_N_ELEMENTS(write_ints)])
+
+/* Both ways succeed and give the same text; return it. */
+#define CHECK_SAME(T, obj)                                                    \
+    do {                                                                      \
+        g_autoptr(GError) err1 = NULL;                                        \
+        g_autoptr(GError) err2 = NULL;                                        \
+        g_autoptr(QmpJson) tree = qph_output_##T((obj), &err1);               \
+        g_autoptr(GString) direct = g_string_new("");                         \
+        g_autofree char *via_tree = NULL;                                     \
+                                                                              \
+        g_assert_no_error(err1);                                              \
+        g_assert_nonnull(tree);                                               \
+        via_tree = to_text(tree);                                             \
+        g_assert_true(qph_write_##T(direct, (obj), &err2));                   \
+        g_assert_no_error(err2);                                              \
+        g_assert_cmpstr(direct->str, ==, via_tree);                           \
+        g_assert_cmpuint(direct->len, ==, strlen(via_tree));                  \
+    } while (0)
+
+/* Both ways fail, with the same message. */
+#define CHECK_BOTH_FAIL(T, obj)                                               \
+    do {                                                                      \
+        g_autoptr(GError) err1 = NULL;                                        \
+        g_autoptr(GError) err2 = NULL;                                        \
+        g_autoptr(QmpJson) tree = qph_output_##T((obj), &err1);               \
+        g_autoptr(GString) direct = g_string_new("");                         \
+                                                                              \
+        g_assert_null(tree);                                                  \
+        g_assert_nonnull(err1);                                               \
+        g_assert_false(qph_write_##T(direct, (obj), &err2));                  \
+        g_assert_nonnull(err2);                                               \
+        g_assert_cmpstr(err1->message, ==, err2->message);                    \
+    } while (0)
+
+static PerfThreadValue *
+write_thread(guint i, guint opts)
+{
+    PerfThreadValue *t = g_new0(PerfThreadValue, 1);
+
+    t->thread_id = W_INT(i);
+    t->name = g_strdup(W_STR(i));
+    t->kind = (PerfThreadKind)(i % PERF_THREAD_KIND__LAST);
+    t->value = W_UINT(i);
+    t->scaled = i & 1;
+    t->has_cpu_index = opts & 1;
+    t->cpu_index = W_INT(i + 3);
+    t->has_qom_path = (opts >> 1) & 1;
+    t->qom_path = t->has_qom_path ? g_strdup(W_STR(i + 1)) : NULL;
+    t->has_id = (opts >> 2) & 1;
+    t->id = t->has_id ? g_strdup(W_STR(i + 2)) : NULL;
+    return t;
+}
+
+static PerfDomainValue *
+write_domain(guint i, gboolean has_value)
+{
+    PerfDomainValue *d = g_new0(PerfDomainValue, 1);
+
+    d->domain = W_INT(i);
+    d->has_value = has_value;
+    d->value = W_UINT(i + 1);
+    d->status = (PerfDomainStatus)(i % PERF_DOMAIN_STATUS__LAST);
+    return d;
+}
+
+/* Optional members of PerfEventInfo present as the bits of @opts say. */
+static PerfEventInfo *
+write_event(guint i, guint opts)
+{
+    PerfEventInfo *e = g_new0(PerfEventInfo, 1);
+
+    e->name = g_strdup(W_STR(i));
+    e->enabled = (i >> 1) & 1;
+    e->unit = (PerfEventUnit)(i % PERF_EVENT_UNIT__LAST);
+    e->source = (PerfEventSource)(i % PERF_EVENT_SOURCE__LAST);
+    e->has_value = opts & 1;
+    e->value = W_UINT(i);
+    e->has_time_enabled = (opts >> 1) & 1;
+    e->time_enabled = W_UINT(i + 1);
+    e->has_time_running = (opts >> 2) & 1;
+    e->time_running = W_UINT(i + 2);
+    e->has_scaled = (opts >> 3) & 1;
+    e->scaled = i & 1;
+    e->has_user_only = (opts >> 4) & 1;
+    e->user_only = (i >> 2) & 1;
+    e->has_exited_value = (opts >> 5) & 1;
+    e->exited_value = W_UINT(i + 5);
+    e->has_description = (opts >> 6) & 1;
+    e->description = e->has_description ? g_strdup(W_STR(i + 3)) : NULL;
+    e->has_threads = (opts >> 7) & 1;
+    if (e->has_threads) {
+        /* Empty lists too. */
+        e->threads = qph_new_PerfThreadValueList();
+        for (guint k = 0; k < i % 4; k++) {
+            g_ptr_array_add(e->threads, write_thread(i + k, (i + k) % 8));
+        }
+    }
+    e->has_domains = (opts >> 8) & 1;
+    if (e->has_domains) {
+        e->domains = qph_new_PerfDomainValueList();
+        for (guint k = 0; k < i % 3; k++) {
+            g_ptr_array_add(e->domains, write_domain(i + k, (i + k) & 1));
+        }
+    }
+    return e;
+}
+
+static void
+test_write_scalars(void)
+{
+    /* Every optional combination with every value of each table. */
+    for (guint i = 0; i < 3 * G_N_ELEMENTS(write_uints); i++) {
+        for (guint opts = 0; opts < 8; opts++) {
+            g_autoptr(PerfThreadValue) t = write_thread(i, opts);
+
+            CHECK_SAME(PerfThreadValue, t);
+        }
+        for (guint has = 0; has < 2; has++) {
+            g_autoptr(PerfDomainValue) d = write_domain(i, has);
+
+            CHECK_SAME(PerfDomainValue, d);
+        }
+        {
+            g_autoptr(PerfEventSetting) s = g_new0(PerfEventSetting, 1);
+
+            s->name = g_strdup(W_STR(i));
+            s->enabled = i & 1;
+            CHECK_SAME(PerfEventSetting, s);
+        }
+    }
+}
+
+static void
+test_write_events(void)
+{
+    /* All 2^9 combinations of PerfEventInfo's optional members. */
+    for (guint opts = 0; opts < 512; opts++) {
+        g_autoptr(GPtrArray) list = qph_new_PerfEventInfoList();
+
+        for (guint i = 0; i < 5; i++) {
+            g_ptr_array_add(list, write_event(opts + i, opts));
+        }
+        CHECK_SAME(PerfEventInfo, g_ptr_array_index(list, 0));
+        CHECK_SAME(PerfEventInfoList, list);
+    }
+}
+
+static void
+test_write_lists(void)
+{
+    g_autoptr(GPtrArray) events = qph_new_PerfEventInfoList();
+    g_autoptr(GPtrArray) threads = qph_new_PerfThreadValueList();
+    g_autoptr(GPtrArray) domains = qph_new_PerfDomainValueList();
+    g_autoptr(GPtrArray) settings = qph_new_PerfEventSettingList();
+    g_autoptr(GPtrArray) strs = qph_new_strList();
+    g_autoptr(GPtrArray) sample = sample_reply();
+
+    /* Empty lists. */
+    CHECK_SAME(PerfEventInfoList, events);
+    CHECK_SAME(PerfThreadValueList, threads);
+    CHECK_SAME(PerfDomainValueList, domains);
+    CHECK_SAME(PerfEventSettingList, settings);
+    CHECK_SAME(strList, strs);
+    for (guint i = 0; i < G_N_ELEMENTS(write_strings); i++) {
+        g_ptr_array_add(strs, g_strdup(write_strings[i]));
+        CHECK_SAME(strList, strs);
+    }
+    CHECK_SAME(PerfEventInfoList, sample);
+}
+
+static void
+test_write_errors(void)
+{
+    g_autoptr(GPtrArray) list = qph_new_PerfEventInfoList();
+    g_autoptr(GPtrArray) strs = qph_new_strList();
+    PerfEventInfo *e = write_event(1, 0x1ff);
+    PerfThreadValue *t;
+
+    g_ptr_array_add(list, e);
+    CHECK_SAME(PerfEventInfoList, list);
+
+    g_clear_pointer(&e->name, g_free);
+    CHECK_BOTH_FAIL(PerfEventInfoList, list);
+    e->name = g_strdup("x");
+
+    e->unit = PERF_EVENT_UNIT__LAST;
+    CHECK_BOTH_FAIL(PerfEventInfoList, list);
+    e->unit = PERF_EVENT_UNIT_NS;
+
+    g_clear_pointer(&e->threads, g_ptr_array_unref);
+    CHECK_BOTH_FAIL(PerfEventInfoList, list);
+    e->threads = qph_new_PerfThreadValueList();
+    t = write_thread(2, 7);
+    g_ptr_array_add(e->threads, t);
+    CHECK_SAME(PerfEventInfoList, list);
+
+    t->kind = PERF_THREAD_KIND__LAST;
+    CHECK_BOTH_FAIL(PerfEventInfoList, list);
+    t->kind = PERF_THREAD_KIND_VCPU;
+    g_clear_pointer(&t->qom_path, g_free);
+    CHECK_BOTH_FAIL(PerfEventInfoList, list);
+    t->has_qom_path = FALSE;
+    CHECK_SAME(PerfEventInfoList, list);
+
+    g_ptr_array_add(e->threads, NULL);
+    CHECK_BOTH_FAIL(PerfEventInfoList, list);
+
+    CHECK_BOTH_FAIL(PerfEventInfoList, NULL);
+    CHECK_BOTH_FAIL(PerfEventInfo, NULL);
+    g_ptr_array_add(strs, g_strdup("a"));
+    g_ptr_array_add(strs, NULL);
+    CHECK_BOTH_FAIL(strList, strs);
+}
+
+/* The text marshallers answer what the tree marshallers answer. */
+static void
+test_marshal_text(void)
+{
+    static const char *const query_args[] = {
+        NULL, "{}", "{\"per-thread\": true}", "{\"names\": [\"a\"]}",
+        "{\"names\": 1}",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(query_args); i++) {
+        g_autoptr(QmpJson) args = parse(query_args[i]);
+        g_autoptr(QmpJson) ret = NULL;
+        g_autoptr(GString) text = g_string_new("");
+        g_autoptr(GError) err1 = NULL;
+        g_autoptr(GError) err2 = NULL;
+        gboolean ok1, ok2;
+
+        handlers_reset();
+        h.reply = sample_reply();
+        ok1 = qph_qmp_commands[QPH_QMP_COMMAND_QUERY_PERF_EVENTS].marshal(
+            args, &ret, NULL, &err1);
+        handlers_reset();
+        h.reply = sample_reply();
+        ok2 = qph_qmp_commands[QPH_QMP_COMMAND_QUERY_PERF_EVENTS].marshal_text(
+            args, text, NULL, &err2);
+        g_assert_cmpint(ok1, ==, ok2);
+        if (ok1) {
+            g_autofree char *via_tree = to_text(ret);
+
+            g_assert_no_error(err2);
+            g_assert_cmpstr(text->str, ==, via_tree);
+        } else {
+            g_assert_cmpstr(err1->message, ==, err2->message);
+        }
+    }
+    {
+        g_autoptr(QmpJson) args = parse(
+            "{\"events\": [{\"name\": \"a\", \"enabled\": true}]}");
+        g_autoptr(GString) text = g_string_new("");
+        g_autoptr(GError) error = NULL;
+
+        handlers_reset();
+        g_assert_true(qph_qmp_marshal_text_set_perf_events(args, text, NULL,
+                                                           &error));
+        g_assert_no_error(error);
+        g_assert_cmpstr(text->str, ==, "{}");
+        handlers_reset();
+        h.fail = "Nope.";
+        g_assert_false(qph_qmp_marshal_text_set_perf_events(args, text, NULL,
+                                                            &error));
+        g_assert_cmpstr(error->message, ==, "Nope.");
+    }
+    handlers_reset();
+}
+
 static void
 test_introspect_symbols(void)
 {
@@ -664,6 +964,11 @@ main(int argc, char **argv)
     g_test_add_func("/qapi/output/round-trip", test_round_trip);
     g_test_add_func("/qapi/input/reply-types", test_input_reply_types);
     g_test_add_func("/qapi/output/errors", test_output_errors);
+    g_test_add_func("/qapi/write/scalars", test_write_scalars);
+    g_test_add_func("/qapi/write/events", test_write_events);
+    g_test_add_func("/qapi/write/lists", test_write_lists);
+    g_test_add_func("/qapi/write/errors", test_write_errors);
+    g_test_add_func("/qapi/write/marshal-text", test_marshal_text);
     g_test_add_func("/qapi/introspect/symbols", test_introspect_symbols);
     return g_test_run();
 }
