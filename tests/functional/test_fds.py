@@ -144,3 +144,31 @@ def test_two_clients_fds_not_mixed(env, pipes):
         assert t.get(fb) == pipe_id(rb), f"round {i}: B's add-fd got the wrong descriptor"
         a.command("remove-fd", {"fdset-id": 5000 + i, "fd": fa})
         b.command("remove-fd", {"fdset-id": 6000 + i, "fd": fb})
+
+
+
+def test_named_fds_outlive_the_client(env, pipes):
+    """QEMU keeps a monitor's named descriptors when its client goes away
+    (they belong to the monitor, which outlives connections: libvirt
+    reconnects after a restart and still finds them).  Through the helper a
+    name set by a client that left is likewise still there for the next."""
+    qemu = env.vm.pid
+    d = env.direct()
+    rd, _ = pipes()
+    d.send_with_fds(qmp.request("getfd", {"fdname": "qph-kept"}, id=1), [rd])
+    assert "return" in d.read_reply()
+    d.close()
+    d = env.direct()
+    assert holds(qemu, rd), "QEMU closed a named fd when its client left"
+    assert "return" in d.cmd("closefd", {"fdname": "qph-kept"})
+    d.close()
+
+    a = env.client()
+    ra, _ = pipes()
+    a.send_with_fds(qmp.request("getfd", {"fdname": "qph-kept"}, id=1), [ra])
+    assert "return" in a.read_reply()
+    a.close()
+    b = env.client()
+    assert holds(qemu, ra), "a named fd went away with the client that set it"
+    assert "return" in b.cmd("closefd", {"fdname": "qph-kept"})
+    assert not holds(qemu, ra)
