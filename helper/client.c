@@ -104,13 +104,20 @@ request_free(Request *req)
     g_free(req);
 }
 
+/* Close and free descriptors no message will carry. */
+static void
+fds_close(int *fds, guint n_fds)
+{
+    for (guint i = 0; i < n_fds; i++) {
+        close(fds[i]);
+    }
+    g_free(fds);
+}
+
 static void
 client_close_fds(QphClient *client)
 {
-    for (guint i = 0; i < client->n_fds; i++) {
-        close(client->fds[i]);
-    }
-    g_clear_pointer(&client->fds, g_free);
+    fds_close(g_steal_pointer(&client->fds), client->n_fds);
     client->n_fds = 0;
 }
 
@@ -528,10 +535,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
             id = qmp_request_format_id(msg, qreq.id);
             id_json = id;
         }
-        for (guint i = 0; i < n_fds; i++) {
-            close(fds[i]);
-        }
-        g_free(fds);
+        fds_close(fds, n_fds);
         /* An exec-oob QEMU rejects is answered at once, out of band. */
         client_deliver(client, qreq.oob ? NULL : client_new_slot(client),
                        qph_reply_error_text(id_json, "GenericError",
@@ -550,10 +554,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
 
     if (!client->negotiated) {
         if (!g_str_equal(qreq.command, "qmp_capabilities")) {
-            for (guint i = 0; i < n_fds; i++) {
-                close(fds[i]);
-            }
-            g_free(fds);
+            fds_close(fds, n_fds);
             request_finish(req, qph_reply_error_text(
                                     req->id_json, "CommandNotFound",
                                     "Expecting capabilities negotiation with "
@@ -567,10 +568,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
     } else if (qph_proxy_owns_command(client->proxy, qreq.command)) {
         g_autoptr(QmpJson) args = NULL;
 
-        for (guint i = 0; i < n_fds; i++) {
-            close(fds[i]);
-        }
-        g_free(fds);
+        fds_close(fds, n_fds);
         if (qreq.arguments) {
             args = qmp_json_parse_value(
                 msg->data + qreq.arguments->value_offset,
