@@ -29,6 +29,7 @@
 #include <perfmon/pfmlib_perf_event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -515,7 +516,25 @@ qph_perf_open_error(const QphPerfEvent *ev, pid_t tid, int err,
         g_autofree char *level = paranoid == QPH_PERF_PARANOID_UNKNOWN
                                      ? g_strdup("cannot be read")
                                      : g_strdup_printf("is %d", paranoid);
+        g_autofree char *proc = g_strdup_printf("/proc/%d", (int)tid);
+        struct stat st;
 
+        /* Another user's thread: perf_event_open's ptrace access check
+         * refuses it whatever the paranoid level, so do not suggest
+         * lowering it. */
+        if (stat(proc, &st) == 0 && st.st_uid != getuid()) {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                        "Not allowed to count event '%s' on thread %d: the "
+                        "thread belongs to uid %u and the helper runs as uid "
+                        "%u, which no kernel.perf_event_paranoid (it %s) "
+                        "allows; CAP_PERFMON or CAP_SYS_ADMIN (Linux 5.8+), "
+                        "CAP_SYS_PTRACE, or running the helper as the user "
+                        "that owns the thread would allow it "
+                        "(perf_event_open: %s).",
+                        ev->name, (int)tid, (unsigned)st.st_uid,
+                        (unsigned)getuid(), level, g_strerror(err));
+            return;
+        }
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                     "Not allowed to count event '%s' on thread %d%s: "
                     "kernel.perf_event_paranoid %s; CAP_PERFMON (Linux "
