@@ -586,8 +586,11 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
     }
 
     req->upstream = TRUE;
+    /* In-band requests wait for their turn among the clients' (Fairness,
+     * upstream.c); exec-oob goes at once, as in QEMU. */
     req->handle = qph_upstream_forward(
-        up, msg->data, msg->len, qreq.id ? qreq.id->value_offset : 0,
+        up, req->slot ? (gpointer)client : NULL, msg->data, msg->len,
+        qreq.id ? qreq.id->value_offset : 0,
         qreq.id ? qreq.id->value_len : 0, fds, n_fds, request_upstream_reply,
         req);
     g_free(fds);
@@ -694,7 +697,11 @@ qph_client_free(QphClient *client)
         return;
     }
     up = qph_proxy_get_upstream(client->proxy);
-    /* Replies still owed to this client are dropped when they come. */
+    /* Requests still waiting for their turn are never sent; replies still
+     * owed to this client are dropped when they come. */
+    if (up) {
+        qph_upstream_drop_owner(up, client);
+    }
     for (guint i = 0; i < client->inflight->len; i++) {
         Request *req = client->inflight->pdata[i];
 

@@ -17,6 +17,18 @@
  *    is forwarded: the message's own bytes, with only the value of "id"
  *    replaced by the helper's integer id (or an id added), and its
  *    descriptors in the same sendmsg (upstream.c).
+ * 3a. Fairness: QEMU takes one request from each of its monitors in turn;
+ *    through the helper all clients share one monitor.  So the upstream
+ *    lets at most QPH_UPSTREAM_FAIR_WINDOW (2) client in-band requests be
+ *    in QEMU at once (QEMU runs one at a time; the second keeps it busy
+ *    while the helper relays a reply).  The others wait, with their
+ *    descriptors, in their client's queue in upstream.c; when QEMU answers
+ *    one, the next goes from the client served least recently, as QEMU
+ *    picks among its monitors.  A client behind a busy one thus waits for
+ *    about one of its requests (the one running, maybe one queued), not
+ *    the 8 it may have in flight.  exec-oob requests and the helper's own
+ *    upstream calls do not wait; the helper's own commands never go
+ *    upstream.  A client that leaves drops its waiting requests.
  * 4. QEMU answers on the one upstream connection.  The reply is matched by
  *    the helper's id, the client's id is put back (re-serialized exactly as
  *    QEMU would have echoed it; removed if the client sent none), and the

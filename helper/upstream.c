@@ -34,15 +34,25 @@ typedef enum {
 typedef struct {
     QphUpstreamReplyFunc cb; /* NULL once cancelled */
     gpointer user_data;
+    gboolean fair;           /* a client's in-band request (see Fairness) */
 } Pending;
 
-/* A request held back behind a descriptor barrier (see qph_upstream_forward). */
+/* A request not sent yet: waiting for its turn, or held back behind a
+ * descriptor barrier (see qph_upstream_forward). */
 typedef struct {
     guint64 id;
     GBytes *bytes;
     int *fds;
     guint n_fds;
 } Deferred;
+
+/* One client's place in the rotation, and its in-band requests waiting
+ * for their turn, in its order. */
+typedef struct {
+    gpointer owner;
+    guint64 served; /* when its latest request went (a sequence number) */
+    GQueue queue;   /* Deferred * */
+} Turn;
 
 struct QphUpstream {
     QphChannel *ch;
@@ -56,6 +66,14 @@ struct QphUpstream {
     GHashTable *pending; /* guint64 id -> Pending * */
     guint64 fd_barrier;  /* id of the unanswered request that carried fds */
     GQueue deferred;     /* Deferred *, in the order clients sent them */
+
+    /* Fairness: client in-band requests sent and not answered yet (at most
+     * QPH_UPSTREAM_FAIR_WINDOW), and the owners with requests waiting. */
+    guint n_fair;
+    guint64 n_served;
+    GQueue turns;        /* Turn * with requests waiting, least recently
+                          * served first */
+    GHashTable *owners;  /* owner -> its Turn, until qph_upstream_drop_owner */
 
     /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
     GByteArray *in;
@@ -294,6 +312,78 @@ upstream_release_barrier(QphUpstream *up)
     }
 }
 
+/*
+ * Send @d now, or behind the descriptor barrier; @d is consumed.
+ *
+ * QEMU keeps only the descriptors of the latest recvmsg() and, with OOB
+ * negotiated, reads ahead of the command it is running.  So while a
+ * request that carried descriptors is unanswered, nothing more is sent:
+ * another client's descriptors would replace them before they are used.
+ * Requests queue behind it in order.
+ */
+static void
+upstream_submit(QphUpstream *up, Deferred *d)
+{
+    if (up->fd_barrier || !g_queue_is_empty(&up->deferred)) {
+        g_queue_push_tail(&up->deferred, d);
+        return;
+    }
+    upstream_send(up, d->id, d->bytes, d->fds, d->n_fds);
+    d->n_fds = 0; /* the channel owns them now */
+    deferred_free(d);
+}
+
+static void
+turn_free(Turn *t)
+{
+    g_queue_clear_full(&t->queue, (GDestroyNotify)deferred_free);
+    g_free(t);
+}
+
+/* A client in-band request goes into QEMU's window. */
+static void
+upstream_send_fair(QphUpstream *up, Turn *t, Deferred *d)
+{
+    t->served = ++up->n_served;
+    up->n_fair++;
+    upstream_submit(up, d);
+}
+
+/* While QEMU has room in the window, send the next request of the owner
+ * served least recently, as QEMU takes the next request from the monitor
+ * it served least recently (and moves that one to the end of its list). */
+static void
+upstream_pump(QphUpstream *up)
+{
+    Turn *t;
+
+    while (up->n_fair < QPH_UPSTREAM_FAIR_WINDOW &&
+           (t = g_queue_pop_head(&up->turns))) {
+        Deferred *d = g_queue_pop_head(&t->queue);
+
+        if (!g_queue_is_empty(&t->queue)) {
+            g_queue_push_tail(&up->turns, t); /* served last from now on */
+        }
+        upstream_send_fair(up, t, d);
+    }
+}
+
+/* @t has a request waiting now: its place is by when it was last served. */
+static void
+upstream_enter_rotation(QphUpstream *up, Turn *t)
+{
+    GList *l = up->turns.tail;
+
+    while (l && ((Turn *)l->data)->served > t->served) {
+        l = l->prev;
+    }
+    if (l) {
+        g_queue_insert_after(&up->turns, l, t);
+    } else {
+        g_queue_push_head(&up->turns, t);
+    }
+}
+
 static void
 upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
@@ -328,6 +418,12 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
     }
     if (id == up->fd_barrier) {
         upstream_release_barrier(up);
+    }
+    if (p->fair) {
+        /* The next turn goes first: what this reply's owner sends from its
+         * callback waits behind the others. */
+        up->n_fair--;
+        upstream_pump(up);
     }
     if (p->cb) {
         p->cb(up, msg, p->user_data);
@@ -459,6 +555,9 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->next_id = 1;
     up->in = g_byte_array_new();
     g_queue_init(&up->deferred);
+    g_queue_init(&up->turns);
+    up->owners = g_hash_table_new_full(NULL, NULL, NULL,
+                                       (GDestroyNotify)turn_free);
     up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
@@ -473,6 +572,8 @@ qph_upstream_free(QphUpstream *up)
     }
     qph_channel_free(up->ch);
     g_queue_clear_full(&up->deferred, (GDestroyNotify)deferred_free);
+    g_queue_clear(&up->turns);
+    g_hash_table_destroy(up->owners);
     g_hash_table_destroy(up->pending);
     g_byte_array_unref(up->in);
     g_clear_pointer(&up->greeting, g_bytes_unref);
@@ -507,7 +608,7 @@ qph_upstream_get_pending(QphUpstream *up)
 
 static guint64
 upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
-                  gpointer user_data)
+                  gpointer user_data, gboolean fair)
 {
     guint64 *key = g_new(guint64, 1);
     Pending *p = g_new0(Pending, 1);
@@ -515,6 +616,7 @@ upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
     *key = up->next_id++;
     p->cb = cb;
     p->user_data = user_data;
+    p->fair = fair;
     g_hash_table_insert(up->pending, key, p);
     return *key;
 }
@@ -547,45 +649,73 @@ qph_upstream_splice_id(GString *out, const char *msg, gsize len,
 }
 
 guint64
-qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
-                     gsize id_offset, gsize id_len, int *fds, guint n_fds,
-                     QphUpstreamReplyFunc cb, gpointer user_data)
+qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
+                     gsize len, gsize id_offset, gsize id_len, int *fds,
+                     guint n_fds, QphUpstreamReplyFunc cb, gpointer user_data)
 {
-    guint64 id = upstream_register(up, cb, user_data);
+    guint64 id = upstream_register(up, cb, user_data, owner != NULL);
     g_autoptr(GString) out = g_string_sized_new(len + 32);
+    Deferred *d = g_new0(Deferred, 1);
 
     qph_upstream_splice_id(out, msg, len, id_offset, id_len, id);
+    d->id = id;
+    d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
+    d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
+    d->n_fds = n_fds;
     /*
-     * QEMU keeps only the descriptors of the latest recvmsg() and, with
-     * OOB negotiated, reads ahead of the command it is running.  So while
-     * a request that carried descriptors is unanswered, nothing more is
-     * sent: another client's descriptors would replace them before they
-     * are used.  Requests queue behind it in order.
+     * Fairness: a client's in-band request goes now only if QEMU has room
+     * in the window and no other client is waiting for its turn; else it
+     * waits in its owner's queue (qph_upstream_drop_owner() empties it).
      */
-    {
-        GBytes *bytes = g_string_free_to_bytes(g_steal_pointer(&out));
+    if (owner) {
+        Turn *t = g_hash_table_lookup(up->owners, owner);
 
-        if (up->fd_barrier || !g_queue_is_empty(&up->deferred)) {
-            Deferred *d = g_new0(Deferred, 1);
-
-            d->id = id;
-            d->bytes = bytes;
-            d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
-            d->n_fds = n_fds;
-            g_queue_push_tail(&up->deferred, d);
-        } else {
-            upstream_send(up, id, bytes, fds, n_fds);
-            g_bytes_unref(bytes);
+        if (!t) {
+            t = g_new0(Turn, 1);
+            t->owner = owner;
+            g_queue_init(&t->queue);
+            g_hash_table_insert(up->owners, owner, t);
         }
+        if (up->n_fair < QPH_UPSTREAM_FAIR_WINDOW &&
+            g_queue_is_empty(&up->turns)) {
+            upstream_send_fair(up, t, d);
+        } else {
+            if (g_queue_is_empty(&t->queue)) {
+                upstream_enter_rotation(up, t);
+            }
+            g_queue_push_tail(&t->queue, d);
+        }
+        return id;
     }
+    upstream_submit(up, d);
     return id;
+}
+
+void
+qph_upstream_drop_owner(QphUpstream *up, gpointer owner)
+{
+    Turn *t = g_hash_table_lookup(up->owners, owner);
+    Deferred *d;
+
+    if (!t) {
+        return;
+    }
+    if (!g_queue_is_empty(&t->queue)) {
+        g_queue_remove(&up->turns, t);
+    }
+    /* Never sent: nobody waits for these ids; their descriptors close. */
+    while ((d = g_queue_pop_head(&t->queue))) {
+        g_hash_table_remove(up->pending, &d->id);
+        deferred_free(d);
+    }
+    g_hash_table_remove(up->owners, owner);
 }
 
 guint64
 qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
                   QphUpstreamReplyFunc cb, gpointer user_data)
 {
-    guint64 id = upstream_register(up, cb, user_data);
+    guint64 id = upstream_register(up, cb, user_data, FALSE);
     g_autofree char *text = NULL;
 
     if (arguments) {

@@ -67,18 +67,34 @@ gboolean qph_upstream_offers(QphUpstream *up, const char *name);
 /* The QEMU process id from SO_PEERCRED, or 0 if unknown. */
 pid_t qph_upstream_get_peer_pid(QphUpstream *up);
 
+/* Client in-band requests in QEMU at once: QEMU runs one at a time; a
+ * second keeps its queue busy while the helper handles the reply. */
+#define QPH_UPSTREAM_FAIR_WINDOW 2
+
 /**
  * qph_upstream_forward:
  * Send a client's message with its id replaced by the helper's own.
+ * @owner: the client session for an in-band request, which then waits for
+ * its turn: at most QPH_UPSTREAM_FAIR_WINDOW of them are in QEMU at once,
+ * and the next one is taken round-robin from the owners with one waiting.
+ * NULL for exec-oob, which goes at once.
  * @id_offset/@id_len: the span of the client's id value in @msg, or
  * @id_len == 0 when the client sent none (then an id is added).
- * @fds: descriptors to send with the message (ownership taken).
+ * @fds: descriptors to send with the message (ownership taken; the array
+ * stays the caller's).
  * Returns a handle for qph_upstream_cancel().
  */
-guint64 qph_upstream_forward(QphUpstream *up, const char *msg, gsize len,
-                             gsize id_offset, gsize id_len, int *fds,
-                             guint n_fds, QphUpstreamReplyFunc cb,
+guint64 qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
+                             gsize len, gsize id_offset, gsize id_len,
+                             int *fds, guint n_fds, QphUpstreamReplyFunc cb,
                              gpointer user_data);
+
+/* @owner has gone (call this for every owner that forwarded): its requests
+ * still waiting for their turn are dropped (their descriptors closed, their
+ * callbacks never called) and its place in the rotation freed.  Those
+ * already sent keep their place in the window until QEMU answers; cancel
+ * them. */
+void qph_upstream_drop_owner(QphUpstream *up, gpointer owner);
 
 /**
  * qph_upstream_call:
