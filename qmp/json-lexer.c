@@ -243,26 +243,37 @@ lexer_feed_char(QmpLexer *lexer, guint8 ch, gboolean flush)
 }
 
 /*
- * The common case inside a string: a run of ordinary bytes.  Append it in
- * one go instead of byte by byte; returns how many bytes it took.
+ * The common case inside a string: a run of ordinary bytes, each of which
+ * leaves the state as it is and only grows the token.  Append the run in
+ * one go; returns how many bytes it took.  The run stops where the token
+ * would outgrow QMP_LEXER_MAX_TOKEN_SIZE, so the byte that crosses the
+ * limit still goes through lexer_feed_char(), which hands the token over.
  */
 static gsize
 lexer_string_run(QmpLexer *lexer, const guint8 *p, gsize len)
 {
     const guint8 *row = lexer_table[lexer->state];
-    gsize room = QMP_LEXER_MAX_TOKEN_SIZE + 1 - lexer->token->len;
+    GString *token = lexer->token;
     gsize n = 0;
 
-    if (lexer->token->len > QMP_LEXER_MAX_TOKEN_SIZE) {
+    if (token->len >= QMP_LEXER_MAX_TOKEN_SIZE) {
         return 0;
     }
-    while (n < len && n < room && row[p[n]] == lexer->state) {
+    if (len > QMP_LEXER_MAX_TOKEN_SIZE - token->len) {
+        len = QMP_LEXER_MAX_TOKEN_SIZE - token->len;
+    }
+    while (n < len && row[p[n]] == lexer->state) {
         n++;
     }
-    /* Leave the last byte to lexer_feed_char() so it checks the limit. */
-    if (n > 0) {
-        n--;
-        g_string_append_len(lexer->token, (const char *)p, (gssize)n);
+    if (n == 0) {
+        return 0;
+    }
+    if (token->len + n < token->allocated_len) {
+        memcpy(token->str + token->len, p, n);
+        token->len += n;
+        token->str[token->len] = '\0';
+    } else {
+        g_string_append_len(token, (const char *)p, (gssize)n);
     }
     return n;
 }
@@ -271,11 +282,40 @@ gsize
 qmp_lexer_feed(QmpLexer *lexer, const char *buf, gsize len)
 {
     const guint8 *p = (const guint8 *)buf;
+    const guint8 *start_row = lexer_table[IN_START];
     gsize i = 0;
 
     while (i < len) {
-        if (lexer->state == IN_DQ_STRING || lexer->state == IN_SQ_STRING) {
+        if (lexer->state == IN_START) {
+            guint8 next = start_row[p[i]];
+
+            /*
+             * Between tokens (the token buffer is empty here): whitespace
+             * and one-byte tokens do in one step what lexer_feed_char()
+             * does for them.
+             */
+            if (next == IN_START) {
+                if (lexer->ws_len < QMP_LEXER_MAX_WS) {
+                    lexer->ws[lexer->ws_len++] = (char)p[i];
+                }
+                i++;
+                continue;
+            }
+            if (next >= QMP_TOKEN_MIN && !(next & LOOKAHEAD)) {
+                lexer->token->str[0] = (char)p[i++];
+                lexer->token->str[1] = '\0';
+                lexer->token->len = 1;
+                if (!lexer_emit(lexer, next)) {
+                    break;
+                }
+                continue;
+            }
+        } else if (lexer->state == IN_DQ_STRING ||
+                   lexer->state == IN_SQ_STRING) {
             i += lexer_string_run(lexer, p + i, len - i);
+            if (i == len) {
+                break;
+            }
         }
         if (!lexer_feed_char(lexer, p[i++], FALSE)) {
             break;

@@ -38,7 +38,9 @@ typedef struct {
     gsize pos;
     gboolean build;
     char *error; /* the first error, complete text */
-    GString *scratch; /* the key being decoded */
+    GString *keys; /* decoded keys of the open objects, see KeySet */
+    QmpJsonParserScratch *sc; /* keys and their spans */
+    guint peak_spans; /* most entries spans ever held */
 } ParserContext;
 
 static void G_GNUC_PRINTF(2, 3)
@@ -72,6 +74,19 @@ static const char *
 token_text(ParserContext *ctxt, const QmpJsonToken *token)
 {
     return ctxt->text + token->offset;
+}
+
+/* g_string_append_len() without a library call when it fits. */
+static inline void
+string_append(GString *out, const char *p, gsize n)
+{
+    if (out->len + n < out->allocated_len) {
+        memcpy(out->str + out->len, p, n);
+        out->len += n;
+        out->str[out->len] = '\0';
+    } else {
+        g_string_append_len(out, p, (gssize)n);
+    }
 }
 
 /* QEMU's cvt4hex(); reads stop at the first non-hex byte (or the end). */
@@ -109,11 +124,18 @@ qmp_json_unescape_string(const char *token, gsize len, GString *out,
         int cp, trailing;
 
         if ((guint8)*ptr >= 0x20 && (guint8)*ptr < 0x80 && *ptr != '\\') {
-            /* Plain ASCII (the common case) stands for itself. */
-            if (out) {
-                g_string_append_c(out, *ptr);
+            /* Plain ASCII (the common case) stands for itself: copy the
+             * whole run at once. */
+            const char *run = ptr + 1;
+
+            while (run < end && (guint8)*run >= 0x20 && (guint8)*run < 0x80 &&
+                   *run != '\\' && *run != quote) {
+                run++;
             }
-            ptr++;
+            if (out) {
+                string_append(out, ptr, (gsize)(run - ptr));
+            }
+            ptr = run;
             continue;
         }
         if (*ptr != '\\') {
@@ -250,11 +272,24 @@ qmp_json_number_type(const char *token, gsize len, gboolean is_float,
  */
 static int parse_value(ParserContext *ctxt, QmpJson **out);
 
-/* Keys of the object being parsed, for duplicate detection. */
+/*
+ * Keys of the object being parsed, for duplicate detection.  The decoded
+ * keys of all open objects live in one arena (ctxt->keys, with their spans
+ * in ctxt->sc->spans), used as a stack: an object's keys follow those of the
+ * objects around it, and it pops them when it is done.  Nothing is
+ * allocated per key unless an object has more than DUP_SCAN_MAX keys.
+ */
 typedef struct {
-    GPtrArray *keys;  /* char *, owned */
-    GHashTable *set;  /* once there are more than DUP_SCAN_MAX keys */
+    ParserContext *ctxt;
+    guint first_span; /* this object's first entry in ctxt->sc->spans */
+    gsize text_mark;  /* ctxt->keys->len when the object began */
+    GHashTable *set;  /* owned copies, once there are > DUP_SCAN_MAX keys */
 } KeySet;
+
+typedef struct {
+    gsize offset;
+    gsize len;
+} KeySpan;
 
 static void
 key_set_clear(KeySet *ks)
@@ -262,21 +297,36 @@ key_set_clear(KeySet *ks)
     if (ks->set) {
         g_hash_table_unref(ks->set);
     }
-    if (ks->keys) {
-        g_ptr_array_unref(ks->keys);
+    if (ks->ctxt) {
+        ks->ctxt->sc->n_spans = ks->first_span;
+        g_string_truncate(ks->ctxt->keys, ks->text_mark);
     }
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(KeySet, key_set_clear)
 
-static gboolean
-key_set_contains(const KeySet *ks, const char *key)
+static void
+key_set_open(KeySet *ks, ParserContext *ctxt)
 {
+    ks->ctxt = ctxt;
+    ks->first_span = ctxt->sc->n_spans;
+    ks->text_mark = ctxt->keys->len;
+    ks->set = NULL;
+}
+
+/* The key decoded at @offset of the arena (@len bytes, NUL-terminated). */
+static gboolean
+key_set_contains(const KeySet *ks, gsize offset, gsize len)
+{
+    const char *arena = ks->ctxt->keys->str;
+    const KeySpan *spans = ks->ctxt->sc->spans;
+
     if (ks->set) {
-        return g_hash_table_contains(ks->set, key);
+        return g_hash_table_contains(ks->set, arena + offset);
     }
-    for (guint i = 0; ks->keys && i < ks->keys->len; i++) {
-        if (strcmp(g_ptr_array_index(ks->keys, i), key) == 0) {
+    for (guint i = ks->first_span; i < ks->ctxt->sc->n_spans; i++) {
+        if (spans[i].len == len &&
+            memcmp(arena + spans[i].offset, arena + offset, len) == 0) {
             return TRUE;
         }
     }
@@ -284,21 +334,31 @@ key_set_contains(const KeySet *ks, const char *key)
 }
 
 static void
-key_set_add(KeySet *ks, const char *key)
+key_set_add(KeySet *ks, gsize offset, gsize len)
 {
-    char *copy = g_strdup(key);
+    ParserContext *ctxt = ks->ctxt;
+    QmpJsonParserScratch *sc = ctxt->sc;
+    KeySpan *spans;
 
-    if (!ks->keys) {
-        ks->keys = g_ptr_array_new_with_free_func(g_free);
+    if (sc->n_spans == sc->spans_cap) {
+        sc->spans_cap = sc->spans_cap ? sc->spans_cap * 2 : 16;
+        sc->spans = g_renew(KeySpan, sc->spans, sc->spans_cap);
     }
-    g_ptr_array_add(ks->keys, copy);
-    if (!ks->set && ks->keys->len > DUP_SCAN_MAX) {
-        ks->set = g_hash_table_new(g_str_hash, g_str_equal);
-        for (guint i = 0; i < ks->keys->len; i++) {
-            g_hash_table_add(ks->set, g_ptr_array_index(ks->keys, i));
+    spans = sc->spans;
+    spans[sc->n_spans].offset = offset;
+    spans[sc->n_spans].len = len;
+    sc->n_spans++;
+    ctxt->peak_spans = MAX(ctxt->peak_spans, sc->n_spans);
+    if (!ks->set && sc->n_spans - ks->first_span > DUP_SCAN_MAX) {
+        ks->set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        NULL);
+        for (guint i = ks->first_span; i < sc->n_spans; i++) {
+            g_hash_table_add(ks->set,
+                             g_strndup(ctxt->keys->str + spans[i].offset,
+                                       spans[i].len));
         }
     } else if (ks->set) {
-        g_hash_table_add(ks->set, copy);
+        g_hash_table_add(ks->set, g_strndup(ctxt->keys->str + offset, len));
     }
 }
 
@@ -329,7 +389,9 @@ parse_pair(ParserContext *ctxt, KeySet *keys, QmpJson *obj)
 {
     const QmpJsonToken *peek, *token;
     g_autoptr(QmpJson) value = NULL;
-    GString *key = ctxt->scratch;
+    GString *arena = ctxt->keys;
+    gsize key_offset = arena->len;
+    gsize key_len;
     int type;
 
     peek = peek_token(ctxt);
@@ -338,10 +400,9 @@ parse_pair(ParserContext *ctxt, KeySet *keys, QmpJson *obj)
         return FALSE;
     }
 
-    g_string_truncate(key, 0);
     if (peek->type == QMP_TOKEN_STRING) {
         pop_token(ctxt);
-        type = parse_string(ctxt, peek, key, NULL);
+        type = parse_string(ctxt, peek, arena, NULL);
     } else {
         g_autoptr(QmpJson) ignored = NULL;
 
@@ -351,7 +412,10 @@ parse_pair(ParserContext *ctxt, KeySet *keys, QmpJson *obj)
         parse_error(ctxt, "key is not a string in object");
         return FALSE;
     }
-    g_autofree char *key_str = g_strndup(key->str, key->len);
+    /* Keep the key in the arena, NUL-terminated; nested objects push
+     * their keys after it and pop them again. */
+    key_len = arena->len - key_offset;
+    g_string_append_c(arena, '\0');
 
     token = pop_token(ctxt);
     if (!token) {
@@ -368,13 +432,14 @@ parse_pair(ParserContext *ctxt, KeySet *keys, QmpJson *obj)
         return FALSE;
     }
 
-    if (key_set_contains(keys, key_str)) {
+    if (key_set_contains(keys, key_offset, key_len)) {
         parse_error(ctxt, "duplicate key");
         return FALSE;
     }
-    key_set_add(keys, key_str);
+    key_set_add(keys, key_offset, key_len);
     if (obj) {
-        qmp_json_object_set(obj, key_str, g_steal_pointer(&value));
+        qmp_json_object_set(obj, arena->str + key_offset,
+                            g_steal_pointer(&value));
     }
     return TRUE;
 }
@@ -387,6 +452,7 @@ parse_object(ParserContext *ctxt, QmpJson **out)
                                          : NULL;
     g_auto(KeySet) keys = {0};
 
+    key_set_open(&keys, ctxt);
     pop_token(ctxt); /* '{' */
 
     peek = peek_token(ctxt);
@@ -557,25 +623,48 @@ parse_value(ParserContext *ctxt, QmpJson **out)
     }
 }
 
-gboolean
-qmp_json_parse_tokens(const char *text, const QmpJsonToken *tokens,
-                      gsize n_tokens, QmpJson **tree, char **error_text)
+void
+qmp_json_parser_scratch_clear(QmpJsonParserScratch *scratch)
 {
-    g_autoptr(GString) scratch = g_string_new(NULL);
+    if (scratch->keys) {
+        g_string_free(scratch->keys, TRUE);
+        scratch->keys = NULL;
+    }
+    g_clear_pointer(&scratch->spans, g_free);
+    scratch->n_spans = 0;
+    scratch->spans_cap = 0;
+}
+
+gboolean
+qmp_json_parse_tokens_reuse(const char *text, const QmpJsonToken *tokens,
+                            gsize n_tokens, QmpJson **tree,
+                            char **error_text, QmpJsonParserScratch *scratch)
+{
     ParserContext ctxt = {
         .text = text,
         .tokens = tokens,
         .n_tokens = n_tokens,
         .build = tree != NULL,
-        .scratch = scratch,
     };
     g_autoptr(QmpJson) value = NULL;
     int type;
 
+    if (!scratch->keys) {
+        scratch->keys = g_string_sized_new(64);
+    }
+    ctxt.keys = scratch->keys;
+    ctxt.sc = scratch;
     type = parse_value(&ctxt, &value);
     if (type >= 0 && ctxt.pos != n_tokens) {
         /* QEMU's streamer never leaves tokens over; a caller might. */
         parse_error(&ctxt, "expecting value");
+    }
+    g_string_truncate(scratch->keys, 0);
+    scratch->n_spans = 0;
+    /* Do not keep a huge arena around after a huge message. */
+    if (scratch->keys->allocated_len > 64 * 1024 ||
+        ctxt.peak_spans > 4096) {
+        qmp_json_parser_scratch_clear(scratch);
     }
     if (ctxt.error) {
         *error_text = ctxt.error;
@@ -585,4 +674,16 @@ qmp_json_parse_tokens(const char *text, const QmpJsonToken *tokens,
         *tree = g_steal_pointer(&value);
     }
     return TRUE;
+}
+
+gboolean
+qmp_json_parse_tokens(const char *text, const QmpJsonToken *tokens,
+                      gsize n_tokens, QmpJson **tree, char **error_text)
+{
+    QmpJsonParserScratch scratch = {0};
+    gboolean ok = qmp_json_parse_tokens_reuse(text, tokens, n_tokens, tree,
+                                              error_text, &scratch);
+
+    qmp_json_parser_scratch_clear(&scratch);
+    return ok;
 }

@@ -43,6 +43,31 @@ gboolean qmp_json_parse_tokens(const char *text, const QmpJsonToken *tokens,
                                gsize n_tokens, QmpJson **tree,
                                char **error_text);
 
+/* Buffers qmp_json_parse_tokens_reuse() keeps from one message to the next. */
+typedef struct {
+    GString *keys;   /* decoded keys of the open objects */
+    gpointer spans;  /* where each key is in keys (parser-private) */
+    guint n_spans;
+    guint spans_cap;
+} QmpJsonParserScratch;
+
+/**
+ * qmp_json_parse_tokens_reuse - qmp_json_parse_tokens() without allocating
+ * @scratch: zero-initialized once, then passed to every call; release it
+ *     with qmp_json_parser_scratch_clear()
+ *
+ * Same result as qmp_json_parse_tokens(); the buffers that check object
+ * keys for duplicates are kept in @scratch instead of being allocated per
+ * key and per message.
+ */
+gboolean qmp_json_parse_tokens_reuse(const char *text,
+                                     const QmpJsonToken *tokens,
+                                     gsize n_tokens, QmpJson **tree,
+                                     char **error_text,
+                                     QmpJsonParserScratch *scratch);
+
+void qmp_json_parser_scratch_clear(QmpJsonParserScratch *scratch);
+
 /**
  * qmp_json_unescape_string - decode a string token QEMU's way
  * @token: the token's bytes, quotes included

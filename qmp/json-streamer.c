@@ -22,6 +22,8 @@
  */
 #include "qmp/json-streamer.h"
 
+#include <string.h>
+
 #include "qmp/json-lexer.h"
 #include "qmp/json-parser.h"
 
@@ -36,24 +38,37 @@ struct QmpStreamer {
     gpointer opaque;
 
     GString *text;     /* the message in progress: tokens and whitespace */
-    GArray *tokens;    /* QmpJsonToken, offsets into text */
+    QmpJsonToken *tokens; /* offsets into text; n_tokens of tokens_cap */
+    guint n_tokens;
+    guint tokens_cap;
     gint64 brace_count;
     gint64 bracket_count;
     gsize token_size;  /* sum of token lengths, QEMU's parser->token_size */
     gsize ws_size;     /* whitespace bytes kept in text */
+
+    /* Kept from one message to the next, so that checking and describing
+     * a message allocates nothing in the common case. */
+    QmpJsonParserScratch scratch; /* the parser's duplicate-key buffers */
+    GArray *member_store;  /* QmpMessageMember of the current message */
+    GPtrArray *members;    /* pointers into member_store: msg.members */
+    GString *keys;         /* the members' decoded keys, NUL-separated */
 
     QmpJson **tree;    /* qmp_json_parse_value(): build the tree here */
     guint busy;        /* inside qmp_streamer_feed() */
     gboolean doomed;   /* freed from a callback: free when feed returns */
 };
 
-static void
-free_member(gpointer p)
+/* g_string_append_len() without a library call when it fits. */
+static inline void
+string_append(GString *out, const char *p, gsize n)
 {
-    QmpMessageMember *m = p;
-
-    g_free(m->key);
-    g_free(m);
+    if (out->len + n < out->allocated_len) {
+        memcpy(out->str + out->len, p, n);
+        out->len += n;
+        out->str[out->len] = '\0';
+    } else {
+        g_string_append_len(out, p, (gssize)n);
+    }
 }
 
 /* Start a new message: QEMU's out_emit reset. */
@@ -64,7 +79,12 @@ streamer_reset(QmpStreamer *s)
     s->bracket_count = 0;
     s->token_size = 0;
     s->ws_size = 0;
-    g_array_set_size(s->tokens, 0);
+    s->n_tokens = 0;
+    /* Nor a huge token array. */
+    if (s->tokens_cap > 4096) {
+        g_clear_pointer(&s->tokens, g_free);
+        s->tokens_cap = 0;
+    }
     g_string_truncate(s->text, 0);
     /* Do not keep a huge buffer around after a huge message. */
     if (s->text->allocated_len > 1024 * 1024) {
@@ -125,57 +145,90 @@ value_type(const char *text, const QmpJsonToken *t)
     }
 }
 
-/* The top-level members of a valid object message, in input order. */
+/*
+ * The top-level members of a valid object message, in input order, into
+ * the streamer's reused buffers (valid until the next message).
+ */
 static GPtrArray *
-find_members(const char *text, const QmpJsonToken *tok, guint n)
+find_members(QmpStreamer *s, const char *text, const QmpJsonToken *tok,
+             guint n)
 {
-    GPtrArray *members = g_ptr_array_new_with_free_func(free_member);
+    QmpMessageMember *store;
     guint i = 1; /* after '{' */
+    guint count;
 
+    g_array_set_size(s->member_store, 0);
+    g_ptr_array_set_size(s->members, 0);
+    g_string_truncate(s->keys, 0);
     while (i + 2 < n && tok[i].type == QMP_TOKEN_STRING) {
-        QmpMessageMember *m = g_new0(QmpMessageMember, 1);
-        g_autoptr(GString) key = g_string_new(NULL);
+        QmpMessageMember m = {0};
         g_autofree char *unused = NULL;
         guint v = i + 2, end;
 
-        qmp_json_unescape_string(text + tok[i].offset, tok[i].len, key,
+        /* The key's offset in s->keys for now; a pointer below. */
+        m.key = GSIZE_TO_POINTER(s->keys->len);
+        qmp_json_unescape_string(text + tok[i].offset, tok[i].len, s->keys,
                                  &unused);
+        g_string_append_c(s->keys, '\0');
         end = value_end(tok, n, v);
-        m->key = g_string_free(g_steal_pointer(&key), FALSE);
-        m->key_offset = tok[i].offset;
-        m->value_offset = tok[v].offset;
-        m->value_len = tok[end].offset + tok[end].len - tok[v].offset;
-        m->value_type = value_type(text, &tok[v]);
-        g_ptr_array_add(members, m);
+        m.key_offset = tok[i].offset;
+        m.value_offset = tok[v].offset;
+        m.value_len = tok[end].offset + tok[end].len - tok[v].offset;
+        m.value_type = value_type(text, &tok[v]);
+        g_array_append_val(s->member_store, m);
         i = end + 2; /* skip ',' */
     }
-    return members;
+    /* Both buffers are complete: no more moves, pointers are stable. */
+    store = (QmpMessageMember *)s->member_store->data;
+    count = s->member_store->len;
+    for (guint j = 0; j < count; j++) {
+        store[j].key = s->keys->str + GPOINTER_TO_SIZE(store[j].key);
+        g_ptr_array_add(s->members, &store[j]);
+    }
+    return s->members;
+}
+
+/* Drop the member buffers after a message with very many members. */
+static void
+members_trim(QmpStreamer *s)
+{
+    if (s->member_store->len > 1024 || s->keys->allocated_len > 64 * 1024) {
+        g_array_unref(s->member_store);
+        g_ptr_array_unref(s->members);
+        g_string_free(s->keys, TRUE);
+        s->member_store = g_array_new(FALSE, FALSE, sizeof(QmpMessageMember));
+        s->members = g_ptr_array_new();
+        s->keys = g_string_sized_new(64);
+    }
 }
 
 /* The tokens balance: parse them and hand the message or error out. */
 static void
 streamer_parse(QmpStreamer *s)
 {
-    const QmpJsonToken *tok = (const QmpJsonToken *)s->tokens->data;
-    guint n = s->tokens->len;
-    g_autofree char *error = NULL;
-    g_autoptr(GPtrArray) members = NULL;
+    const QmpJsonToken *tok = s->tokens;
+    guint n = s->n_tokens;
+    char *error = NULL;
     QmpMessage msg = {0};
 
-    if (!qmp_json_parse_tokens(s->text->str, tok, n, s->tree, &error)) {
+    if (!qmp_json_parse_tokens_reuse(s->text->str, tok, n, s->tree, &error,
+                                     &s->scratch)) {
         streamer_emit_error(s, error);
+        g_free(error);
         return;
     }
     msg.data = s->text->str;
     msg.len = s->text->len;
     msg.type = value_type(s->text->str, &tok[0]);
     if (msg.type == QMP_JSON_OBJECT) {
-        members = find_members(s->text->str, tok, n);
-        msg.members = members;
+        msg.members = find_members(s, s->text->str, tok, n);
     }
     s->tree = NULL; /* only the first value */
     if (s->emit) {
         s->emit(s->opaque, &msg, NULL);
+    }
+    if (msg.members) {
+        members_trim(s);
     }
     streamer_reset(s);
 }
@@ -201,7 +254,7 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
                const char *ws, gsize ws_len)
 {
     QmpStreamer *s = opaque;
-    QmpJsonToken token;
+    QmpJsonToken *token;
     gsize keep;
 
     if (s->doomed) {
@@ -229,7 +282,7 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
         return !s->doomed;
     }
     case QMP_TOKEN_END_OF_INPUT:
-        if (s->tokens->len > 0) {
+        if (s->n_tokens > 0) {
             streamer_parse(s);
         }
         return !s->doomed;
@@ -242,7 +295,7 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
         streamer_emit_error(s, "JSON token size limit exceeded");
         return !s->doomed;
     }
-    if ((guint64)s->tokens->len + 1 > QMP_JSON_MAX_TOKEN_COUNT) {
+    if ((guint64)s->n_tokens + 1 > QMP_JSON_MAX_TOKEN_COUNT) {
         streamer_emit_error(s, "JSON token count limit exceeded");
         return !s->doomed;
     }
@@ -251,16 +304,20 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
         return !s->doomed;
     }
 
-    if (s->tokens->len > 0) {
+    if (s->n_tokens > 0 && ws_len > 0) {
         keep = keep_ws(s, ws_len);
-        g_string_append_len(s->text, ws, (gssize)keep);
+        string_append(s->text, ws, keep);
         s->ws_size += keep;
     }
-    token.offset = (guint32)s->text->len;
-    token.len = (guint32)len;
-    token.type = (guint8)type;
-    g_array_append_val(s->tokens, token);
-    g_string_append_len(s->text, text, (gssize)len);
+    if (s->n_tokens == s->tokens_cap) {
+        s->tokens_cap = s->tokens_cap ? s->tokens_cap * 2 : 64;
+        s->tokens = g_renew(QmpJsonToken, s->tokens, s->tokens_cap);
+    }
+    token = &s->tokens[s->n_tokens++];
+    token->offset = (guint32)s->text->len;
+    token->len = (guint32)len;
+    token->type = (guint8)type;
+    string_append(s->text, text, len);
     s->token_size += len;
 
     if ((s->brace_count > 0 || s->bracket_count > 0) &&
@@ -280,7 +337,9 @@ qmp_streamer_new(QmpStreamerEmit emit, gpointer opaque)
     s->emit = emit;
     s->opaque = opaque;
     s->text = g_string_sized_new(256);
-    s->tokens = g_array_new(FALSE, FALSE, sizeof(QmpJsonToken));
+    s->member_store = g_array_new(FALSE, FALSE, sizeof(QmpMessageMember));
+    s->members = g_ptr_array_new();
+    s->keys = g_string_sized_new(64);
     return s;
 }
 
@@ -297,7 +356,11 @@ qmp_streamer_free(QmpStreamer *s)
     }
     qmp_lexer_destroy(&s->lexer);
     g_string_free(s->text, TRUE);
-    g_array_unref(s->tokens);
+    g_free(s->tokens);
+    qmp_json_parser_scratch_clear(&s->scratch);
+    g_array_unref(s->member_store);
+    g_ptr_array_unref(s->members);
+    g_string_free(s->keys, TRUE);
     g_free(s);
 }
 

@@ -220,20 +220,46 @@ order_compare(gconstpointer a, gconstpointer b)
     return x->index > y->index ? -1 : (x->index < y->index ? 1 : 0);
 }
 
-guint *
-qmp_qdict_order(const char *const *keys, guint n)
+void
+qmp_qdict_order_into(const char *const *keys, guint n, guint *order)
 {
-    g_autofree OrderEntry *entries = g_new(OrderEntry, n ? n : 1);
-    guint *order = g_new(guint, n ? n : 1);
+    OrderEntry small[16];
+    g_autofree OrderEntry *big = NULL;
+    OrderEntry *entries = small;
 
+    if (n > G_N_ELEMENTS(small)) {
+        entries = big = g_new(OrderEntry, n);
+    }
     for (guint i = 0; i < n; i++) {
         entries[i].index = i;
         entries[i].bucket = qmp_qdict_hash(keys[i]) % QDICT_BUCKETS;
     }
-    qsort(entries, n, sizeof(*entries), order_compare);
+    if (n <= G_N_ELEMENTS(small)) {
+        /* Few keys (every request): an insertion sort, no qsort calls. */
+        for (guint i = 1; i < n; i++) {
+            OrderEntry e = entries[i];
+            guint j = i;
+
+            while (j > 0 && order_compare(&entries[j - 1], &e) > 0) {
+                entries[j] = entries[j - 1];
+                j--;
+            }
+            entries[j] = e;
+        }
+    } else {
+        qsort(entries, n, sizeof(*entries), order_compare);
+    }
     for (guint i = 0; i < n; i++) {
         order[i] = entries[i].index;
     }
+}
+
+guint *
+qmp_qdict_order(const char *const *keys, guint n)
+{
+    guint *order = g_new(guint, n ? n : 1);
+
+    qmp_qdict_order_into(keys, n, order);
     return order;
 }
 

@@ -80,6 +80,9 @@ void qmp_json_write(GString *out, const QmpJson *v);
  */
 guint *qmp_qdict_order(const char *const *keys, guint n);
 
+/* qmp_qdict_order() into the caller's @order (room for @n indexes). */
+void qmp_qdict_order_into(const char *const *keys, guint n, guint *order);
+
 /**
  * qmp_json_write_string:
  * Append @s (modified UTF-8, NUL-terminated) to @out as a quoted JSON

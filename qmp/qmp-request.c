@@ -19,9 +19,25 @@
 static char *
 member_string(const QmpMessage *msg, const QmpMessageMember *m)
 {
-    g_autoptr(GString) out = g_string_new(NULL);
+    const char *body = msg->data + m->value_offset + 1;
+    gsize body_len = m->value_len - 2;
+    g_autoptr(GString) out = NULL;
     g_autofree char *unused = NULL;
+    gsize i;
 
+    /* Printable ASCII without escapes (every command name) decodes to
+     * itself: qmp_json_unescape_string() would copy it byte by byte. */
+    for (i = 0; i < body_len; i++) {
+        guint8 c = (guint8)body[i];
+
+        if (c < 0x20 || c >= 0x80 || c == '\\') {
+            break;
+        }
+    }
+    if (i == body_len) {
+        return g_strndup(body, body_len);
+    }
+    out = g_string_new(NULL);
     qmp_json_unescape_string(msg->data + m->value_offset, m->value_len, out,
                              &unused);
     return g_string_free(g_steal_pointer(&out), FALSE);
@@ -41,8 +57,12 @@ qmp_request_check(const QmpMessage *msg, gboolean allow_oob, QmpRequest *req,
                   char **error_text)
 {
     const QmpMessageMember *exec = NULL;
-    g_autofree const char **keys = NULL;
-    g_autofree guint *order = NULL;
+    const char *keys_small[8] = {NULL};
+    guint order_small[8];
+    g_autofree const char **keys_big = NULL;
+    g_autofree guint *order_big = NULL;
+    const char **keys = keys_small;
+    guint *order = order_small;
     guint n;
 
     memset(req, 0, sizeof(*req));
@@ -52,7 +72,10 @@ qmp_request_check(const QmpMessage *msg, gboolean allow_oob, QmpRequest *req,
     }
 
     n = msg->members->len;
-    keys = g_new(const char *, n ? n : 1);
+    if (n > G_N_ELEMENTS(keys_small)) {
+        keys = keys_big = g_new(const char *, n);
+        order = order_big = g_new(guint, n);
+    }
     for (guint i = 0; i < n; i++) {
         const QmpMessageMember *m = g_ptr_array_index(msg->members, i);
 
@@ -61,7 +84,7 @@ qmp_request_check(const QmpMessage *msg, gboolean allow_oob, QmpRequest *req,
             req->id = m; /* QEMU takes the id before any check */
         }
     }
-    order = qmp_qdict_order(keys, n);
+    qmp_qdict_order_into(keys, n, order);
 
     for (guint i = 0; i < n; i++) {
         const QmpMessageMember *m =

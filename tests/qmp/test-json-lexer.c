@@ -352,6 +352,64 @@ test_token_size_limit(void)
     g_assert_cmpstr(got, ==, "PARTIAL(67108865 bytes) KEYWORD'aaaaaaaaa'");
 }
 
+/*
+ * The same limit when the string arrives in pieces (the lexer copies runs
+ * of plain string bytes at once, and a run must stop at the limit), and a
+ * string whose closing quote is the byte that reaches the limit + 1.
+ */
+static void
+test_token_size_limit_chunked(void)
+{
+    gsize n = QMP_LEXER_MAX_TOKEN_SIZE + 10;
+    g_autofree char *in = g_malloc(n + 1);
+    g_autofree char *got = NULL;
+    g_autofree char *exact = NULL;
+    static const gsize chunks[] = {1, 4093, 65536, 1 << 20};
+
+    in[0] = '"';
+    memset(in + 1, 'a', n - 1);
+    in[n] = ' ';
+    for (guint c = 0; c < G_N_ELEMENTS(chunks); c++) {
+        Trace t = {g_string_new(NULL), FALSE, 0};
+        QmpLexer lexer;
+        gsize step = chunks[c];
+
+        qmp_lexer_init(&lexer, trace_token, &t);
+        if (chunks[c] == 1) {
+            /* Byte by byte around the limit only; in big pieces before. */
+            gsize head = QMP_LEXER_MAX_TOKEN_SIZE - 3;
+
+            qmp_lexer_feed(&lexer, in, head);
+            for (gsize i = head; i <= n; i++) {
+                qmp_lexer_feed(&lexer, in + i, 1);
+            }
+        } else {
+            for (gsize i = 0; i <= n; i += step) {
+                qmp_lexer_feed(&lexer, in + i, MIN(step, n + 1 - i));
+            }
+        }
+        qmp_lexer_destroy(&lexer);
+        g_free(got);
+        got = g_string_free(t.out, FALSE);
+        g_assert_cmpstr(got, ==, "PARTIAL(67108865 bytes) KEYWORD'aaaaaaaaa'");
+    }
+
+    /* Opening quote + 64 MiB - 1 bytes + closing quote: a whole string. */
+    in[QMP_LEXER_MAX_TOKEN_SIZE] = '"';
+    in[QMP_LEXER_MAX_TOKEN_SIZE + 1] = ' ';
+    {
+        Trace t = {g_string_new(NULL), FALSE, 0};
+        QmpLexer lexer;
+
+        qmp_lexer_init(&lexer, trace_token, &t);
+        qmp_lexer_feed(&lexer, in, QMP_LEXER_MAX_TOKEN_SIZE + 2);
+        qmp_lexer_feed(&lexer, "1 ", 2);
+        qmp_lexer_destroy(&lexer);
+        exact = g_string_free(t.out, FALSE);
+    }
+    g_assert_cmpstr(exact, ==, "STRING(67108865 bytes) INTEGER'1'");
+}
+
 static void
 test_flush(void)
 {
@@ -420,6 +478,8 @@ main(int argc, char **argv)
     g_test_add_func("/qmp/lexer/recovery/error-consumes",
                     test_error_consumes_its_byte);
     g_test_add_func("/qmp/lexer/limit/token-size", test_token_size_limit);
+    g_test_add_func("/qmp/lexer/limit/token-size-chunked",
+                    test_token_size_limit_chunked);
     g_test_add_func("/qmp/lexer/flush", test_flush);
     g_test_add_func("/qmp/lexer/callback-stop", test_callback_can_stop);
     return g_test_run();
