@@ -65,7 +65,7 @@ class Helper(fc.Helper):
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, **popen)
         try:
-            qmp.wait_for_path(self.listen, timeout, self.proc)
+            qmp.wait_for_listening(self.listen, timeout, self.proc)
         except Exception as e:
             self.kill()
             raise RuntimeError(f"helper did not come up: {e}\n{self.log()}") from e
