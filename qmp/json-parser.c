@@ -76,19 +76,6 @@ token_text(ParserContext *ctxt, const QmpJsonToken *token)
     return ctxt->text + token->offset;
 }
 
-/* g_string_append_len() without a library call when it fits. */
-static inline void
-string_append(GString *out, const char *p, gsize n)
-{
-    if (out->len + n < out->allocated_len) {
-        memcpy(out->str + out->len, p, n);
-        out->len += n;
-        out->str[out->len] = '\0';
-    } else {
-        g_string_append_len(out, p, (gssize)n);
-    }
-}
-
 /* QEMU's cvt4hex(); reads stop at the first non-hex byte (or the end). */
 static int
 cvt4hex(const char *s, const char *end)
@@ -133,7 +120,7 @@ qmp_json_unescape_string(const char *token, gsize len, GString *out,
                 run++;
             }
             if (out) {
-                string_append(out, ptr, (gsize)(run - ptr));
+                qmp_string_append(out, ptr, (gsize)(run - ptr));
             }
             ptr = run;
             continue;

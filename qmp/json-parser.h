@@ -13,6 +13,7 @@
 #pragma once
 
 #include <glib.h>
+#include <string.h>
 #include "qmp/json-lexer.h"
 #include "qmp/json-value.h"
 
@@ -93,3 +94,17 @@ gboolean qmp_json_unescape_string(const char *token, gsize len, GString *out,
  */
 QmpJsonType qmp_json_number_type(const char *token, gsize len,
                                  gboolean is_float, QmpJson *value);
+
+/* g_string_append_len() without a library call when it fits: the lexer
+ * and parser append a few bytes at a time on every client message. */
+static inline void
+qmp_string_append(GString *out, const char *p, gsize n)
+{
+    if (out->len + n < out->allocated_len) {
+        memcpy(out->str + out->len, p, n);
+        out->len += n;
+        out->str[out->len] = '\0';
+    } else {
+        g_string_append_len(out, p, (gssize)n);
+    }
+}

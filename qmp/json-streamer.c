@@ -58,19 +58,6 @@ struct QmpStreamer {
     gboolean doomed;   /* freed from a callback: free when feed returns */
 };
 
-/* g_string_append_len() without a library call when it fits. */
-static inline void
-string_append(GString *out, const char *p, gsize n)
-{
-    if (out->len + n < out->allocated_len) {
-        memcpy(out->str + out->len, p, n);
-        out->len += n;
-        out->str[out->len] = '\0';
-    } else {
-        g_string_append_len(out, p, (gssize)n);
-    }
-}
-
 /* Start a new message: QEMU's out_emit reset. */
 static void
 streamer_reset(QmpStreamer *s)
@@ -306,7 +293,7 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
 
     if (s->n_tokens > 0 && ws_len > 0) {
         keep = keep_ws(s, ws_len);
-        string_append(s->text, ws, keep);
+        qmp_string_append(s->text, ws, keep);
         s->ws_size += keep;
     }
     if (s->n_tokens == s->tokens_cap) {
@@ -317,7 +304,7 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
     token->offset = (guint32)s->text->len;
     token->len = (guint32)len;
     token->type = (guint8)type;
-    string_append(s->text, text, len);
+    qmp_string_append(s->text, text, len);
     s->token_size += len;
 
     if ((s->brace_count > 0 || s->bracket_count > 0) &&
