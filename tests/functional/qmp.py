@@ -343,3 +343,15 @@ def wait_for_listening(path, timeout=10.0, proc=None):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} exists but is not listening after {timeout}s")
         time.sleep(0.005)
+
+
+def proc_fds(pid):
+    """{fd: readlink target} of process ``pid`` (entries that vanish are skipped)."""
+    out = {}
+    d = f"/proc/{pid}/fd"
+    for name in os.listdir(d):
+        try:
+            out[int(name)] = os.readlink(f"{d}/{name}")
+        except OSError:
+            pass
+    return out

@@ -17,15 +17,7 @@ def pipe_id(fd):
     return f"pipe:[{os.fstat(fd).st_ino}]"
 
 
-def fd_targets(pid):
-    out = {}
-    d = f"/proc/{pid}/fd"
-    for name in os.listdir(d):
-        try:
-            out[int(name)] = os.readlink(f"{d}/{name}")
-        except OSError:
-            pass
-    return out
+fd_targets = qmp.proc_fds
 
 
 def holds(pid, fd):

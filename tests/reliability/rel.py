@@ -150,16 +150,7 @@ def rss_kib(pid):
     return int(proc_status(pid)["VmRSS"].split()[0])
 
 
-def fds(pid):
-    """{fd: target} of a process."""
-    out = {}
-    d = f"/proc/{pid}/fd"
-    for name in os.listdir(d):
-        try:
-            out[int(name)] = os.readlink(f"{d}/{name}")
-        except OSError:
-            pass
-    return out
+fds = qmp.proc_fds  # {fd: target} of a process
 
 
 def perf_fds(pid):
