@@ -208,6 +208,20 @@ reading_find_resctrl(const QphVmReading *reading, const char *name)
     return NULL;
 }
 
+/* When counting started, in QMP's timestamp form. */
+static void
+fill_enabled_at(PerfEventInfo *info, QphVm *vm)
+{
+    gint64 at;
+
+    if (qph_vm_get_enabled_at(vm, info->name, &at)) {
+        info->has_enabled_at = TRUE;
+        info->enabled_at = g_new0(PerfTimestamp, 1);
+        info->enabled_at->seconds = at / G_USEC_PER_SEC;
+        info->enabled_at->microseconds = at % G_USEC_PER_SEC;
+    }
+}
+
 /* One entry: known to the catalog, enabled, or both. */
 static PerfEventInfo *
 event_info(DispatchContext *ctx, const char *name, gboolean per_thread)
@@ -231,6 +245,9 @@ event_info(DispatchContext *ctx, const char *name, gboolean per_thread)
     } else if (rv) {
         info->enabled = TRUE;
         fill_resctrl(info, rv, per_thread);
+    }
+    if (info->enabled) {
+        fill_enabled_at(info, ctx->vm);
     }
     return info;
 }

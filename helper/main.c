@@ -13,6 +13,7 @@
  */
 #include "helper/privilege.h"
 #include "helper/proxy.h"
+#include "helper/startup-events.h"
 #include "helper/wrap.h"
 
 #include <errno.h>
@@ -49,6 +50,8 @@ static char **opt_allow_uid;
 static char *opt_resctrl_root;
 static char **opt_allow_event;
 static char *opt_event_allowlist;
+static char **opt_enable;
+static char *opt_state_dir;
 static gboolean opt_verbose;
 static gboolean opt_version;
 static char **opt_command;
@@ -78,6 +81,12 @@ static const GOptionEntry option_entries[] = {
       "listed are refused (repeatable)", "NAME" },
     { "event-allowlist", 0, 0, G_OPTION_ARG_FILENAME, &opt_event_allowlist,
       "Allow only the raw perf events listed in FILE, one per line", "FILE" },
+    { "enable", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_enable,
+      "Enable these events as soon as QEMU's threads are known, as "
+      "set-perf-events would (comma-separated, repeatable)", "EVENT,..." },
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
+      "Attach mode: keep the enabled events in DIR so that a restarted "
+      "helper enables them again (default $RUNTIME_DIRECTORY)", "DIR" },
     { "resctrl-root", 0, 0, G_OPTION_ARG_FILENAME, &opt_resctrl_root,
       "Where resctrl is mounted (default /sys/fs/resctrl)", "DIR" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
@@ -270,6 +279,7 @@ main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = NULL;
     g_autoptr(GError) error = NULL;
     g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(uid_t));
+    g_autoptr(QphStartupEvents) startup = NULL;
     QphProxyOptions opts = { 0 };
     Main m = { 0 };
     int qemu_fd = -1;
@@ -330,6 +340,8 @@ main(int argc, char **argv)
     opts.listen_path = opt_listen;
     opts.listen_fd = opt_listen_fd;
     opts.resctrl_root = opt_resctrl_root ? opt_resctrl_root : "/sys/fs/resctrl";
+    opts.startup = startup = qph_startup_events_new(
+        (const char *const *)opt_enable, opt_qemu != NULL, opt_state_dir);
 
     signal(SIGPIPE, SIG_IGN);
     m.loop = g_main_loop_new(NULL, FALSE);

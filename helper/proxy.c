@@ -46,6 +46,7 @@
 #include "helper/client.h"
 #include "helper/dispatch.h"
 #include "helper/introspect.h"
+#include "helper/startup-events.h"
 #include "helper/vm.h"
 
 #include <errno.h>
@@ -281,6 +282,10 @@ proxy_upstream_ready(QphUpstream *up, gpointer opaque)
         proxy->qemu_pid = qph_upstream_get_peer_pid(up);
     }
     proxy->vm = qph_vm_new(proxy, proxy->qemu_pid, proxy->opts.resctrl_root);
+    /* Before any client is served: its first query sees them counting. */
+    if (proxy->opts.startup) {
+        qph_startup_events_vm_ready(proxy->opts.startup, proxy->vm);
+    }
     /* A command of ours that QEMU also has is reported before serving. */
     qph_upstream_call(up, "query-commands", NULL, proxy_commands_checked,
                       proxy);
@@ -310,8 +315,13 @@ proxy_upstream_event(QphUpstream *up, const QphScannedMessage *msg,
 static void
 proxy_upstream_closed(QphUpstream *up, gpointer opaque)
 {
+    QphProxy *proxy = opaque;
+
     g_debug("QEMU's monitor closed");
-    proxy_finish(opaque, NULL);
+    if (proxy->opts.startup) {
+        qph_startup_events_qemu_gone(proxy->opts.startup);
+    }
+    proxy_finish(proxy, NULL);
 }
 
 QphProxy *

@@ -12,6 +12,7 @@
 
 typedef struct QphProxy QphProxy;
 typedef struct QphClient QphClient;
+typedef struct QphStartupEvents QphStartupEvents;
 
 typedef struct {
     const char *listen_path; /* create and listen here, or NULL */
@@ -21,6 +22,7 @@ typedef struct {
     const uid_t *allowed_uids; /* peers allowed besides our own uid */
     guint n_allowed_uids;
     const char *resctrl_root;
+    QphStartupEvents *startup; /* events to enable at start, or NULL */
 } QphProxyOptions;
 
 typedef enum {

@@ -31,7 +31,17 @@ struct QphVm {
     GPtrArray *resctrl_order; /* enabled resctrl event names, in order */
     GHashTable *labels;       /* tid -> QphThreadLabel * */
     gboolean labels_stale;
+    GPtrArray *enabled;       /* QphVmEnabledEvent *, in the order enabled */
+    QphVmChangedFunc changed;
+    gpointer changed_data;
 };
+
+static void
+enabled_event_free(QphVmEnabledEvent *ev)
+{
+    g_free(ev->name);
+    g_free(ev);
+}
 
 static void
 label_free(QphThreadLabel *label)
@@ -75,6 +85,8 @@ qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
     vm->labels = g_hash_table_new_full(NULL, NULL, NULL,
                                        (GDestroyNotify)label_free);
     vm->labels_stale = TRUE;
+    vm->enabled =
+        g_ptr_array_new_with_free_func((GDestroyNotify)enabled_event_free);
     /* Groups of helpers that died are removed now, not when first needed,
      * this QEMU's too: nothing is enabled yet, so it is a leftover. */
     if (g_file_test(vm->resctrl_root, G_FILE_TEST_IS_DIR) &&
@@ -94,6 +106,7 @@ qph_vm_free(QphVm *vm)
     qph_perf_set_free(vm->perf);
     g_ptr_array_unref(vm->resctrl_order);
     g_hash_table_unref(vm->labels);
+    g_ptr_array_unref(vm->enabled);
     g_free(vm->resctrl_root);
     g_free(vm);
 }
@@ -119,6 +132,73 @@ guint
 qph_vm_count_fds(QphVm *vm)
 {
     return qph_perf_set_count_fds(vm->perf);
+}
+
+/* ---- Enabled events and their time origin ---------------------------- */
+
+static gint
+vm_find_enabled(QphVm *vm, const char *name)
+{
+    for (guint i = 0; i < vm->enabled->len; i++) {
+        const QphVmEnabledEvent *ev = g_ptr_array_index(vm->enabled, i);
+
+        if (g_str_equal(ev->name, name)) {
+            return (gint)i;
+        }
+    }
+    return -1;
+}
+
+/* After a successful change: stamp what is newly enabled with @now, forget
+ * what is disabled; an event enabled again keeps its origin.  Returns
+ * whether the set changed. */
+static gboolean
+vm_note_enabled(QphVm *vm, const QphPerfChange *changes, guint n, gint64 now)
+{
+    gboolean changed = FALSE;
+
+    for (guint i = 0; i < n; i++) {
+        gint at = vm_find_enabled(vm, changes[i].name);
+        gboolean on = qph_vm_is_enabled(vm, changes[i].name);
+
+        if (on && at < 0) {
+            QphVmEnabledEvent *ev = g_new0(QphVmEnabledEvent, 1);
+
+            ev->name = g_strdup(changes[i].name);
+            ev->enabled_at = now;
+            g_ptr_array_add(vm->enabled, ev);
+            changed = TRUE;
+        } else if (!on && at >= 0) {
+            g_ptr_array_remove_index(vm->enabled, (guint)at);
+            changed = TRUE;
+        }
+    }
+    return changed;
+}
+
+GPtrArray *
+qph_vm_get_enabled(QphVm *vm)
+{
+    return vm->enabled;
+}
+
+gboolean
+qph_vm_get_enabled_at(QphVm *vm, const char *name, gint64 *at)
+{
+    gint i = vm_find_enabled(vm, name);
+
+    if (i < 0) {
+        return FALSE;
+    }
+    *at = ((QphVmEnabledEvent *)g_ptr_array_index(vm->enabled, i))->enabled_at;
+    return TRUE;
+}
+
+void
+qph_vm_set_changed_func(QphVm *vm, QphVmChangedFunc func, gpointer data)
+{
+    vm->changed = func;
+    vm->changed_data = data;
 }
 
 static gboolean
@@ -158,6 +238,8 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     g_autoptr(GArray) perf_changes =
         g_array_new(FALSE, FALSE, sizeof(QphPerfChange));
     gboolean opened = FALSE;
+    /* Counting starts when the counters are opened, just after this. */
+    gint64 now = g_get_real_time();
 
     /* Refused before anything is applied: all-or-nothing holds. */
     if (!qph_event_allowlist_check(changes, n, error)) {
@@ -221,6 +303,9 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     memcpy(vm->resctrl_enabled, target, sizeof(target));
     if (!vm_any_resctrl(target)) {
         g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+    }
+    if (vm_note_enabled(vm, changes, n, now) && vm->changed) {
+        vm->changed(vm, vm->changed_data);
     }
     return TRUE;
 }

@@ -64,6 +64,22 @@ guint qph_vm_count_fds(QphVm *vm);
 gboolean qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
                            GError **error);
 
+/* An enabled event and when it was enabled (g_get_real_time(), in µs):
+ * its value counts from then, so a later time means a reset. */
+typedef struct {
+    char *name;
+    gint64 enabled_at;
+} QphVmEnabledEvent;
+
+/* The enabled events (QphVmEnabledEvent *), in the order enabled. */
+GPtrArray *qph_vm_get_enabled(QphVm *vm);
+/* When @name was enabled; FALSE if it is not enabled. */
+gboolean qph_vm_get_enabled_at(QphVm *vm, const char *name, gint64 *at);
+
+/* Called after a qph_vm_set_events() that changed the enabled set. */
+typedef void (*QphVmChangedFunc)(QphVm *vm, gpointer data);
+void qph_vm_set_changed_func(QphVm *vm, QphVmChangedFunc func, gpointer data);
+
 /* query-perf-events: rescans threads; with @labels, first asks QEMU for
  * vCPU and iothread labels when threads have changed since last asked. */
 typedef void (*QphVmReadDone)(gpointer data, QphVmReading *reading,

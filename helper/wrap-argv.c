@@ -15,6 +15,9 @@
 
 
 #define WRAP_CONFIG_GROUP "wrapper"
+/* Per-domain groups: "[domain NAME]" and "[uuid UUID]". */
+#define WRAP_DOMAIN_PREFIX "domain "
+#define WRAP_UUID_PREFIX "uuid "
 
 /* ------------------------------------------------------------------------
  * Options
@@ -27,6 +30,7 @@ qph_wrap_options_clear(QphWrapOptions *opts)
     g_clear_pointer(&opts->helper, g_free);
     g_clear_pointer(&opts->helper_args, g_ptr_array_unref);
     g_clear_pointer(&opts->config, g_free);
+    g_clear_pointer(&opts->enable, g_free);
     opts->qemu_argv = NULL;
 }
 
@@ -63,6 +67,54 @@ take_value(int argc, char **argv, int *i, const char *name, char **value,
     g_free(*value);
     *value = g_strdup(argv[*i]);
     return TRUE;
+}
+
+/**
+ * domain_group:
+ * The group of @kf that configures this domain: "[uuid UUID]" (UUIDs
+ * compared without regard to case), else "[domain NAME]", else NULL.
+ */
+static char *
+domain_group(GKeyFile *kf, char **qemu_argv)
+{
+    g_autofree char *name = NULL;
+    g_autofree char *uuid = NULL;
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_autofree char *by_name = NULL;
+
+    qph_wrap_domain_identity(qemu_argv, &name, &uuid);
+    for (guint i = 0; groups[i]; i++) {
+        const char *g = groups[i];
+
+        if (uuid && g_str_has_prefix(g, WRAP_UUID_PREFIX) &&
+            g_ascii_strcasecmp(g + strlen(WRAP_UUID_PREFIX), uuid) == 0) {
+            return g_strdup(g);
+        }
+        if (name && !by_name && g_str_has_prefix(g, WRAP_DOMAIN_PREFIX) &&
+            g_str_equal(g + strlen(WRAP_DOMAIN_PREFIX), name)) {
+            by_name = g_strdup(g);
+        }
+    }
+    return g_steal_pointer(&by_name);
+}
+
+/**
+ * load_enable:
+ * The events to enable at start for this domain: its own group's
+ * "enable" if it has one (even empty: none for this domain), else the
+ * [wrapper] group's.
+ */
+static void
+load_enable(QphWrapOptions *opts, GKeyFile *kf)
+{
+    g_autofree char *group = domain_group(kf, opts->qemu_argv);
+
+    if (group && g_key_file_has_key(kf, group, "enable", NULL)) {
+        opts->enable = g_key_file_get_string(kf, group, "enable", NULL);
+    } else {
+        opts->enable =
+            g_key_file_get_string(kf, WRAP_CONFIG_GROUP, "enable", NULL);
+    }
 }
 
 /**
@@ -115,6 +167,9 @@ load_config(QphWrapOptions *opts, const char *path, gboolean *enabled_set,
         opts->enabled = enabled;
         *enabled_set = TRUE;
     }
+    if (!opts->enable) {
+        load_enable(opts, kf);
+    }
     return TRUE;
 }
 
@@ -134,6 +189,7 @@ qph_wrap_options_parse(int argc, char **argv, QphWrapOptions *opts,
     }
     for (; i < argc; i++) {
         g_autofree char *arg = NULL;
+        g_autofree char *enable = NULL;
         GError *local_error = NULL;
 
         if (g_str_equal(argv[i], "--")) {
@@ -142,6 +198,7 @@ qph_wrap_options_parse(int argc, char **argv, QphWrapOptions *opts,
         if (take_value(argc, argv, &i, "--real-qemu", &opts->real_qemu,
                        &local_error) ||
             take_value(argc, argv, &i, "--helper-arg", &arg, &local_error) ||
+            take_value(argc, argv, &i, "--enable", &enable, &local_error) ||
             take_value(argc, argv, &i, "--helper", &opts->helper,
                        &local_error) ||
             take_value(argc, argv, &i, "--config", &opts->config,
@@ -152,6 +209,15 @@ qph_wrap_options_parse(int argc, char **argv, QphWrapOptions *opts,
             }
             if (arg) {
                 g_ptr_array_add(opts->helper_args, g_steal_pointer(&arg));
+            }
+            if (enable) {
+                /* Repeatable, like the helper's own --enable. */
+                char *all = opts->enable
+                                ? g_strconcat(opts->enable, ",", enable, NULL)
+                                : g_strdup(enable);
+
+                g_free(opts->enable);
+                opts->enable = all;
             }
             continue;
         }
@@ -309,6 +375,44 @@ qph_opts_parse_bool(const char *value, gboolean *result)
         }
     }
     return FALSE;
+}
+
+/* ------------------------------------------------------------------------
+ * Which domain this QEMU is
+ */
+
+/* "-opt" or "--opt". */
+static gboolean
+is_option(const char *arg, const char *name)
+{
+    return arg[0] == '-' && g_str_equal(arg + (arg[1] == '-' ? 2 : 1), name);
+}
+
+void
+qph_wrap_domain_identity(char **qemu_argv, char **name, char **uuid)
+{
+    *name = NULL;
+    *uuid = NULL;
+    for (int i = 0; qemu_argv[i] && qemu_argv[i + 1]; i++) {
+        if (is_option(qemu_argv[i], "name")) {
+            g_autoptr(GPtrArray) opts = qph_opts_parse(qemu_argv[i + 1], TRUE);
+            /* "-name guest=N,..." or the implied form "-name N,...". */
+            const char *guest = qph_opts_get(opts, "guest");
+
+            if (!guest) {
+                guest = qph_opts_get(opts, NULL);
+            }
+            if (guest) {
+                g_free(*name);
+                *name = g_strdup(guest);
+            }
+            i++;
+        } else if (is_option(qemu_argv[i], "uuid")) {
+            g_free(*uuid);
+            *uuid = g_strdup(qemu_argv[i + 1]);
+            i++;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -482,7 +586,8 @@ qph_wrap_rewrite_argv(const char *real_qemu, char **qemu_argv,
 }
 
 char **
-qph_wrap_helper_argv(const char *helper, int qemu_pid, GPtrArray *helper_args)
+qph_wrap_helper_argv(const char *helper, int qemu_pid, const char *enable,
+                     GPtrArray *helper_args)
 {
     GPtrArray *argv = g_ptr_array_new();
 
@@ -493,6 +598,9 @@ qph_wrap_helper_argv(const char *helper, int qemu_pid, GPtrArray *helper_args)
     g_ptr_array_add(argv, g_strdup_printf("%d", qemu_pid));
     g_ptr_array_add(argv, g_strdup("--listen-fd"));
     g_ptr_array_add(argv, g_strdup_printf("%d", QPH_WRAP_HELPER_LISTEN_FD));
+    if (enable && *enable) {
+        g_ptr_array_add(argv, g_strconcat("--enable=", enable, NULL));
+    }
     for (guint i = 0; helper_args && i < helper_args->len; i++) {
         g_ptr_array_add(argv, g_strdup(g_ptr_array_index(helper_args, i)));
     }

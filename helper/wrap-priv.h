@@ -25,6 +25,7 @@ typedef struct {
     GPtrArray *helper_args; /* of char *, config file's first */
     char *config;
     gboolean enabled;
+    char *enable; /* events the helper enables at start ("A,B"), or NULL */
     char **qemu_argv; /* borrowed from argv: QEMU's arguments after "--" */
 } QphWrapOptions;
 
@@ -35,10 +36,21 @@ void qph_wrap_options_clear(QphWrapOptions *opts);
  * Parse the wrapper's own options (before "--") and load --config if given.
  * Fills @opts; qemu_argv points into @argv.  Fields neither the command line
  * nor the config file set keep their defaults (real_qemu
- * QPH_WRAP_DEFAULT_QEMU, helper NULL meaning "this executable", enabled).
+ * QPH_WRAP_DEFAULT_QEMU, helper NULL meaning "this executable", enabled,
+ * enable NULL).  @opts->enable comes from --enable if given, else from the
+ * config file's group for this domain ([uuid UUID], then [domain NAME],
+ * matched on QEMU's -uuid and -name guest=), else from [wrapper].
  */
 gboolean qph_wrap_options_parse(int argc, char **argv, QphWrapOptions *opts,
                                 GError **error);
+
+/**
+ * qph_wrap_domain_identity:
+ * The domain's name (-name guest=NAME, or -name NAME) and UUID (-uuid) in
+ * QEMU's arguments, as libvirt passes them; NULL when absent.  The last
+ * occurrence wins, as in QEMU.
+ */
+void qph_wrap_domain_identity(char **qemu_argv, char **name, char **uuid);
 
 /* One element of a QemuOpts string: "key=value", a flag, or the implied
  * first value (key NULL, as "socket" in "socket,id=x"). */
@@ -102,10 +114,11 @@ char **qph_wrap_rewrite_argv(const char *real_qemu, char **qemu_argv,
 /**
  * qph_wrap_helper_argv:
  * The helper's argv in fd mode: its descriptors at QPH_WRAP_HELPER_QEMU_FD
- * and QPH_WRAP_HELPER_LISTEN_FD, QEMU's pid, then the extra helper args.
+ * and QPH_WRAP_HELPER_LISTEN_FD, QEMU's pid, "--enable=@enable" unless
+ * @enable is NULL or empty, then the extra helper args.
  */
 char **qph_wrap_helper_argv(const char *helper, int qemu_pid,
-                            GPtrArray *helper_args);
+                            const char *enable, GPtrArray *helper_args);
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QphWrapOptions, qph_wrap_options_clear)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QphMonitor, qph_monitor_clear)

@@ -295,7 +295,7 @@ start_helper(const QphWrapOptions *opts, const char *argv0, int listen_fd,
     g_autofree char *helper =
         opts->helper ? g_strdup(opts->helper) : default_helper(argv0);
     g_auto(GStrv) helper_argv =
-        qph_wrap_helper_argv(helper, getpid(), opts->helper_args);
+        qph_wrap_helper_argv(helper, getpid(), opts->enable, opts->helper_args);
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {

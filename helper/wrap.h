@@ -19,9 +19,13 @@
  *   --helper PATH      helper binary to start (default: this executable)
  *   --helper-arg ARG   append ARG to the helper's command line (repeatable),
  *                      e.g. --helper-arg=-v --helper-arg=--daemon-log=/x.log
+ *   --enable EVENTS    events the helper enables at start, "A,B,..."
+ *                      (repeatable); passed on as the helper's --enable
  *   --config FILE      read defaults from FILE (a GKeyFile, group [wrapper],
- *                      keys qemu, helper, helper-args, enabled); a missing
- *                      FILE is not an error, options on the command line win
+ *                      keys qemu, helper, helper-args, enabled, enable;
+ *                      groups [domain NAME] and [uuid UUID], key enable);
+ *                      a missing FILE is not an error, options on the
+ *                      command line win
  *
  * QEMU-ARGS are QEMU's arguments without argv[0] (the wrapper script passes
  * "$@").  main.c must call qph_wrap_main() before it opens any descriptor or

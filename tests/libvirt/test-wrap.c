@@ -351,8 +351,68 @@ test_helper_argv(void)
 
     g_ptr_array_add(extra, "-v");
     g_ptr_array_add(extra, "--daemon-log=/var/log/x.log");
-    out = qph_wrap_helper_argv("/usr/bin/qemu-perf-helper", 4242, extra);
+    out = qph_wrap_helper_argv("/usr/bin/qemu-perf-helper", 4242, NULL, extra);
     assert_strv(out, want);
+}
+
+static void
+test_helper_argv_enable(void)
+{
+    const char *want[] = {"/h",
+                          "--qemu-fd",
+                          "3",
+                          "--qemu-pid",
+                          "7",
+                          "--listen-fd",
+                          "4",
+                          "--enable=task_clock,page_faults",
+                          NULL};
+    const char *want_none[] = {"/h", "--qemu-fd", "3", "--qemu-pid", "7",
+                               "--listen-fd", "4", NULL};
+    g_auto(GStrv) out = qph_wrap_helper_argv("/h", 7, "task_clock,page_faults",
+                                             NULL);
+    g_auto(GStrv) none = qph_wrap_helper_argv("/h", 7, "", NULL);
+
+    assert_strv(out, want);
+    /* An empty list (a domain's "enable=") enables nothing. */
+    assert_strv(none, want_none);
+}
+
+/* ------------------------------------------------------------------------
+ * Which domain: -name and -uuid
+ */
+
+static void
+test_domain_identity(void)
+{
+    static const struct {
+        const char *args[7];
+        const char *name;
+        const char *uuid;
+    } cases[] = {
+        /* What libvirt 9 passes. */
+        {{"-name", "guest=web1,debug-threads=on", "-uuid",
+          "8f1c7f35-1b1e-4b8e-9a55-0c2f6d7f3a10"},
+         "web1",
+         "8f1c7f35-1b1e-4b8e-9a55-0c2f6d7f3a10"},
+        /* The implied key, QEMU's own spelling. */
+        {{"-name", "web2,process=qemu-web2"}, "web2", NULL},
+        {{"--name", "guest=a,,b", "--uuid", "U"}, "a,b", "U"},
+        /* The last one wins, as QEMU merges -name. */
+        {{"-name", "guest=old", "-name", "guest=new"}, "new", NULL},
+        /* A -name without a guest, an option value that looks like one. */
+        {{"-name", "process=p", "-chardev", "-name"}, NULL, NULL},
+        {{"-m", "64"}, NULL, NULL},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *name = NULL;
+        g_autofree char *uuid = NULL;
+
+        qph_wrap_domain_identity((char **)cases[i].args, &name, &uuid);
+        g_assert_cmpstr(name, ==, cases[i].name);
+        g_assert_cmpstr(uuid, ==, cases[i].uuid);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -467,6 +527,89 @@ test_options_config(void)
     g_assert_cmpstr(g_ptr_array_index(opts.helper_args, 0), ==, "-v");
     g_assert_cmpstr(g_ptr_array_index(opts.helper_args, 2), ==, "--x");
     g_unlink(path);
+}
+
+#define TEST_UUID "8F1C7F35-1B1E-4B8E-9A55-0C2F6D7F3A10"
+
+/* What the wrapper resolves as "enable" for QEMU arguments @qemu_args
+ * with @config and the wrapper options @wrap_args. */
+static char *
+resolved_enable(const char *config, const char *const *wrap_args,
+                const char *const *qemu_args)
+{
+    g_autofree char *path = write_config(config);
+    g_autofree char *config_arg = g_strconcat("--config=", path, NULL);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_auto(QphWrapOptions) opts = {0};
+    g_autoptr(GError) error = NULL;
+
+    g_ptr_array_add(argv, "qemu-perf-helper");
+    g_ptr_array_add(argv, config_arg);
+    for (guint i = 0; wrap_args && wrap_args[i]; i++) {
+        g_ptr_array_add(argv, (char *)wrap_args[i]);
+    }
+    g_ptr_array_add(argv, "--");
+    for (guint i = 0; qemu_args[i]; i++) {
+        g_ptr_array_add(argv, (char *)qemu_args[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+    g_assert_true(qph_wrap_options_parse((int)argv->len - 1,
+                                         (char **)argv->pdata, &opts, &error));
+    g_assert_no_error(error);
+    g_unlink(path);
+    return g_steal_pointer(&opts.enable);
+}
+
+static void
+test_options_enable_per_domain(void)
+{
+    static const char config[] =
+        "[wrapper]\n"
+        "enable=task_clock\n"
+        "[domain web1]\n"
+        "enable=page_faults,task_clock\n"
+        "[uuid " TEST_UUID "]\n"
+        "enable=cpu_clock\n"
+        "[domain quiet]\n"
+        "enable=\n";
+    static const struct {
+        const char *qemu[5];
+        const char *want;
+    } cases[] = {
+        {{"-name", "guest=web1,debug-threads=on"}, "page_faults,task_clock"},
+        {{"-name", "guest=other,debug-threads=on"}, "task_clock"},
+        {{"-m", "64"}, "task_clock"},
+        /* The UUID wins over the name; libvirt writes it in lower case. */
+        {{"-name", "guest=web1", "-uuid",
+          "8f1c7f35-1b1e-4b8e-9a55-0c2f6d7f3a10"},
+         "cpu_clock"},
+        /* A domain can turn the global list off. */
+        {{"-name", "guest=quiet"}, ""},
+        /* Group names are not domain names. */
+        {{"-name", "guest=wrapper"}, "task_clock"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *got = resolved_enable(config, NULL, cases[i].qemu);
+
+        g_assert_cmpstr(got, ==, cases[i].want);
+    }
+}
+
+static void
+test_options_enable_command_line(void)
+{
+    static const char *const wrap[] = {"--enable=instructions", "--enable",
+                                       "cpu_cycles", NULL};
+    static const char *const qemu[] = {"-name", "guest=web1", NULL};
+    g_autofree char *got = resolved_enable(
+        "[wrapper]\nenable=task_clock\n[domain web1]\nenable=page_faults\n",
+        wrap, qemu);
+    g_autofree char *none = resolved_enable("[wrapper]\nqemu=/q\n", NULL, qemu);
+
+    /* The command line wins over the file, as for every other option. */
+    g_assert_cmpstr(got, ==, "instructions,cpu_cycles");
+    g_assert_null(none);
 }
 
 static void
@@ -849,11 +992,18 @@ main(int argc, char **argv)
     g_test_add_func("/wrap/rewrite/path", test_rewrite_path);
     g_test_add_func("/wrap/rewrite/none", test_rewrite_none);
     g_test_add_func("/wrap/rewrite/helper-argv", test_helper_argv);
+    g_test_add_func("/wrap/rewrite/helper-argv-enable",
+                    test_helper_argv_enable);
+    g_test_add_func("/wrap/domain/identity", test_domain_identity);
 
     g_test_add_func("/wrap/options/defaults", test_options_defaults);
     g_test_add_func("/wrap/options/given", test_options_given);
     g_test_add_func("/wrap/options/errors", test_options_errors);
     g_test_add_func("/wrap/options/config", test_options_config);
+    g_test_add_func("/wrap/options/enable-per-domain",
+                    test_options_enable_per_domain);
+    g_test_add_func("/wrap/options/enable-command-line",
+                    test_options_enable_command_line);
     g_test_add_func("/wrap/options/config-missing",
                     test_options_config_missing);
     g_test_add_func("/wrap/options/config-bad", test_options_config_bad);
