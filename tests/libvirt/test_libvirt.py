@@ -15,6 +15,9 @@ What a libvirt user does, through virsh only:
      domstats, `virsh dump --memory-only` (a descriptor passed with getfd),
      a libvirtd restart that keeps the helper's state, save and restore
      (a new QEMU, a new helper), and `virsh destroy` that ends the helper.
+  5. Two domains on one wrapper configuration that names one of them: that
+     one counts its events from the start, and again after save and
+     restore; the other counts nothing until asked.
 
 Daemons, domains and stray processes are cleaned up by pid afterwards, even
 when a test fails.  The test skips only when libvirt cannot be installed
@@ -27,6 +30,7 @@ Environment:
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -429,7 +433,7 @@ def show_logs_on_failure(request):
     """Print the domain's and libvirtd's logs; pytest shows them only for a
     failing test."""
     yield
-    for name in ("wrapped", "plain"):
+    for name in ("wrapped", "plain", "configured", "unconfigured"):
         if "env" in request.fixturenames:
             print(tail(f"/var/log/libvirt/qemu/{DOMAIN_PREFIX}{name}.log"))
     print(tail(STATE / "libvirtd.log"))
@@ -662,3 +666,113 @@ def test_helper_death_stops_the_vm(wrapped):
         time.sleep(0.1)
     assert virsh("domstate", "--reason",
                  wrapped.name).stdout.strip() == "shut off (crashed)"
+
+
+# ---------------------------------------------------------------------------
+# Events from boot: the wrapper's per-domain configuration
+#
+# Two domains on one wrapper configuration that names only the first:
+#
+#   [domain qph-test-configured]
+#   enable=task_clock,page_faults
+#
+# The first counts from its start (and again after save and restore: the
+# new QEMU gets a new helper through the same configuration), the second
+# counts nothing until asked.
+
+CONFIGURED = DOMAIN_PREFIX + "configured"
+UNCONFIGURED = DOMAIN_PREFIX + "unconfigured"
+WRAPPER_CONF = f"""# written by tests/libvirt/test_libvirt.py
+[wrapper]
+
+[domain {CONFIGURED}]
+enable=task_clock,page_faults
+"""
+
+
+@pytest.fixture(scope="module")
+def conf_wrapper(wrapper):
+    """The installed wrapper, reading a configuration of the test's own
+    (the installed one reads the prefix's etc, shared with the host)."""
+    conf = DESTDIR / "wrapper-test.conf"
+    conf.write_text(WRAPPER_CONF)
+    conf.chmod(0o644)
+    text = wrapper.read_text()
+    assert re.search(r'--config "[^"]*"', text), text
+    script = wrapper.parent / "qemu-perf-wrapper-test"
+    script.write_text(re.sub(r'--config "[^"]*"', f'--config "{conf}"', text))
+    script.chmod(0o755)
+    return script
+
+
+def enabled_events(dom):
+    return {e["name"]: e for e in dom.qmp("query-perf-events")["return"]
+            if e.get("enabled")}
+
+
+def origin(event):
+    at = event["enabled-at"]
+    return at["seconds"] + at["microseconds"] / 1e6
+
+
+@pytest.fixture(scope="module")
+def two_domains(env, conf_wrapper):
+    daemons, kvm, domains = env
+    doms = []
+    for name in (CONFIGURED, UNCONFIGURED):
+        dom = Domain(name, str(conf_wrapper), kvm)
+        domains.append(dom)
+        dom.define()
+        t0 = time.time()
+        dom.start()
+        dom.started = (t0, time.time())
+        doms.append(dom)
+    return doms
+
+
+def test_wrapper_conf_enables_per_domain(two_domains):
+    configured, unconfigured = two_domains
+    [helper] = helpers_of(configured.qemu_pid)
+    configured.helper_pids.add(helper)
+    assert "--enable=task_clock,page_faults" in proc_cmdline(helper)
+    on = enabled_events(configured)
+    assert list(on) == ["task_clock", "page_faults"]
+    t0, t1 = configured.started
+    for event in on.values():
+        assert t0 - 1 <= origin(event) <= t1 + 1, (t0, event, t1)
+    assert on["page_faults"]["value"] > 0
+
+    [other] = helpers_of(unconfigured.qemu_pid)
+    unconfigured.helper_pids.add(other)
+    assert not [a for a in proc_cmdline(other) if a.startswith("--enable")]
+    assert enabled_events(unconfigured) == {}
+
+
+def test_wrapper_conf_survives_save_restore(two_domains):
+    """What docs/libvirt.md promises for save/restore and migration: the
+    new QEMU's helper enables the same events, counting from zero with a
+    later origin."""
+    dom = two_domains[0]
+    before = enabled_events(dom)
+    old_qemu = dom.qemu_pid
+    path = Path("/var/lib/libvirt/qemu/save") / f"{dom.name}.save"
+    path.unlink(missing_ok=True)
+    try:
+        virsh("save", dom.name, str(path), timeout=300)
+        assert wait_gone(old_qemu, 10)
+        t0 = time.time()
+        virsh("restore", str(path), timeout=300)
+        t1 = time.time()
+    finally:
+        path.unlink(missing_ok=True)
+    dom.qemu_pid = read_pidfile(f"/run/libvirt/qemu/{dom.name}.pid")
+    assert dom.qemu_pid != old_qemu
+    dom.helper_pids.update(helpers_of(dom.qemu_pid))
+    after = enabled_events(dom)
+    assert list(after) == list(before)
+    for name, event in after.items():
+        assert origin(event) > origin(before[name])
+        assert t0 - 1 <= origin(event) <= t1 + 1
+    for dom in two_domains:
+        virsh("destroy", dom.name)
+        assert wait_gone(dom.qemu_pid, 10)
