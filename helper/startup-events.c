@@ -151,8 +151,7 @@ qph_startup_events_vm_ready(QphStartupEvents *se, QphVm *vm)
     }
     if (restored) {
         list = g_strjoinv(",", restored);
-        if (!startup_events_apply(vm, (const char *const *)restored,
-                                  &error)) {
+        if (!startup_events_apply(vm, (const char *const *)restored, &error)) {
             g_warning("Unable to enable again the events enabled before the "
                       "helper restarted (%s): %s",
                       list, error->message);

@@ -63,8 +63,8 @@ read_proc_stat(pid_t pid, char *state, guint64 *start_time, GError **error)
         int err = errno;
 
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-                    "Unable to read the start time of process %d: %s",
-                    (int)pid, g_strerror(err));
+                    "Unable to read the start time of process %d: %s", (int)pid,
+                    g_strerror(err));
         return FALSE;
     }
     do {
@@ -75,8 +75,8 @@ read_proc_stat(pid_t pid, char *state, guint64 *start_time, GError **error)
 
         close(fd);
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-                    "Unable to read the start time of process %d: %s",
-                    (int)pid, g_strerror(err));
+                    "Unable to read the start time of process %d: %s", (int)pid,
+                    g_strerror(err));
         return FALSE;
     }
     close(fd);
@@ -87,8 +87,8 @@ read_proc_stat(pid_t pid, char *state, guint64 *start_time, GError **error)
         fields = g_strsplit(end + 1, " ", 0);
     }
     if (!fields || g_strv_length(fields) < 21 || !fields[1][0] ||
-        !g_ascii_string_to_unsigned(fields[20], 10, 0, G_MAXUINT64,
-                                    start_time, NULL)) {
+        !g_ascii_string_to_unsigned(fields[20], 10, 0, G_MAXUINT64, start_time,
+                                    NULL)) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                     "Unable to read the start time of process %d: "
                     "unexpected format of %s",
@@ -197,8 +197,8 @@ qph_state_load(QphState *state, GStrv *events, GError **error)
                     state->path, (int)state->pid, state->start_time);
         return FALSE;
     }
-    *events = g_key_file_get_string_list(kf, STATE_GROUP, "events", NULL,
-                                         &local);
+    *events =
+        g_key_file_get_string_list(kf, STATE_GROUP, "events", NULL, &local);
     if (!*events) {
         if (!g_error_matches(local, G_KEY_FILE_ERROR,
                              G_KEY_FILE_ERROR_KEY_NOT_FOUND)) {
@@ -256,8 +256,8 @@ qph_state_save(QphState *state, const char *const *events, GError **error)
         int err = errno;
 
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-                    "Unable to write the state file '%s': %s",
-                    state->tmp_path, g_strerror(err));
+                    "Unable to write the state file '%s': %s", state->tmp_path,
+                    g_strerror(err));
         return FALSE;
     }
     ok = write_all(fd, text, len);
@@ -300,22 +300,23 @@ parse_name(const char *name, pid_t *pid, guint64 *start_time)
 {
     g_autofree char *key = NULL;
     g_auto(GStrv) parts = NULL;
+    size_t len = strlen(name);
+    size_t suffix;
     guint64 p;
 
-    if (!g_str_has_prefix(name, STATE_PREFIX)) {
-        return FALSE;
-    }
     if (g_str_has_suffix(name, STATE_SUFFIX)) {
-        key = g_strndup(name + strlen(STATE_PREFIX),
-                        strlen(name) - strlen(STATE_PREFIX) -
-                            strlen(STATE_SUFFIX));
+        suffix = strlen(STATE_SUFFIX);
     } else if (g_str_has_suffix(name, STATE_TMP_SUFFIX)) {
-        key = g_strndup(name + strlen(STATE_PREFIX),
-                        strlen(name) - strlen(STATE_PREFIX) -
-                            strlen(STATE_TMP_SUFFIX));
+        suffix = strlen(STATE_TMP_SUFFIX);
     } else {
         return FALSE;
     }
+    if (!g_str_has_prefix(name, STATE_PREFIX) ||
+        len < strlen(STATE_PREFIX) + suffix) {
+        return FALSE;
+    }
+    key = g_strndup(name + strlen(STATE_PREFIX),
+                    len - strlen(STATE_PREFIX) - suffix);
     parts = g_strsplit(key, "-", 0);
     if (g_strv_length(parts) != 2 ||
         !g_ascii_string_to_unsigned(parts[0], 10, 1, G_MAXINT32, &p, NULL) ||
@@ -348,8 +349,7 @@ qph_state_remove_stale(const char *dir)
         }
         path = g_build_filename(dir, name, NULL);
         if (unlink(path) == 0) {
-            g_debug("Removed the state file of a QEMU that is gone: %s",
-                    path);
+            g_debug("Removed the state file of a QEMU that is gone: %s", path);
             removed++;
         } else if (errno != ENOENT) {
             g_message("Unable to remove the stale state file '%s': %s", path,

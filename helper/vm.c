@@ -31,7 +31,7 @@ struct QphVm {
     GPtrArray *resctrl_order; /* enabled resctrl event names, in order */
     GHashTable *labels;       /* tid -> QphThreadLabel * */
     gboolean labels_stale;
-    GPtrArray *enabled;       /* QphVmEnabledEvent *, in the order enabled */
+    GPtrArray *enabled; /* QphVmEnabledEvent *, in the order enabled */
     QphVmChangedFunc changed;
     gpointer changed_data;
 };

@@ -25,7 +25,7 @@ typedef struct {
     GPtrArray *helper_args; /* of char *, config file's first */
     char *config;
     gboolean enabled;
-    char *enable; /* events the helper enables at start ("A,B"), or NULL */
+    char *enable;     /* events the helper enables at start ("A,B"), or NULL */
     char **qemu_argv; /* borrowed from argv: QEMU's arguments after "--" */
 } QphWrapOptions;
 

@@ -66,8 +66,8 @@ test_start_time(Fixture *f, gconstpointer data)
     g_assert_cmpuint(start, ==, own_start_time());
     /* pid_max is at most 2^22: this pid cannot exist. */
     g_assert_false(qph_state_get_start_time(G_MAXINT32, &start, &error));
-    g_assert_nonnull(strstr(error->message,
-                            "Unable to read the start time of process"));
+    g_assert_nonnull(
+        strstr(error->message, "Unable to read the start time of process"));
 }
 
 static void
@@ -76,9 +76,9 @@ test_round_trip(Fixture *f, gconstpointer data)
     const char *const events[] = {"task_clock", "odd;name,with\nall", NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(QphState) state = qph_state_new(f->dir, getpid(), &error);
-    g_autofree char *want = g_strdup_printf(
-        "%s/qemu-%d-%" G_GUINT64_FORMAT ".state", f->dir, (int)getpid(),
-        own_start_time());
+    g_autofree char *want =
+        g_strdup_printf("%s/qemu-%d-%" G_GUINT64_FORMAT ".state", f->dir,
+                        (int)getpid(), own_start_time());
     g_auto(GStrv) got = NULL;
     g_auto(GStrv) none = NULL;
 
@@ -155,8 +155,7 @@ test_split(void)
 {
     const char *const given[] = {"task_clock, page_faults", "", " ,cpu_clock,,",
                                  NULL};
-    const char *const want[] = {"task_clock", "page_faults", "cpu_clock",
-                                NULL};
+    const char *const want[] = {"task_clock", "page_faults", "cpu_clock", NULL};
     g_auto(GStrv) got = qph_startup_events_split(given);
     g_auto(GStrv) none = qph_startup_events_split(NULL);
 

@@ -358,19 +358,14 @@ test_helper_argv(void)
 static void
 test_helper_argv_enable(void)
 {
-    const char *want[] = {"/h",
-                          "--qemu-fd",
-                          "3",
-                          "--qemu-pid",
-                          "7",
-                          "--listen-fd",
-                          "4",
-                          "--enable=task_clock,page_faults",
-                          NULL};
-    const char *want_none[] = {"/h", "--qemu-fd", "3", "--qemu-pid", "7",
-                               "--listen-fd", "4", NULL};
-    g_auto(GStrv) out = qph_wrap_helper_argv("/h", 7, "task_clock,page_faults",
-                                             NULL);
+    const char *want[] = {
+        "/h", "--qemu-fd",   "3", "--qemu-pid",
+        "7",  "--listen-fd", "4", "--enable=task_clock,page_faults",
+        NULL};
+    const char *want_none[] = {"/h", "--qemu-fd",   "3", "--qemu-pid",
+                               "7",  "--listen-fd", "4", NULL};
+    g_auto(GStrv) out =
+        qph_wrap_helper_argv("/h", 7, "task_clock,page_faults", NULL);
     g_auto(GStrv) none = qph_wrap_helper_argv("/h", 7, "", NULL);
 
     assert_strv(out, want);
@@ -563,15 +558,14 @@ resolved_enable(const char *config, const char *const *wrap_args,
 static void
 test_options_enable_per_domain(void)
 {
-    static const char config[] =
-        "[wrapper]\n"
-        "enable=task_clock\n"
-        "[domain web1]\n"
-        "enable=page_faults,task_clock\n"
-        "[uuid " TEST_UUID "]\n"
-        "enable=cpu_clock\n"
-        "[domain quiet]\n"
-        "enable=\n";
+    static const char config[] = "[wrapper]\n"
+                                 "enable=task_clock\n"
+                                 "[domain web1]\n"
+                                 "enable=page_faults,task_clock\n"
+                                 "[uuid " TEST_UUID "]\n"
+                                 "enable=cpu_clock\n"
+                                 "[domain quiet]\n"
+                                 "enable=\n";
     static const struct {
         const char *qemu[5];
         const char *want;
