@@ -202,6 +202,8 @@ def test_origin_monotonic_and_matches_enable(helpers):
         assert set_events(c, [("task_clock", True)]) == {"return": {}}
         t1 = time.time()
         o1 = origin(query(c, ["task_clock"])["task_clock"])
+        print(f"\nenabled-at - request sent: {(o1 - t0) * 1e3:.3f} ms "
+              f"(request took {(t1 - t0) * 1e3:.3f} ms)")
         assert t0 - 1 <= o1 <= t1 + 1 and abs(o1 - t0) < 1, (t0, o1, t1)
 
         # Enabling an enabled event keeps its value, so its origin too.
@@ -245,6 +247,9 @@ def test_restart_enables_the_same_events(helpers, vm):
         after = query(c, ["cpu_clock", "page_faults"])
         cpu1 = cpu_ns(vm.pid)
     tick = 1_000_000_000 // TICK
+    print(f"\nrestart: origin moved {origin(after['cpu_clock']) - origin(before['cpu_clock']):.3f} s; "
+          f"new helper enabled them {(origin(after['cpu_clock']) - t0) * 1e3:.1f} ms after it "
+          f"was started, its socket appeared after {(t1 - t0) * 1e3:.1f} ms")
     for name in ("cpu_clock", "page_faults"):
         assert origin(after[name]) > origin(before[name])
         assert t0 - 1 <= origin(after[name]) <= t1 + 1
