@@ -318,20 +318,23 @@ assign_locked(QphResctrlMon *mon, const gboolean *wanted,
             }
             err = assign_write(group, f, d, TRUE);
             if (err) {
-                if (err == ENOSPC) {
-                    assign_set_exhausted(error, root, d, err);
-                } else {
+                if (failed) {
+                    *failed = f;
+                }
+                if (err != ENOSPC) {
+                    /* Before the undo resets info/last_cmd_status. */
                     g_autofree char *what = g_strdup_printf(
                         "assign a counter to %s in L3 domain %u of",
                         qph_resctrl_feature_info(f)->file, d);
 
                     qph_resctrl_set_write_error(error, root, what, group,
                                                 err);
+                    assign_undo(group, steps, TRUE);
+                    return FALSE;
                 }
-                if (failed) {
-                    *failed = f;
-                }
+                /* After the undo, so the counts are what others hold. */
                 assign_undo(group, steps, TRUE);
+                assign_set_exhausted(error, root, d, err);
                 return FALSE;
             }
             g_array_append_val(steps, st);
