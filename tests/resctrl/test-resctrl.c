@@ -1095,6 +1095,22 @@ static const SimArgs sim_default_mode = {"--mbm-assign-mode", "default",
 static const SimArgs sim_snc = {"--snc", "2", NULL};
 static const SimArgs sim_pkg = {"--pkg-domains", "2", NULL};
 
+static int
+mkdir_in(Fixture *fx, const char *rel)
+{
+    g_autofree char *path = path_in(fx, rel);
+
+    return g_mkdir(path, 0755);
+}
+
+static int
+rmdir_in(Fixture *fx, const char *rel)
+{
+    g_autofree char *path = path_in(fx, rel);
+
+    return g_rmdir(path);
+}
+
 static char *
 assignments_of(Fixture *fx, const char *group)
 {
@@ -1150,7 +1166,7 @@ test_sim_assignment_syntax(Fixture *fx, gconstpointer data)
     g_assert_cmpstr(avail, ==, "0=1;1=1;2=1");
 
     /* mkdir takes mbm_total_bytes everywhere; mbm_local_bytes finds none. */
-    g_assert_cmpint(g_mkdir(path_in(fx, "mon_groups/a"), 0755), ==, 0);
+    g_assert_cmpint(mkdir_in(fx, "mon_groups/a"), ==, 0);
     a0 = assignments_of(fx, "mon_groups/a");
     g_assert_cmpstr(a0, ==,
                     "mbm_total_bytes:0=e;1=e;2=e\n"
@@ -1207,7 +1223,7 @@ test_sim_assignment_syntax(Fixture *fx, gconstpointer data)
         g_assert_cmpstr(c1, ==, "5\n");
     }
     /* rmdir gives the group's counters back. */
-    g_assert_cmpint(g_rmdir(path_in(fx, "mon_groups/a")), ==, 0);
+    g_assert_cmpint(rmdir_in(fx, "mon_groups/a"), ==, 0);
     a2 = available(fx);
     g_assert_cmpstr(a2, ==, "0=1;1=1;2=1");
 }
@@ -1317,7 +1333,7 @@ test_assign_exhausted_all_or_nothing(Fixture *fx, gconstpointer data)
     g_assert_no_error(error);
     qph_resctrl_mon_release(mon, none);
     /* Another group takes the last counters of domains 1 and 2. */
-    g_assert_cmpint(g_mkdir(path_in(fx, "mon_groups/other"), 0755), ==, 0);
+    g_assert_cmpint(mkdir_in(fx, "mon_groups/other"), ==, 0);
     g_assert_cmpint(write_in(fx, "mon_groups/other/mbm_L3_assignments",
                              "mbm_total_bytes:0=_\n"),
                     ==, 0);
@@ -1351,7 +1367,7 @@ test_assign_adopted_group_untouched(Fixture *fx, gconstpointer data)
     if (!fx->dir) {
         return;
     }
-    g_assert_cmpint(g_mkdir(path_in(fx, "mon_groups/libvirt"), 0755), ==, 0);
+    g_assert_cmpint(mkdir_in(fx, "mon_groups/libvirt"), ==, 0);
     move_vm_to(fx, "mon_groups/libvirt");
     g_assert_cmpint(write_in(fx, "mon_groups/libvirt/mbm_L3_assignments",
                              "mbm_local_bytes:1=_\n"),
