@@ -72,9 +72,9 @@ qph_resctrl_parse_assign_mode(const char *text)
 QphResctrlAssignMode
 qph_resctrl_assign_mode(const char *root)
 {
-    g_autofree char *path = g_build_filename(
-        root ? root : QPH_RESCTRL_DEFAULT_ROOT, "info", "L3_MON",
-        "mbm_assign_mode", NULL);
+    g_autofree char *path =
+        g_build_filename(root ? root : QPH_RESCTRL_DEFAULT_ROOT, "info",
+                         "L3_MON", "mbm_assign_mode", NULL);
     g_autofree char *text = qph_resctrl_read_small(path);
 
     return qph_resctrl_parse_assign_mode(text);
@@ -150,8 +150,7 @@ qph_resctrl_read_assigned(const char *group, QphResctrlFeature f,
             guint64 d;
 
             if (kv[0] && kv[1] && g_str_equal(kv[1], "e") &&
-                g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT, &d,
-                                           NULL)) {
+                g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT, &d, NULL)) {
                 guint dom = d;
 
                 g_array_append_val(*assigned, dom);
@@ -185,8 +184,8 @@ assign_read_domains(const char *group, QphResctrlFeature f)
             guint64 d;
             g_auto(GStrv) kv = g_strsplit(items[j], "=", 2);
 
-            if (kv[0] && g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT,
-                                                    &d, NULL)) {
+            if (kv[0] &&
+                g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT, &d, NULL)) {
                 guint dom = d;
 
                 g_array_append_val(out, dom);
@@ -216,8 +215,8 @@ assign_write(const char *group, QphResctrlFeature f, guint domain,
 {
     g_autofree char *path = g_build_filename(group, "mbm_L3_assignments", NULL);
     g_autofree char *line =
-        g_strdup_printf("%s:%u=%c\n", qph_resctrl_feature_info(f)->file,
-                        domain, assign ? 'e' : '_');
+        g_strdup_printf("%s:%u=%c\n", qph_resctrl_feature_info(f)->file, domain,
+                        assign ? 'e' : '_');
     ssize_t len = strlen(line);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     int err = 0;
@@ -327,8 +326,7 @@ assign_locked(QphResctrlMon *mon, const gboolean *wanted,
                         "assign a counter to %s in L3 domain %u of",
                         qph_resctrl_feature_info(f)->file, d);
 
-                    qph_resctrl_set_write_error(error, root, what, group,
-                                                err);
+                    qph_resctrl_set_write_error(error, root, what, group, err);
                     assign_undo(group, steps, TRUE);
                     return FALSE;
                 }
