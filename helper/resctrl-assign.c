@@ -109,6 +109,54 @@ qph_resctrl_parse_domain_list(const char *text, guint domain, guint *value)
     return FALSE;
 }
 
+/* @group's mbm_L3_assignments line of @f: every domain it lists into
+ * @all, those marked "e" into @assigned (each may be NULL). */
+static gboolean
+assign_read_line(const char *group, QphResctrlFeature f, GArray **all,
+                 GArray **assigned)
+{
+    g_autofree char *path = g_build_filename(group, "mbm_L3_assignments", NULL);
+    g_autofree char *text = qph_resctrl_read_small(path);
+    g_autofree char *prefix =
+        g_strconcat(qph_resctrl_feature_info(f)->file, ":", NULL);
+    g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+    guint i, j;
+
+    for (i = 0; lines[i]; i++) {
+        g_auto(GStrv) items = NULL;
+
+        if (!g_str_has_prefix(lines[i], prefix)) {
+            continue;
+        }
+        if (all) {
+            *all = g_array_new(FALSE, FALSE, sizeof(guint));
+        }
+        if (assigned) {
+            *assigned = g_array_new(FALSE, FALSE, sizeof(guint));
+        }
+        items = g_strsplit(lines[i] + strlen(prefix), ";", -1);
+        for (j = 0; items[j]; j++) {
+            g_auto(GStrv) kv = g_strsplit(items[j], "=", 2);
+            guint64 d;
+            guint dom;
+
+            if (!kv[0] || !g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT,
+                                                      &d, NULL)) {
+                continue;
+            }
+            dom = d;
+            if (all) {
+                g_array_append_val(*all, dom);
+            }
+            if (assigned && kv[1] && g_str_equal(kv[1], "e")) {
+                g_array_append_val(*assigned, dom);
+            }
+        }
+        return TRUE;
+    }
+    return FALSE;
+}
+
 /**
  * qph_resctrl_read_assigned - the domains where @group's event holds a
  * counter
@@ -122,77 +170,7 @@ gboolean
 qph_resctrl_read_assigned(const char *group, QphResctrlFeature f,
                           GArray **assigned)
 {
-    g_autofree char *path = g_build_filename(group, "mbm_L3_assignments", NULL);
-    g_autofree char *text = qph_resctrl_read_small(path);
-    const char *file = qph_resctrl_feature_info(f)->file;
-    g_auto(GStrv) lines = NULL;
-    guint i, j;
-
-    if (!text) {
-        return FALSE;
-    }
-    lines = g_strsplit(text, "\n", -1);
-    for (i = 0; lines[i]; i++) {
-        char *colon = strchr(lines[i], ':');
-        g_auto(GStrv) items = NULL;
-
-        if (!colon) {
-            continue;
-        }
-        *colon = '\0';
-        if (!g_str_equal(lines[i], file)) {
-            continue;
-        }
-        *assigned = g_array_new(FALSE, FALSE, sizeof(guint));
-        items = g_strsplit(colon + 1, ";", -1);
-        for (j = 0; items[j]; j++) {
-            g_auto(GStrv) kv = g_strsplit(items[j], "=", 2);
-            guint64 d;
-
-            if (kv[0] && kv[1] && g_str_equal(kv[1], "e") &&
-                g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT, &d, NULL)) {
-                guint dom = d;
-
-                g_array_append_val(*assigned, dom);
-            }
-        }
-        return TRUE;
-    }
-    return FALSE;
-}
-
-/* Every domain id listed for @f, assigned or not. */
-static GArray *
-assign_read_domains(const char *group, QphResctrlFeature f)
-{
-    g_autofree char *path = g_build_filename(group, "mbm_L3_assignments", NULL);
-    g_autofree char *text = qph_resctrl_read_small(path);
-    const char *file = qph_resctrl_feature_info(f)->file;
-    g_autofree char *prefix = g_strconcat(file, ":", NULL);
-    g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
-    GArray *out = g_array_new(FALSE, FALSE, sizeof(guint));
-    guint i, j;
-
-    for (i = 0; lines[i]; i++) {
-        g_auto(GStrv) items = NULL;
-
-        if (!g_str_has_prefix(lines[i], prefix)) {
-            continue;
-        }
-        items = g_strsplit(lines[i] + strlen(prefix), ";", -1);
-        for (j = 0; items[j]; j++) {
-            guint64 d;
-            g_auto(GStrv) kv = g_strsplit(items[j], "=", 2);
-
-            if (kv[0] &&
-                g_ascii_string_to_unsigned(kv[0], 10, 0, G_MAXUINT, &d, NULL)) {
-                guint dom = d;
-
-                g_array_append_val(out, dom);
-            }
-        }
-    }
-    return out;
+    return assign_read_line(group, f, NULL, assigned);
 }
 
 static gboolean
@@ -305,8 +283,9 @@ assign_locked(QphResctrlMon *mon, const gboolean *wanted,
         if (!wanted[f] || !qph_resctrl_feature_info(f)->mbm) {
             continue;
         }
-        all = assign_read_domains(group, f);
-        qph_resctrl_read_assigned(group, f, &have);
+        if (!assign_read_line(group, f, &all, &have)) {
+            continue;
+        }
         for (i = 0; i < all->len; i++) {
             guint d = g_array_index(all, guint, i);
             AssignStep st = {f, d};
