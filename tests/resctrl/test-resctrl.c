@@ -1311,6 +1311,40 @@ test_assign_exactly_enabled(Fixture *fx, gconstpointer data)
     g_assert_cmpstr(after_off, ==, before);
 }
 
+/* With mbm_assign_on_mkdir 0 the new group holds nothing: the helper
+ * assigns what the enabled events need all the same. */
+static void
+test_assign_without_auto_assign(Fixture *fx, gconstpointer data)
+{
+    gboolean want[QPH_RESCTRL_FEATURE_LAST] = {[QPH_RESCTRL_FEATURE_MBML] =
+                                                   TRUE};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *on = NULL, *ours = NULL, *a0 = NULL, *a1 = NULL;
+
+    if (!fx->dir) {
+        return;
+    }
+    g_assert_cmpint(write_in(fx, "info/L3_MON/mbm_assign_on_mkdir", "0\n"), ==,
+                    0);
+    on = read_in(fx, "info/L3_MON/mbm_assign_on_mkdir");
+    g_assert_cmpstr(on, ==, "0\n");
+    ours = our_group(fx);
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    a0 = assignments_of(fx, ours);
+    g_assert_cmpstr(a0, ==,
+                    "mbm_total_bytes:0=_;1=_;2=_\n"
+                    "mbm_local_bytes:0=_;1=_;2=_\n");
+    g_assert_true(qph_resctrl_mon_assign(mon, want, NULL, &error));
+    g_assert_no_error(error);
+    qph_resctrl_mon_release(mon, want);
+    a1 = assignments_of(fx, ours);
+    g_assert_cmpstr(a1, ==,
+                    "mbm_total_bytes:0=_;1=_;2=_\n"
+                    "mbm_local_bytes:0=e;1=e;2=e\n");
+}
+
 /* No counter free in one domain: the request fails, says how many the
  * domain has, and what the first domains got is given back. */
 static void
@@ -1672,6 +1706,8 @@ main(int argc, char **argv)
     ADD_ON("assign/sim-default-mode", sim_default_mode, test_sim_default_mode);
     ADD_ON("assign/exactly-enabled", sim_mbm_event,
            test_assign_exactly_enabled);
+    ADD_ON("assign/without-auto-assign", sim_mbm_event,
+           test_assign_without_auto_assign);
     ADD_ON("assign/exhausted-all-or-nothing", sim_few_counters,
            test_assign_exhausted_all_or_nothing);
     ADD_ON("assign/adopted-group-untouched", sim_mbm_event,
