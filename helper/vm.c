@@ -200,6 +200,12 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     if (vm->resctrl) {
         QphResctrlFeature failed = QPH_RESCTRL_FEATURE_MBMT;
 
+        for (guint f = 0; f < QPH_RESCTRL_FEATURE_LAST; f++) {
+            if (target[f] && qph_resctrl_feature_info(f)->mbm) {
+                failed = f; /* what a lock failure is reported for */
+                break;
+            }
+        }
         if (!qph_resctrl_mon_assign(vm->resctrl, target, &failed, error)) {
             g_prefix_error(error, "Unable to enable event '%s': ",
                            qph_resctrl_feature_info(failed)->event);
