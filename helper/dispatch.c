@@ -151,12 +151,31 @@ fill_perf(PerfEventInfo *info, QphVm *vm, const QphVmReading *reading,
     }
 }
 
+static GPtrArray *
+sub_domain_values(const GArray *subs)
+{
+    GPtrArray *list = qph_new_PerfSubDomainValueList();
+
+    for (guint i = 0; i < subs->len; i++) {
+        const QphResctrlSubValue *s =
+            &g_array_index(subs, QphResctrlSubValue, i);
+        PerfSubDomainValue *sv = g_new0(PerfSubDomainValue, 1);
+
+        sv->node = s->node;
+        sv->status = domain_statuses[s->status];
+        sv->has_value = s->status == QPH_RESCTRL_VALUE_OK;
+        sv->value = s->value;
+        g_ptr_array_add(list, sv);
+    }
+    return list;
+}
+
 static void
 fill_resctrl(PerfEventInfo *info, const QphVmResctrlValue *rv,
              gboolean per_thread)
 {
     info->source = PERF_EVENT_SOURCE_RESCTRL;
-    info->unit = PERF_EVENT_UNIT_BYTES;
+    info->unit = unit_from_name(qph_resctrl_feature_info(rv->feature)->unit);
     /* A total only when at least one L3 domain could be read. */
     info->has_value = rv->reading.n_ok > 0;
     info->value = rv->reading.total;
@@ -173,6 +192,12 @@ fill_resctrl(PerfEventInfo *info, const QphVmResctrlValue *rv,
             dv->status = domain_statuses[d->status];
             dv->has_value = d->status == QPH_RESCTRL_VALUE_OK;
             dv->value = d->value;
+            dv->has_assigned = d->has_assigned;
+            dv->assigned = d->assigned;
+            if (d->subs) {
+                dv->has_sub_domains = TRUE;
+                dv->sub_domains = sub_domain_values(d->subs);
+            }
             g_ptr_array_add(info->domains, dv);
         }
     }
@@ -262,8 +287,16 @@ qph_qmp_query_perf_events(gboolean has_names, GPtrArray *names,
     g_autoptr(GPtrArray) all = g_ptr_array_new();
 
     /* libvirt's names always, then whatever else is enabled. */
-    for (guint i = 0; i < QPH_PERF_CATALOG_LAST; i++) {
+    for (guint i = 0; i < QPH_PERF_CATALOG_N_LIBVIRT; i++) {
         g_ptr_array_add(all, (gpointer)qph_perf_catalog_get(i)->name);
+    }
+    /* Telemetry events beyond libvirt's names: when enabled. */
+    for (guint i = QPH_PERF_CATALOG_N_LIBVIRT; i < QPH_PERF_CATALOG_LAST; i++) {
+        const char *name = qph_perf_catalog_get(i)->name;
+
+        if (reading_find_resctrl(ctx->reading, name)) {
+            g_ptr_array_add(all, (gpointer)name);
+        }
     }
     for (guint i = 0; i < ctx->reading->perf->n_events; i++) {
         const char *name = ctx->reading->perf->events[i].name;

@@ -35,9 +35,11 @@
              .fallback_type = PERF_TYPE_SOFTWARE,                              \
              .fallback_config = config_}
 #define RESCTRL(id_, name_, file_, gauge_, desc_)                              \
+    RESCTRL_UNIT(id_, name_, file_, "bytes", gauge_, desc_)
+#define RESCTRL_UNIT(id_, name_, file_, unit_, gauge_, desc_)                  \
     [id_] = {.id = id_,                                                        \
              .name = name_,                                                    \
-             .unit = "bytes",                                                  \
+             .unit = unit_,                                                    \
              .description = desc_,                                             \
              .resctrl = TRUE,                                                  \
              .resctrl_file = file_,                                            \
@@ -92,6 +94,15 @@ static const QphPerfCatalogEntry qph_perf_catalog[] = {
     SW_FALLBACK(QPH_PERF_CATALOG_EMULATION_FAULTS, "emulation_faults",
                 "perf::EMULATION-FAULTS", PERF_COUNT_SW_EMULATION_FAULTS,
                 "Instructions the kernel emulated"),
+    /* resctrl PERF_PKG telemetry: the kernel prints Joules and Farads with
+     * decimals; the helper reports integer nano-units. */
+    RESCTRL_UNIT(QPH_PERF_CATALOG_CORE_ENERGY, "core_energy", "core_energy",
+                 "nanojoules", FALSE,
+                 "Energy the CPU cores used running the VM's threads"),
+    RESCTRL_UNIT(QPH_PERF_CATALOG_ACTIVITY, "activity", "activity",
+                 "nanofarads", FALSE,
+                 "Core activity of the VM's threads, independent of CPU "
+                 "frequency"),
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(qph_perf_catalog) == QPH_PERF_CATALOG_LAST);
 

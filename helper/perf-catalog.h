@@ -6,6 +6,8 @@
  * the libpfm4 string that encodes it, its unit and a one-line description.
  * Three of them (cmt, mbmt, mbml) are not perf events at all on current
  * kernels: they are served by resctrl monitoring groups and flagged so.
+ * After libvirt's names come the resctrl package telemetry events
+ * (core_energy, activity; Linux 7.0), named as the kernel's files.
  * Any name not in this table is handed to libpfm4 as is (see perf.h).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -37,16 +39,23 @@ typedef enum {
     QPH_PERF_CATALOG_PAGE_FAULTS_MAJ,
     QPH_PERF_CATALOG_ALIGNMENT_FAULTS,
     QPH_PERF_CATALOG_EMULATION_FAULTS,
+    /* Not libvirt's: listed by query-perf-events only when enabled. */
+    QPH_PERF_CATALOG_CORE_ENERGY,
+    QPH_PERF_CATALOG_ACTIVITY,
     QPH_PERF_CATALOG_LAST,
 } QphPerfCatalogId;
+
+/* libvirt's names are the catalog's first entries. */
+#define QPH_PERF_CATALOG_N_LIBVIRT (QPH_PERF_CATALOG_EMULATION_FAULTS + 1)
 
 typedef struct {
     QphPerfCatalogId id;
     const char *name;        /* libvirt's name: "task_clock" */
     const char *pfm_name;    /* libpfm4 string; NULL for resctrl entries */
-    const char *unit;        /* "count", "ns" or "bytes" */
+    const char *unit; /* "count", "ns", "bytes", "nanojoules", "nanofarads" */
     const char *description; /* one line, no final period */
-    /* Served by resctrl, not perf_event_open: cmt, mbmt, mbml. */
+    /* Served by resctrl, not perf_event_open: cmt, mbmt, mbml and the
+     * package telemetry events. */
     gboolean resctrl;
     /* The resctrl mon_data file: "llc_occupancy", "mbm_total_bytes", ... */
     const char *resctrl_file;

@@ -12,9 +12,14 @@
  * resctrl root, the lock libvirt takes, so both can share a host.  Reading
  * needs no lock and no privilege: mon_data files are world-readable.
  *
- * A read sums mon_data/mon_L3_XX/<event> over the L3 domains.  The kernel
- * prints "Unavailable", "Error" or "Unassigned" instead of a number when a
- * domain cannot count; that is reported per domain and never fails the read.
+ * A read sums mon_data/mon_L3_XX/<event> over the L3 domains (or
+ * mon_PERF_PKG_XX/<event> over the packages for energy telemetry).  The
+ * kernel prints "Unavailable", "Error" or "Unassigned" instead of a number
+ * when a domain cannot count; that is reported per domain and never fails
+ * the read.  With Sub-NUMA Clustering each mon_L3_XX holds the domain's sum
+ * and mon_sub_L3_YY each node's share: the total adds the sums only, and
+ * the shares go with their domain.  Which MBM events hold a hardware counter
+ * (mbm_event mode) is resctrl-assign.c's concern.
  *
  * The helper removes its group when it stops, and a helper that crashed
  * leaves a group whose pid is dead: qph_resctrl_cleanup_stale() (and every
@@ -34,13 +39,27 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+/* The kernel prints telemetry as decimals with up to 9 places (27
+ * fraction bits, fs/resctrl/ctrlmondata.c); nano-units keep every digit. */
 static const QphResctrlFeatureInfo resctrl_features[] = {
     [QPH_RESCTRL_FEATURE_CMT] = {"cmt", "llc_occupancy",
-                                 QPH_RESCTRL_KIND_GAUGE, "bytes"},
+                                 QPH_RESCTRL_KIND_GAUGE, "bytes",
+                                 QPH_RESCTRL_RESOURCE_L3, FALSE, 0},
     [QPH_RESCTRL_FEATURE_MBMT] = {"mbmt", "mbm_total_bytes",
-                                  QPH_RESCTRL_KIND_CUMULATIVE, "bytes"},
+                                  QPH_RESCTRL_KIND_CUMULATIVE, "bytes",
+                                  QPH_RESCTRL_RESOURCE_L3, TRUE, 0},
     [QPH_RESCTRL_FEATURE_MBML] = {"mbml", "mbm_local_bytes",
-                                  QPH_RESCTRL_KIND_CUMULATIVE, "bytes"},
+                                  QPH_RESCTRL_KIND_CUMULATIVE, "bytes",
+                                  QPH_RESCTRL_RESOURCE_L3, TRUE, 0},
+    [QPH_RESCTRL_FEATURE_CORE_ENERGY] = {"core_energy", "core_energy",
+                                         QPH_RESCTRL_KIND_CUMULATIVE,
+                                         "nanojoules",
+                                         QPH_RESCTRL_RESOURCE_PERF_PKG, FALSE,
+                                         9},
+    [QPH_RESCTRL_FEATURE_ACTIVITY] = {"activity", "activity",
+                                      QPH_RESCTRL_KIND_CUMULATIVE,
+                                      "nanofarads",
+                                      QPH_RESCTRL_RESOURCE_PERF_PKG, FALSE, 9},
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(resctrl_features) == QPH_RESCTRL_FEATURE_LAST);
 
@@ -54,6 +73,20 @@ static const struct {
     [QPH_RESCTRL_VALUE_UNASSIGNED] = {"unassigned", "Unassigned"},
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(resctrl_value_states) == QPH_RESCTRL_VALUE_LAST);
+
+static const struct {
+    const char *info;   /* info/<info> */
+    const char *domain; /* mon_data/<domain>XX */
+    const char *what;   /* for the refusal */
+} resctrl_resources[] = {
+    [QPH_RESCTRL_RESOURCE_L3] = {"L3_MON", "mon_L3_",
+                                 "cache or memory-bandwidth monitoring"},
+    [QPH_RESCTRL_RESOURCE_PERF_PKG] = {"PERF_PKG_MON", "mon_PERF_PKG_",
+                                       "energy or activity telemetry "
+                                       "(Linux 7.0 on a CPU with Intel "
+                                       "application energy telemetry)"},
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(resctrl_resources) == QPH_RESCTRL_RESOURCE_LAST);
 
 struct QphResctrlMon {
     char *root;
@@ -134,7 +167,25 @@ qph_resctrl_value_status_name(QphResctrlValueStatus status)
 QphResctrlValueStatus
 qph_resctrl_parse_value(const char *text, guint64 *value)
 {
+    return qph_resctrl_parse_scaled(text, 0, value);
+}
+
+/**
+ * qph_resctrl_parse_scaled - interpret a mon_data file, decimals allowed
+ * @text: what read() returned, NUL-terminated
+ * @decimals: 0 for an integer event; else a decimal ("1.500000") is read
+ *   into units of 10^-@decimals (up to @decimals places)
+ * @value: set when the result is QPH_RESCTRL_VALUE_OK
+ *
+ * Returns: the state; anything the kernel would never print is an error.
+ */
+QphResctrlValueStatus
+qph_resctrl_parse_scaled(const char *text, guint decimals, guint64 *value)
+{
     g_autofree char *s = g_strstrip(g_strdup(text));
+    char *dot;
+    guint64 whole, frac = 0, scale = 1;
+    gsize n_frac = 0;
     guint i;
 
     for (i = 0; i < QPH_RESCTRL_VALUE_LAST; i++) {
@@ -143,12 +194,32 @@ qph_resctrl_parse_value(const char *text, guint64 *value)
             return i;
         }
     }
-    /* g_ascii_string_to_unsigned() takes a sign; the kernel never prints one */
-    if (g_ascii_isdigit(s[0]) &&
-        g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT64, value, NULL)) {
-        return QPH_RESCTRL_VALUE_OK;
+    dot = decimals > 0 ? strchr(s, '.') : NULL;
+    if (dot) {
+        *dot = '\0';
+        n_frac = strlen(dot + 1);
+        if (n_frac == 0 || n_frac > decimals || !g_ascii_isdigit(dot[1]) ||
+            !g_ascii_string_to_unsigned(dot + 1, 10, 0, G_MAXUINT64, &frac,
+                                        NULL)) {
+            return QPH_RESCTRL_VALUE_ERROR;
+        }
     }
-    return QPH_RESCTRL_VALUE_ERROR;
+    /* g_ascii_string_to_unsigned() takes a sign; the kernel never prints one */
+    if (!g_ascii_isdigit(s[0]) ||
+        !g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT64, &whole, NULL)) {
+        return QPH_RESCTRL_VALUE_ERROR;
+    }
+    for (i = 0; i < decimals; i++) {
+        scale *= 10;
+    }
+    for (; n_frac < decimals; n_frac++) {
+        frac *= 10;
+    }
+    if (whole > (G_MAXUINT64 - frac) / scale) {
+        return QPH_RESCTRL_VALUE_ERROR;
+    }
+    *value = whole * scale + frac;
+    return QPH_RESCTRL_VALUE_OK;
 }
 
 /**
@@ -273,6 +344,8 @@ resctrl_check_root(const char *root, GError **error)
     g_autofree char *tasks = g_build_filename(root, "tasks", NULL);
     g_autofree char *info = g_build_filename(root, "info", NULL);
     g_autofree char *l3mon = g_build_filename(root, "info", "L3_MON", NULL);
+    g_autofree char *pkgmon =
+        g_build_filename(root, "info", "PERF_PKG_MON", NULL);
 
     if (access(root, R_OK | X_OK) != 0 && errno == EACCES) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
@@ -290,7 +363,8 @@ resctrl_check_root(const char *root, GError **error)
                     root);
         return FALSE;
     }
-    if (!g_file_test(l3mon, G_FILE_TEST_IS_DIR)) {
+    if (!g_file_test(l3mon, G_FILE_TEST_IS_DIR) &&
+        !g_file_test(pkgmon, G_FILE_TEST_IS_DIR)) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
                     "The resctrl filesystem at %s has no monitoring support "
                     "(no info/L3_MON): this CPU or kernel does not offer "
@@ -301,13 +375,31 @@ resctrl_check_root(const char *root, GError **error)
     return TRUE;
 }
 
+/* The resource of an event is there (info/L3_MON, info/PERF_PKG_MON). */
+static gboolean
+resctrl_check_resource(const char *root, QphResctrlResource res,
+                       GError **error)
+{
+    g_autofree char *dir =
+        g_build_filename(root, "info", resctrl_resources[res].info, NULL);
+
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "The resctrl filesystem at %s has no monitoring support "
+                    "(no info/%s): this CPU or kernel does not offer %s.",
+                    root, resctrl_resources[res].info,
+                    resctrl_resources[res].what);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static gboolean
 resctrl_check_feature(const char *root, QphResctrlFeature feature,
                       GError **error)
 {
     const QphResctrlFeatureInfo *info = qph_resctrl_feature_info(feature);
-    g_autofree char *path =
-        g_build_filename(root, "info", "L3_MON", "mon_features", NULL);
+    g_autofree char *path = NULL;
     g_autofree char *text = NULL;
     g_auto(GStrv) lines = NULL;
     guint i;
@@ -317,6 +409,11 @@ resctrl_check_feature(const char *root, QphResctrlFeature feature,
                     "Unknown resctrl feature %d.", (int)feature);
         return FALSE;
     }
+    if (!resctrl_check_resource(root, info->resource, error)) {
+        return FALSE;
+    }
+    path = g_build_filename(root, "info", resctrl_resources[info->resource].info,
+                            "mon_features", NULL);
     text = resctrl_read_small(path);
     if (!text) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
@@ -916,19 +1013,95 @@ resctrl_domain_cmp(gconstpointer a, gconstpointer b)
     return x->domain < y->domain ? -1 : x->domain > y->domain;
 }
 
+/* Read one value file into @status/@value. */
 static void
-resctrl_read_domain(const char *file, QphResctrlDomainValue *v)
+resctrl_read_value(const char *file, guint decimals,
+                   QphResctrlValueStatus *status, guint64 *value)
 {
     g_autofree char *text = resctrl_read_small(file);
 
-    v->value = 0;
+    *value = 0;
     if (!text) {
-        v->status = qph_resctrl_status_from_errno(errno);
+        *status = qph_resctrl_status_from_errno(errno);
         return;
     }
-    v->status = qph_resctrl_parse_value(text, &v->value);
-    if (v->status != QPH_RESCTRL_VALUE_OK) {
-        v->value = 0;
+    *status = qph_resctrl_parse_scaled(text, decimals, value);
+    if (*status != QPH_RESCTRL_VALUE_OK) {
+        *value = 0;
+    }
+}
+
+static gint
+resctrl_sub_cmp(gconstpointer a, gconstpointer b)
+{
+    const QphResctrlSubValue *x = a, *y = b;
+
+    return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* The mon_sub_L3_YY shares of one SNC domain, or NULL without SNC. */
+static GArray *
+resctrl_read_subs(const char *domain_dir, const QphResctrlFeatureInfo *info)
+{
+    g_autoptr(GDir) dir = g_dir_open(domain_dir, 0, NULL);
+    GArray *subs = NULL;
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *file = NULL;
+        QphResctrlSubValue sv = {0};
+        guint64 id;
+
+        if (!g_str_has_prefix(name, "mon_sub_L3_") ||
+            !g_ascii_string_to_unsigned(name + 11, 10, 0, G_MAXUINT, &id,
+                                        NULL)) {
+            continue;
+        }
+        sv.node = id;
+        file = g_build_filename(domain_dir, name, info->file, NULL);
+        resctrl_read_value(file, info->decimals, &sv.status, &sv.value);
+        if (!subs) {
+            subs = g_array_new(FALSE, TRUE, sizeof(QphResctrlSubValue));
+        }
+        g_array_append_val(subs, sv);
+    }
+    if (subs) {
+        g_array_sort(subs, resctrl_sub_cmp);
+    }
+    return subs;
+}
+
+static void
+resctrl_domain_value_clear(gpointer data)
+{
+    QphResctrlDomainValue *v = data;
+
+    g_clear_pointer(&v->subs, g_array_unref);
+}
+
+/* Which domains hold a counter for @feature (mbm_event mode only). */
+static void
+resctrl_mark_assigned(const char *root, const char *group,
+                      QphResctrlFeature feature, GArray *domains)
+{
+    g_autoptr(GArray) assigned = NULL;
+    guint i, j;
+
+    if (!resctrl_features[feature].mbm ||
+        qph_resctrl_assign_mode(root) != QPH_RESCTRL_ASSIGN_MBM_EVENT ||
+        !qph_resctrl_read_assigned(group, feature, &assigned)) {
+        return;
+    }
+    for (i = 0; i < domains->len; i++) {
+        QphResctrlDomainValue *v =
+            &g_array_index(domains, QphResctrlDomainValue, i);
+
+        v->has_assigned = TRUE;
+        for (j = 0; j < assigned->len; j++) {
+            if (g_array_index(assigned, guint, j) == v->domain) {
+                v->assigned = TRUE;
+            }
+        }
     }
 }
 
@@ -941,7 +1114,9 @@ resctrl_read_domain(const char *file, QphResctrlDomainValue *v)
  * @error: set on failure
  *
  * A domain that cannot count is reported in @out->domains with its state and
- * left out of the total; it never fails the read.
+ * left out of the total; it never fails the read.  With SNC each domain
+ * carries its nodes' shares; the total adds the domains' sums only.  In
+ * mbm_event mode an MBM event's domains say whether a counter is assigned.
  *
  * Returns: TRUE on success, FALSE if the feature is not supported or the
  * group has no mon_data any more.
@@ -954,13 +1129,18 @@ qph_resctrl_mon_read(QphResctrlMon *mon, QphResctrlFeature feature,
     g_autoptr(GArray) domains =
         g_array_new(FALSE, TRUE, sizeof(QphResctrlDomainValue));
     g_autoptr(GDir) dir = NULL;
+    const QphResctrlFeatureInfo *info;
+    const char *prefix;
     const char *name;
     guint i;
 
     memset(out, 0, sizeof(*out));
+    g_array_set_clear_func(domains, resctrl_domain_value_clear);
     if (!resctrl_check_feature(mon->root, feature, error)) {
         return FALSE;
     }
+    info = &resctrl_features[feature];
+    prefix = resctrl_resources[info->resource].domain;
     dir = g_dir_open(dir_path, 0, NULL);
     if (!dir) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
@@ -970,22 +1150,27 @@ qph_resctrl_mon_read(QphResctrlMon *mon, QphResctrlFeature feature,
         return FALSE;
     }
     while ((name = g_dir_read_name(dir))) {
+        g_autofree char *domain_dir = NULL;
         g_autofree char *file = NULL;
         QphResctrlDomainValue v = {0};
         guint64 id;
 
-        if (!g_str_has_prefix(name, "mon_L3_") ||
-            !g_ascii_string_to_unsigned(name + 7, 10, 0, G_MAXUINT, &id,
-                                        NULL)) {
+        if (!g_str_has_prefix(name, prefix) ||
+            !g_ascii_string_to_unsigned(name + strlen(prefix), 10, 0,
+                                        G_MAXUINT, &id, NULL)) {
             continue;
         }
         v.domain = id;
-        file = g_build_filename(dir_path, name,
-                                resctrl_features[feature].file, NULL);
-        resctrl_read_domain(file, &v);
+        domain_dir = g_build_filename(dir_path, name, NULL);
+        file = g_build_filename(domain_dir, info->file, NULL);
+        resctrl_read_value(file, info->decimals, &v.status, &v.value);
+        if (info->resource == QPH_RESCTRL_RESOURCE_L3) {
+            v.subs = resctrl_read_subs(domain_dir, info);
+        }
         g_array_append_val(domains, v);
     }
     g_array_sort(domains, resctrl_domain_cmp);
+    resctrl_mark_assigned(mon->root, mon->path, feature, domains);
     for (i = 0; i < domains->len; i++) {
         const QphResctrlDomainValue *v =
             &g_array_index(domains, QphResctrlDomainValue, i);
@@ -1073,4 +1258,37 @@ qph_resctrl_mon_close(QphResctrlMon *mon)
     g_free(mon->root);
     g_free(mon->path);
     g_free(mon);
+}
+
+/* ---- for resctrl-assign.c ------------------------------------------- */
+
+char *
+qph_resctrl_read_small(const char *path)
+{
+    return resctrl_read_small(path);
+}
+
+int
+qph_resctrl_lock_root(const char *root, GError **error)
+{
+    return resctrl_lock(root, error);
+}
+
+void
+qph_resctrl_unlock_root(int fd)
+{
+    resctrl_unlock(fd);
+}
+
+void
+qph_resctrl_set_write_error(GError **error, const char *root, const char *what,
+                            const char *path, int err)
+{
+    resctrl_set_write_error(error, root, what, path, err);
+}
+
+const char *
+qph_resctrl_mon_get_root(const QphResctrlMon *mon)
+{
+    return mon->root;
 }

@@ -2,11 +2,15 @@
  * resctrl.h: cache and memory-bandwidth monitoring through Linux resctrl
  *
  * The three libvirt events cmt, mbmt and mbml are not perf events: they are
- * read from a resctrl monitoring group that holds the VM's threads.  This
- * backend finds or creates that group, keeps the VM's threads in it, reads
- * the per-L3-domain counters, and removes the group when it is done.  It
- * knows nothing of QMP or sockets; the resctrl root is a parameter so tests
- * can point it at a simulated tree (tests/resctrl-sim).
+ * read from a resctrl monitoring group that holds the VM's threads, and so
+ * are the package telemetry events core_energy and activity (PERF_PKG,
+ * Linux 7.0).  This backend finds or creates that group, keeps the VM's
+ * threads in it, holds exactly the hardware counters the enabled MBM events
+ * need when the kernel assigns counters (mbm_event mode, Linux 6.18), reads
+ * the per-domain values (and Sub-NUMA sub-node shares), and removes the
+ * group when it is done.  It knows nothing of QMP or sockets; the resctrl
+ * root is a parameter so tests can point it at a simulated tree
+ * (tests/resctrl-sim).
  *
  * Errors are in the QMP_ERROR domain (qmp/qmp-error.h), code
  * QMP_ERROR_GENERIC_ERROR, with a message a user can act on.
@@ -24,8 +28,24 @@ typedef enum {
     QPH_RESCTRL_FEATURE_CMT,  /* llc_occupancy */
     QPH_RESCTRL_FEATURE_MBMT, /* mbm_total_bytes */
     QPH_RESCTRL_FEATURE_MBML, /* mbm_local_bytes */
+    QPH_RESCTRL_FEATURE_CORE_ENERGY, /* PERF_PKG core_energy, Joules */
+    QPH_RESCTRL_FEATURE_ACTIVITY,    /* PERF_PKG activity, Farads */
     QPH_RESCTRL_FEATURE_LAST,
 } QphResctrlFeature;
+
+/* Which resctrl resource serves an event: its info/ and mon_data/ names. */
+typedef enum {
+    QPH_RESCTRL_RESOURCE_L3,       /* info/L3_MON, mon_data/mon_L3_XX */
+    QPH_RESCTRL_RESOURCE_PERF_PKG, /* info/PERF_PKG_MON, mon_PERF_PKG_XX */
+    QPH_RESCTRL_RESOURCE_LAST,
+} QphResctrlResource;
+
+/* info/L3_MON/mbm_assign_mode, as the helper found it. */
+typedef enum {
+    QPH_RESCTRL_ASSIGN_NONE,      /* no such file: a kernel before 6.18 */
+    QPH_RESCTRL_ASSIGN_DEFAULT,   /* "[default]": a counter per group */
+    QPH_RESCTRL_ASSIGN_MBM_EVENT, /* "[mbm_event]": counters are assigned */
+} QphResctrlAssignMode;
 
 typedef enum {
     QPH_RESCTRL_KIND_GAUGE,      /* a snapshot: bytes held now */
@@ -33,10 +53,15 @@ typedef enum {
 } QphResctrlKind;
 
 typedef struct {
-    const char *event; /* libvirt's name: "cmt", "mbmt", "mbml" */
+    const char *event; /* libvirt's name: "cmt", "mbmt", "mbml", or the
+                        * kernel's for telemetry: "core_energy" */
     const char *file;  /* the mon_data file: "llc_occupancy", ... */
     QphResctrlKind kind;
-    const char *unit; /* "bytes" */
+    const char *unit; /* "bytes", "nanojoules", "nanofarads" */
+    QphResctrlResource resource;
+    gboolean mbm;   /* needs an assigned counter in mbm_event mode */
+    guint decimals; /* 0: the kernel prints an integer; else a decimal,
+                     * kept as an integer in units of 10^-decimals */
 } QphResctrlFeatureInfo;
 
 /* The state of one domain's value, as the kernel reports it. */
@@ -48,10 +73,20 @@ typedef enum {
     QPH_RESCTRL_VALUE_LAST,
 } QphResctrlValueStatus;
 
+/* One Sub-NUMA node's share of an L3 domain (mon_sub_L3_YY). */
 typedef struct {
-    guint domain; /* the XX of mon_L3_XX */
+    guint node; /* the YY of mon_sub_L3_YY */
+    QphResctrlValueStatus status;
+    guint64 value;
+} QphResctrlSubValue;
+
+typedef struct {
+    guint domain; /* the XX of mon_L3_XX or mon_PERF_PKG_XX */
     QphResctrlValueStatus status;
     guint64 value; /* meaningful only when status is QPH_RESCTRL_VALUE_OK */
+    gboolean has_assigned; /* mbm_event mode, MBM events only */
+    gboolean assigned;     /* a hardware counter is assigned here */
+    GArray *subs; /* of QphResctrlSubValue by node; NULL without SNC */
 } QphResctrlDomainValue;
 
 typedef struct {
@@ -70,6 +105,7 @@ const char *qph_resctrl_value_status_name(QphResctrlValueStatus status);
 
 gboolean qph_resctrl_probe(const char *root, QphResctrlFeature feature,
                            GError **error);
+QphResctrlAssignMode qph_resctrl_assign_mode(const char *root);
 
 QphResctrlMon *qph_resctrl_mon_open(const char *root, pid_t pid,
                                     const pid_t *tids, guint n_tids,
@@ -78,6 +114,11 @@ gboolean qph_resctrl_mon_add_threads(QphResctrlMon *mon, const pid_t *tids,
                                      guint n_tids, GError **error);
 gboolean qph_resctrl_mon_read(QphResctrlMon *mon, QphResctrlFeature feature,
                               QphResctrlReading *out, GError **error);
+/* Counter assignment (mbm_event mode; a no-op otherwise and for a group
+ * that is not the helper's).  @wanted is indexed by QphResctrlFeature. */
+gboolean qph_resctrl_mon_assign(QphResctrlMon *mon, const gboolean *wanted,
+                                QphResctrlFeature *failed, GError **error);
+void qph_resctrl_mon_release(QphResctrlMon *mon, const gboolean *wanted);
 const char *qph_resctrl_mon_get_path(const QphResctrlMon *mon);
 gboolean qph_resctrl_mon_is_owned(const QphResctrlMon *mon);
 void qph_resctrl_mon_close(QphResctrlMon *mon);

@@ -277,11 +277,34 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
         }
         opened = TRUE;
     }
+    /* mbm_event mode: the enabled MBM events need a hardware counter each;
+     * take them before anything else changes (all or nothing). */
+    if (vm->resctrl) {
+        QphResctrlFeature failed = QPH_RESCTRL_FEATURE_MBMT;
+
+        for (guint f = 0; f < QPH_RESCTRL_FEATURE_LAST; f++) {
+            if (target[f] && qph_resctrl_feature_info(f)->mbm) {
+                failed = f; /* what a lock failure is reported for */
+                break;
+            }
+        }
+        if (!qph_resctrl_mon_assign(vm->resctrl, target, &failed, error)) {
+            g_prefix_error(error, "Unable to enable event '%s': ",
+                           qph_resctrl_feature_info(failed)->event);
+            if (opened) {
+                g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+            }
+            return FALSE;
+        }
+    }
     if (perf_changes->len > 0 &&
         !qph_perf_set_update(vm->perf, (const QphPerfChange *)perf_changes->data,
                              perf_changes->len, error)) {
         if (opened) {
             g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+        } else if (vm->resctrl) {
+            /* Give back what the assignment above took. */
+            qph_resctrl_mon_release(vm->resctrl, vm->resctrl_enabled);
         }
         return FALSE;
     }
@@ -303,6 +326,10 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     memcpy(vm->resctrl_enabled, target, sizeof(target));
     if (!vm_any_resctrl(target)) {
         g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
+    } else {
+        /* Counters of disabled MBM events, and those mkdir assigned that
+         * no enabled event needs (cmt alone holds none). */
+        qph_resctrl_mon_release(vm->resctrl, target);
     }
     if (vm_note_enabled(vm, changes, n, now) && vm->changed) {
         vm->changed(vm, vm->changed_data);

@@ -27,7 +27,12 @@ SIM = Path(os.environ.get("QPH_RESCTRL_SIM") or
 # As the helper names its own groups (helper/resctrl-priv.h).
 GROUP_PREFIX = "qemu-perf-helper-"
 
-EVENT_FILES = {"cmt": "llc_occupancy", "mbmt": "mbm_total_bytes", "mbml": "mbm_local_bytes"}
+EVENT_FILES = {"cmt": "llc_occupancy", "mbmt": "mbm_total_bytes", "mbml": "mbm_local_bytes",
+               "core_energy": "core_energy", "activity": "activity"}
+
+# How the simulator plays each kernel the existing tests run against: one
+# without counter assignment, and Linux 6.18+ in mbm_event mode (AMD ABMC).
+SIM_MODES = {"old-kernel": (), "mbm_event": ("--mbm-assign-mode", "mbm_event")}
 
 
 def fuse_problem():
@@ -48,13 +53,15 @@ def fuse_problem():
 class Sim:
     """One qph-resctrl-sim mount and its control socket."""
 
-    def __init__(self, dir, domains=3, rmids=8):
+    def __init__(self, dir, domains=3, rmids=8, args=()):
         self.dir = Path(dir)
         self.mount = self.dir / "resctrl"
         self.control = str(self.dir / "sim.sock")
         self.log_path = self.dir / "sim.log"
         self.args = [str(SIM), str(self.mount), "--control", self.control,
-                     "--domains", str(domains), "--rmids", str(rmids), "--exit-with-parent"]
+                     "--domains", str(domains), "--rmids", str(rmids), "--exit-with-parent",
+                     *args]
+        self.mbm_event = "mbm_event" in args
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -123,6 +130,28 @@ class Sim:
     def last_cmd_status(self):
         return (self.mount / "info" / "last_cmd_status").read_text().strip()
 
+    def assignments(self, group="/"):
+        """GROUP's mbm_L3_assignments as {file: {domain: "e" or "_"}}."""
+        out = {}
+        for line in (self.path(group) / "mbm_L3_assignments").read_text().splitlines():
+            event, _, states = line.partition(":")
+            out[event] = {int(d): s for d, s in (x.split("=") for x in states.split(";"))}
+        return out
+
+    def available(self):
+        """info/L3_MON/available_mbm_cntrs as {domain: free counters}."""
+        text = (self.mount / "info" / "L3_MON" / "available_mbm_cntrs").read_text().strip()
+        return {int(d): int(n) for d, n in (x.split("=") for x in text.split(";"))}
+
+    def write(self, group, name, text):
+        """One write() of TEXT to GROUP/NAME, as echo does."""
+        print(f"sim$ echo {text!r} > {group}/{name}")
+        fd = os.open(self.path(group) / name, os.O_WRONLY)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
     def mkdir(self, group):
         print(f"sim$ mkdir {group}")
         os.mkdir(self.path(group))
@@ -160,9 +189,9 @@ class Rig:
     """The sim, one QEMU (two vCPUs) and a helper whose --resctrl-root is the
     sim's mount (or ``root`` if given)."""
 
-    def __init__(self, dir, domains=3, rmids=8, root=None, sim=True):
+    def __init__(self, dir, domains=3, rmids=8, root=None, sim=True, sim_args=()):
         self.dir = Path(dir)
-        self.sim = Sim(self.dir, domains, rmids) if sim else None
+        self.sim = Sim(self.dir, domains, rmids, sim_args) if sim else None
         self.root = str(root) if root is not None else (str(self.sim.mount) if sim else None)
         self.vm = None
         self.helper = None

@@ -19,8 +19,8 @@ import pytest
 
 import conftest
 import qmp
-from resctrl_fixtures import (EVENT_FILES, GROUP_PREFIX, Rig, fuse_problem, query,
-                              set_events, threads)
+from resctrl_fixtures import (EVENT_FILES, GROUP_PREFIX, SIM_MODES, Rig, fuse_problem,
+                              query, set_events, threads)
 
 ALL = ("cmt", "mbmt", "mbml")
 
@@ -41,7 +41,8 @@ def require_sim():
 
 
 @pytest.fixture
-def make_rig(short_tmp):
+def make_rig_on(short_tmp):
+    """Rigs on a simulator started with the given sim_args."""
     rigs = []
 
     def make(sim=True, before_helper=None, **kw):
@@ -56,6 +57,17 @@ def make_rig(short_tmp):
     yield make
     for r in rigs:
         r.stop()
+
+
+@pytest.fixture(params=list(SIM_MODES))
+def make_rig(request, make_rig_on):
+    """Every test that takes a rig runs on an old kernel and in mbm_event
+    mode: the helper must behave the same where counters are assigned."""
+    def make(**kw):
+        kw.setdefault("sim_args", SIM_MODES[request.param])
+        return make_rig_on(**kw)
+
+    return make
 
 
 @pytest.fixture
@@ -116,8 +128,10 @@ def test_enable_moves_every_thread_and_sums_domains(rig):
 
     got = query(c, *ALL, per_thread=True)
     for ev, vals in values.items():
+        # In mbm_event mode an MBM event's domains say a counter is there.
+        extra = {"assigned": True} if sim.mbm_event and ev != "cmt" else {}
         assert got[ev]["value"] == sum(vals)
-        assert got[ev]["domains"] == [{"domain": d, "value": v, "status": "ok"}
+        assert got[ev]["domains"] == [{"domain": d, "value": v, "status": "ok", **extra}
                                       for d, v in enumerate(vals)], ev
 
     # A gauge goes down as well as up: the helper reads, it does not keep.
@@ -517,3 +531,167 @@ def test_stale_groups_of_dead_qemus_cleaned_at_start(make_rig):
     # No client yet: the start alone cleaned up.
     assert sim.mon_groups() == sorted([f"{GROUP_PREFIX}1", "libvirt-mon"])
     assert sim.mon_groups("libvirt-ct") == []
+
+
+# ---- hosts run in 2026: counter assignment, SNC, energy (issue 16) --------
+#
+# On Linux 6.18+ in mbm_event mode (AMD ABMC's default) an MBM event counts
+# only while a hardware counter is assigned to it, and an L3 domain has few.
+# The sim's default group holds one counter per MBM event and domain, as
+# the kernel's documentation shows, so 32 counters leave 30 free.
+
+MBM_EVENT = ("--mbm-assign-mode", "mbm_event")
+
+
+def all_domains(state, n=3):
+    return {d: state for d in range(n)}
+
+
+def test_cmt_alone_holds_no_mbm_counter(make_rig_on):
+    rig = make_rig_on(sim_args=MBM_EVENT)
+    sim, c = rig.sim, rig.client()
+    before = sim.available()
+    assert before == all_domains(30)
+
+    assert set_events(c, cmt=True) == {"return": {}}
+    # mkdir assigned two counters per domain; the helper gave both back.
+    assert sim.assignments(rig.group) == {"mbm_total_bytes": all_domains("_"),
+                                          "mbm_local_bytes": all_domains("_")}
+    assert sim.available() == before
+    set_domains(sim, rig.group, "cmt", [1, 2, 3])
+    assert query(c, "cmt")["cmt"]["value"] == 6
+
+
+def test_mbmt_assigns_and_releases_one_counter_per_domain(make_rig_on):
+    rig = make_rig_on(sim_args=MBM_EVENT)
+    sim, c = rig.sim, rig.client()
+    before = sim.available()
+    assert set_events(c, cmt=True) == {"return": {}}
+
+    assert set_events(c, mbmt=True) == {"return": {}}
+    assert sim.available() == {d: n - 1 for d, n in before.items()}
+    assert sim.assignments(rig.group) == {"mbm_total_bytes": all_domains("e"),
+                                          "mbm_local_bytes": all_domains("_")}
+    set_domains(sim, rig.group, "mbmt", [10, 20, 30])
+    got = query(c, "mbmt", per_thread=True)["mbmt"]
+    assert got["value"] == 60
+    assert [d["assigned"] for d in got["domains"]] == [True] * 3
+
+    assert set_events(c, mbmt=False) == {"return": {}}
+    assert sim.available() == before
+    assert sim.assignments(rig.group)["mbm_total_bytes"] == all_domains("_")
+    assert query(c, "cmt")["cmt"]["enabled"] is True
+
+    assert set_events(c, cmt=False) == {"return": {}}
+    assert sim.mon_groups() == []
+    assert sim.available() == before
+
+
+def test_no_counter_left_fails_all_or_nothing(make_rig_on):
+    # Three counters per domain: the default group holds two, so one is
+    # free; another group's mkdir takes it in every domain.
+    rig = make_rig_on(sim_args=MBM_EVENT + ("--mbm-counters", "3"))
+    sim, c = rig.sim, rig.client()
+    assert set_events(c, cmt=True) == {"return": {}}
+    ours = sim.assignments(rig.group)
+    sim.mkdir("mon_groups/other")
+    assert sim.available() == all_domains(0)
+
+    reply = set_events(c, task_clock=True, mbmt=True)
+    assert "error" in reply, reply
+    assert reply["error"]["desc"].startswith(
+        "Unable to enable event 'mbmt': No MBM counter is free in L3 domain 0: "
+        "all 3 counters of the domain are assigned"), reply
+    after = query(c, "task_clock", *ALL)
+    assert {n: i["enabled"] for n, i in after.items()} == \
+        {"task_clock": False, "cmt": True, "mbmt": False, "mbml": False}
+    assert sim.assignments(rig.group) == ours
+    assert sim.available() == all_domains(0)
+
+    # Domain 0 has one again, domains 1 and 2 not: what domain 0 got is
+    # given back, and the error names domain 1.
+    sim.write("mon_groups/other", "mbm_L3_assignments", "mbm_total_bytes:0=_\n")
+    reply = set_events(c, mbmt=True, mbml=False)
+    assert "No MBM counter is free in L3 domain 1: all 3 counters" in \
+        reply["error"]["desc"], reply
+    assert sim.available() == {0: 1, 1: 0, 2: 0}
+    assert sim.assignments(rig.group) == ours
+
+    # Once the other group lets go, the same request works.
+    sim.write("mon_groups/other", "mbm_L3_assignments", "mbm_total_bytes:*=_\n")
+    assert set_events(c, mbmt=True) == {"return": {}}
+    assert sim.assignments(rig.group)["mbm_total_bytes"] == all_domains("e")
+
+
+def test_adopted_libvirt_group_is_never_written(make_rig_on):
+    rig = make_rig_on(sim_args=MBM_EVENT)
+    sim, c = rig.sim, rig.client()
+    plant_libvirt_monitor(rig)
+    # libvirt (or an administrator) gave up domain 1's local counter.
+    sim.write("mon_groups/libvirt-mon", "mbm_L3_assignments", "mbm_local_bytes:1=_\n")
+    theirs = sim.assignments("mon_groups/libvirt-mon")
+    before = sim.available()
+
+    assert set_events(c, cmt=True, mbmt=True, mbml=True) == {"return": {}}
+    assert sim.mon_groups() == ["libvirt-mon"], "no group of the helper's"
+    set_domains(sim, "mon_groups/libvirt-mon", "mbml", [5, 6, 7])
+    got = query(c, "mbml", per_thread=True)["mbml"]
+    assert got["value"] == 5 + 7
+    assert got["domains"][1] == {"domain": 1, "status": "unassigned", "assigned": False}
+    assert [d["assigned"] for d in got["domains"]] == [True, False, True]
+
+    assert set_events(c, mbmt=False, mbml=False) == {"return": {}}
+    assert sim.assignments("mon_groups/libvirt-mon") == theirs
+    assert sim.available() == before
+
+
+def test_snc_node_shares_add_up_to_the_l3_value(make_rig_on):
+    rig = make_rig_on(sim_args=("--snc", "2"))
+    sim, c = rig.sim, rig.client()
+    assert set_events(c, mbmt=True) == {"return": {}}
+    shares = [100, 250, 4000, 5, 0, 77]      # nodes 0..5, two per L3 domain
+    for node, v in enumerate(shares):
+        sim.ok(f"set-node {rig.group} {node} mbm_total_bytes {v}")
+
+    got = query(c, "mbmt", per_thread=True)["mbmt"]
+    # The reference: the sim's own mon_L3_XX files, each the domain's sum.
+    l3 = [int((sim.path(rig.group) / "mon_data" / f"mon_L3_{d:02d}" /
+               "mbm_total_bytes").read_text()) for d in range(3)]
+    assert l3 == [350, 4005, 77]
+    assert got["value"] == sum(l3), "the sums, not sums and shares"
+    for d, dom in enumerate(got["domains"]):
+        assert dom["value"] == l3[d]
+        subs = dom["sub-domains"]
+        assert [s["node"] for s in subs] == [2 * d, 2 * d + 1]
+        assert sum(s["value"] for s in subs) == dom["value"]
+        assert all(s["status"] == "ok" for s in subs)
+
+
+def test_energy_reads_with_its_unit(make_rig_on):
+    rig = make_rig_on(sim_args=("--pkg-domains", "2"))
+    sim, c = rig.sim, rig.client()
+    assert set_events(c, core_energy=True, activity=True) == {"return": {}}
+    sim.ok(f"set {rig.group} 0 core_energy 12.500000")
+    sim.ok(f"set {rig.group} 1 core_energy 0.000125")
+    sim.ok(f"set {rig.group} * activity 3.25")
+
+    got = query(c, "core_energy", "activity", per_thread=True)
+    e = got["core_energy"]
+    assert (e["unit"], e["source"], e["enabled"]) == ("nanojoules", "resctrl", True)
+    assert e["value"] == 12_500_125_000
+    assert e["domains"] == [{"domain": 0, "value": 12_500_000_000, "status": "ok"},
+                            {"domain": 1, "value": 125_000, "status": "ok"}]
+    assert got["activity"]["unit"] == "nanofarads"
+    assert got["activity"]["value"] == 6_500_000_000
+    # Enabled, they are listed after libvirt's names.
+    names = [i["name"] for i in c.command("query-perf-events")]
+    assert names[-2:] == ["core_energy", "activity"], names
+
+
+def test_energy_refused_where_the_kernel_has_none(make_rig_on):
+    rig = make_rig_on()
+    c = rig.client()
+    reply = set_events(c, cmt=True, core_energy=True)
+    assert_refused(c, reply, "Unable to enable event 'core_energy'",
+                   "no monitoring support (no info/PERF_PKG_MON)")
+    assert rig.sim.mon_groups() == []

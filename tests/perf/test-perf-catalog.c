@@ -58,6 +58,9 @@ static const Expected expected[] = {
     SW("page_faults_maj", PERF_COUNT_SW_PAGE_FAULTS_MAJ, "count"),
     SW("alignment_faults", PERF_COUNT_SW_ALIGNMENT_FAULTS, "count"),
     SW("emulation_faults", PERF_COUNT_SW_EMULATION_FAULTS, "count"),
+    /* resctrl package telemetry, after libvirt's names. */
+    {"core_energy", TRUE, 0, 0, "nanojoules"},
+    {"activity", TRUE, 0, 0, "nanofarads"},
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(expected) == QPH_PERF_CATALOG_LAST);
 

@@ -8,6 +8,11 @@
  * are only worth what the double is.  The simulator is started with
  * --exit-with-parent, so it unmounts itself even if a test aborts.
  *
+ * Every case that mounts the simulator runs twice: as a kernel without
+ * counter assignment, and under /resctrl/mbm-event/ as a Linux 6.18+ kernel
+ * in "mbm_event" mode (AMD ABMC).  The cases after them need a particular
+ * kernel: counter assignment, Sub-NUMA Clustering, package telemetry.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #define QPH_RESCTRL_ALLOW_PRIV
@@ -119,9 +124,15 @@ sim_connect(const char *sock)
     return fdopen(fd, "r+");
 }
 
+/* Extra simulator arguments of a case, NULL-terminated; NULL for none. */
+typedef const char *const SimArgs[8];
+
+static const SimArgs sim_mbm_event = {"--mbm-assign-mode", "mbm_event", NULL};
+
 static void
 fixture_setup(Fixture *fx, gconstpointer data)
 {
+    const char *const *extra = data;
     g_autofree char *fusermount = g_find_program_in_path("fusermount3");
     g_autofree char *tasks = NULL;
     gint64 deadline;
@@ -141,12 +152,20 @@ fixture_setup(Fixture *fx, gconstpointer data)
     g_assert_cmpint(g_mkdir(fx->mnt, 0755), ==, 0);
 
     {
-        const char *argv[] = {QPH_RESCTRL_SIM, fx->mnt, "--control", fx->sock,
-                              "--domains", G_STRINGIFY(N_DOMAINS),
-                              "--exit-with-parent", NULL};
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
         g_autoptr(GError) error = NULL;
+        const char *base[] = {QPH_RESCTRL_SIM, fx->mnt, "--control", fx->sock,
+                              "--domains", G_STRINGIFY(N_DOMAINS),
+                              "--exit-with-parent"};
 
-        g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
+        for (i = 0; i < G_N_ELEMENTS(base); i++) {
+            g_ptr_array_add(argv, (gpointer)base[i]);
+        }
+        for (i = 0; extra && extra[i]; i++) {
+            g_ptr_array_add(argv, (gpointer)extra[i]);
+        }
+        g_ptr_array_add(argv, NULL);
+        g_assert_true(g_spawn_async(NULL, (char **)argv->pdata, NULL,
                                     G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
                                     &fx->sim, &error));
         g_assert_no_error(error);
@@ -1066,6 +1085,446 @@ test_unprivileged(Fixture *fx, gconstpointer data)
     g_assert_cmpint(WEXITSTATUS(status), ==, 0);
 }
 
+
+/* ---- counter assignment (mbm_event mode, Linux 6.18) ----------------- */
+
+static const SimArgs sim_few_counters = {"--mbm-assign-mode", "mbm_event",
+                                         "--mbm-counters", "3", NULL};
+static const SimArgs sim_default_mode = {"--mbm-assign-mode", "default",
+                                         NULL};
+static const SimArgs sim_snc = {"--snc", "2", NULL};
+static const SimArgs sim_pkg = {"--pkg-domains", "2", NULL};
+
+static int
+mkdir_in(Fixture *fx, const char *rel)
+{
+    g_autofree char *path = path_in(fx, rel);
+
+    return g_mkdir(path, 0755);
+}
+
+static int
+rmdir_in(Fixture *fx, const char *rel)
+{
+    g_autofree char *path = path_in(fx, rel);
+
+    return g_rmdir(path);
+}
+
+static char *
+assignments_of(Fixture *fx, const char *group)
+{
+    g_autofree char *rel = g_build_filename(group, "mbm_L3_assignments", NULL);
+
+    return read_in(fx, rel);
+}
+
+static char *
+available(Fixture *fx)
+{
+    return g_strstrip(read_in(fx, "info/L3_MON/available_mbm_cntrs"));
+}
+
+static char *
+status_of(Fixture *fx)
+{
+    return g_strstrip(read_in(fx, "info/last_cmd_status"));
+}
+
+/* The kernel's mbm_L3_assignments syntax, errors and partial failures. */
+static void
+test_sim_assignment_syntax(Fixture *fx, gconstpointer data)
+{
+    g_autofree char *a0 = NULL, *a1 = NULL, *a2 = NULL, *st = NULL;
+    g_autofree char *mode = NULL, *num = NULL, *avail = NULL;
+    static const struct {
+        const char *text;
+        int err;
+        const char *status;
+    } bad[] = {
+        {"mbm_total_bytes:0=e", EINVAL, NULL}, /* no newline: no status */
+        {"nope:0=e\n", ENOENT, "Invalid event nope"},
+        {"llc_occupancy:0=e\n", ENOENT, "Invalid event llc_occupancy"},
+        {"mbm_total_bytes:x=e\n", EINVAL, "Missing domain id"},
+        {"mbm_total_bytes:7=e\n", EINVAL, "Invalid domain id 7"},
+        {"mbm_total_bytes:0=q\n", EINVAL,
+         "Assign operation 'mbm_total_bytes:0=q' failed"},
+        {"mbm_total_bytes:0\n", EINVAL,
+         "Assign operation 'mbm_total_bytes:0=(null)' failed"},
+    };
+    guint i;
+
+    if (!fx->dir) {
+        return;
+    }
+    mode = read_in(fx, "info/L3_MON/mbm_assign_mode");
+    g_assert_cmpstr(mode, ==, "[mbm_event]\ndefault\n");
+    num = read_in(fx, "info/L3_MON/num_mbm_cntrs");
+    g_assert_cmpstr(num, ==, "0=3;1=3;2=3\n");
+    /* The default group holds one counter per MBM event and domain. */
+    avail = available(fx);
+    g_assert_cmpstr(avail, ==, "0=1;1=1;2=1");
+
+    /* mkdir takes mbm_total_bytes everywhere; mbm_local_bytes finds none. */
+    g_assert_cmpint(mkdir_in(fx, "mon_groups/a"), ==, 0);
+    a0 = assignments_of(fx, "mon_groups/a");
+    g_assert_cmpstr(a0, ==,
+                    "mbm_total_bytes:0=e;1=e;2=e\n"
+                    "mbm_local_bytes:0=_;1=_;2=_\n");
+    for (i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_test_message("write %s", bad[i].text);
+        g_assert_cmpint(write_in(fx, "mon_groups/a/mbm_L3_assignments",
+                                 bad[i].text),
+                        ==, bad[i].err);
+        if (bad[i].status) {
+            g_autofree char *got = status_of(fx);
+
+            g_assert_cmpstr(got, ==, bad[i].status);
+        }
+    }
+
+    /* Free domain 1's counter; "*" then stops at domain 0 (none free),
+     * and domain 2's stays free. */
+    g_assert_cmpint(write_in(fx, "mon_groups/a/mbm_L3_assignments",
+                             "mbm_total_bytes:1=_;2=_\n"),
+                    ==, 0);
+    g_assert_cmpint(write_in(fx, "mon_groups/a/mbm_L3_assignments",
+                             "mbm_local_bytes:*=e\n"),
+                    ==, ENOSPC);
+    st = status_of(fx);
+    g_assert_cmpstr(st, ==,
+                    "Failed to allocate counter for mbm_local_bytes in "
+                    "domain 0\nAssign operation 'mbm_local_bytes:*=e' failed");
+    /* Domain by domain: the first one done stays done. */
+    g_assert_cmpint(write_in(fx, "mon_groups/a/mbm_L3_assignments",
+                             "mbm_local_bytes:1=e;0=e\n"),
+                    ==, ENOSPC);
+    a1 = assignments_of(fx, "mon_groups/a");
+    g_assert_cmpstr(a1, ==,
+                    "mbm_total_bytes:0=e;1=_;2=_\n"
+                    "mbm_local_bytes:0=_;1=e;2=_\n");
+
+    /* Reads: a counter counts, no counter reads Unassigned; the parent
+     * adds only the parts that hold one. */
+    SIM_OK(fx, "set mon_groups/a * * 5");
+    SIM_OK(fx, "set / * * 100");
+    {
+        g_autofree char *t0 =
+            read_in(fx, "mon_groups/a/mon_data/mon_L3_00/mbm_total_bytes");
+        g_autofree char *t1 =
+            read_in(fx, "mon_groups/a/mon_data/mon_L3_01/mbm_total_bytes");
+        g_autofree char *r1 = read_in(fx, "mon_data/mon_L3_01/mbm_total_bytes");
+        g_autofree char *c1 =
+            read_in(fx, "mon_groups/a/mon_data/mon_L3_01/llc_occupancy");
+
+        g_assert_cmpstr(t0, ==, "5\n");
+        g_assert_cmpstr(t1, ==, "Unassigned\n");
+        g_assert_cmpstr(r1, ==, "100\n");
+        g_assert_cmpstr(c1, ==, "5\n");
+    }
+    /* rmdir gives the group's counters back. */
+    g_assert_cmpint(rmdir_in(fx, "mon_groups/a"), ==, 0);
+    a2 = available(fx);
+    g_assert_cmpstr(a2, ==, "0=1;1=1;2=1");
+}
+
+/* A 6.18 kernel in default mode: the files exist, assignment is refused. */
+static void
+test_sim_default_mode(Fixture *fx, gconstpointer data)
+{
+    g_autofree char *mode = NULL, *st = NULL;
+    g_autofree char *path = NULL;
+    char buf[64];
+    int fd;
+
+    if (!fx->dir) {
+        return;
+    }
+    mode = read_in(fx, "info/L3_MON/mbm_assign_mode");
+    g_assert_cmpstr(mode, ==, "mbm_event\n[default]\n");
+    g_assert_cmpint(write_in(fx, "mbm_L3_assignments", "mbm_total_bytes:0=e\n"),
+                    ==, EINVAL);
+    st = status_of(fx);
+    g_assert_cmpstr(st, ==, "mbm_event counter assignment mode is not enabled");
+    path = path_in(fx, "info/L3_MON/available_mbm_cntrs");
+    fd = open(path, O_RDONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(read(fd, buf, sizeof(buf)), ==, -1);
+    g_assert_cmpint(errno, ==, EINVAL);
+    close(fd);
+}
+
+/* cmt alone holds no MBM counter; mbmt takes exactly one per domain and
+ * gives it back. */
+static void
+test_assign_exactly_enabled(Fixture *fx, gconstpointer data)
+{
+    gboolean cmt[QPH_RESCTRL_FEATURE_LAST] = {[QPH_RESCTRL_FEATURE_CMT] = TRUE};
+    gboolean mbmt[QPH_RESCTRL_FEATURE_LAST] = {[QPH_RESCTRL_FEATURE_CMT] = TRUE,
+                                               [QPH_RESCTRL_FEATURE_MBMT] =
+                                                   TRUE};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *before = NULL, *after_cmt = NULL, *after_mbmt = NULL;
+    g_autofree char *after_off = NULL, *ours = NULL, *a1 = NULL, *a2 = NULL;
+    g_auto(QphResctrlReading) r = {0};
+    guint i;
+
+    if (!fx->dir) {
+        return;
+    }
+    ours = our_group(fx);
+    before = available(fx);
+    g_assert_cmpstr(before, ==, "0=30;1=30;2=30");
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    g_assert_true(qph_resctrl_mon_assign(mon, cmt, NULL, &error));
+    g_assert_no_error(error);
+    qph_resctrl_mon_release(mon, cmt);
+    after_cmt = available(fx);
+    g_assert_cmpstr(after_cmt, ==, before);
+    a1 = assignments_of(fx, ours);
+    g_assert_cmpstr(a1, ==,
+                    "mbm_total_bytes:0=_;1=_;2=_\n"
+                    "mbm_local_bytes:0=_;1=_;2=_\n");
+
+    g_assert_true(qph_resctrl_mon_assign(mon, mbmt, NULL, &error));
+    g_assert_no_error(error);
+    qph_resctrl_mon_release(mon, mbmt);
+    after_mbmt = available(fx);
+    g_assert_cmpstr(after_mbmt, ==, "0=29;1=29;2=29");
+    a2 = assignments_of(fx, ours);
+    g_assert_cmpstr(a2, ==,
+                    "mbm_total_bytes:0=e;1=e;2=e\n"
+                    "mbm_local_bytes:0=_;1=_;2=_\n");
+    SIM_OK(fx, "set %s * mbm_total_bytes 42", ours);
+    g_assert_true(qph_resctrl_mon_read(mon, QPH_RESCTRL_FEATURE_MBMT, &r,
+                                       &error));
+    g_assert_cmpuint(r.total, ==, 42 * N_DOMAINS);
+    for (i = 0; i < N_DOMAINS; i++) {
+        g_assert_true(domain_at(&r, i)->has_assigned);
+        g_assert_true(domain_at(&r, i)->assigned);
+    }
+
+    qph_resctrl_mon_release(mon, cmt);
+    after_off = available(fx);
+    g_assert_cmpstr(after_off, ==, before);
+}
+
+/* With mbm_assign_on_mkdir 0 the new group holds nothing: the helper
+ * assigns what the enabled events need all the same. */
+static void
+test_assign_without_auto_assign(Fixture *fx, gconstpointer data)
+{
+    gboolean want[QPH_RESCTRL_FEATURE_LAST] = {[QPH_RESCTRL_FEATURE_MBML] =
+                                                   TRUE};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *on = NULL, *ours = NULL, *a0 = NULL, *a1 = NULL;
+
+    if (!fx->dir) {
+        return;
+    }
+    g_assert_cmpint(write_in(fx, "info/L3_MON/mbm_assign_on_mkdir", "0\n"), ==,
+                    0);
+    on = read_in(fx, "info/L3_MON/mbm_assign_on_mkdir");
+    g_assert_cmpstr(on, ==, "0\n");
+    ours = our_group(fx);
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    a0 = assignments_of(fx, ours);
+    g_assert_cmpstr(a0, ==,
+                    "mbm_total_bytes:0=_;1=_;2=_\n"
+                    "mbm_local_bytes:0=_;1=_;2=_\n");
+    g_assert_true(qph_resctrl_mon_assign(mon, want, NULL, &error));
+    g_assert_no_error(error);
+    qph_resctrl_mon_release(mon, want);
+    a1 = assignments_of(fx, ours);
+    g_assert_cmpstr(a1, ==,
+                    "mbm_total_bytes:0=_;1=_;2=_\n"
+                    "mbm_local_bytes:0=e;1=e;2=e\n");
+}
+
+/* No counter free in one domain: the request fails, says how many the
+ * domain has, and what the first domains got is given back. */
+static void
+test_assign_exhausted_all_or_nothing(Fixture *fx, gconstpointer data)
+{
+    gboolean want[QPH_RESCTRL_FEATURE_LAST] = {[QPH_RESCTRL_FEATURE_MBMT] =
+                                                   TRUE};
+    gboolean none[QPH_RESCTRL_FEATURE_LAST] = {FALSE};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *before = NULL, *after = NULL, *ours = NULL;
+    g_autofree char *a_before = NULL, *a_after = NULL;
+    QphResctrlFeature failed = QPH_RESCTRL_FEATURE_LAST;
+
+    if (!fx->dir) {
+        return;
+    }
+    ours = our_group(fx);
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    qph_resctrl_mon_release(mon, none);
+    /* Another group takes the last counters of domains 1 and 2. */
+    g_assert_cmpint(mkdir_in(fx, "mon_groups/other"), ==, 0);
+    g_assert_cmpint(write_in(fx, "mon_groups/other/mbm_L3_assignments",
+                             "mbm_total_bytes:0=_\n"),
+                    ==, 0);
+    before = available(fx);
+    g_assert_cmpstr(before, ==, "0=1;1=0;2=0");
+    a_before = assignments_of(fx, ours);
+
+    g_assert_false(qph_resctrl_mon_assign(mon, want, &failed, &error));
+    assert_error_mentions(error, "L3 domain 1", "all 3 counters");
+    g_assert_cmpint(failed, ==, QPH_RESCTRL_FEATURE_MBMT);
+    after = available(fx);
+    g_assert_cmpstr(after, ==, before);
+    a_after = assignments_of(fx, ours);
+    g_assert_cmpstr(a_after, ==, a_before);
+}
+
+/* A group the helper adopted (libvirt's) is read, never changed. */
+static void
+test_assign_adopted_group_untouched(Fixture *fx, gconstpointer data)
+{
+    gboolean want[QPH_RESCTRL_FEATURE_LAST] = {[QPH_RESCTRL_FEATURE_MBMT] =
+                                                   TRUE,
+                                               [QPH_RESCTRL_FEATURE_MBML] =
+                                                   TRUE};
+    gboolean none[QPH_RESCTRL_FEATURE_LAST] = {FALSE};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *a_before = NULL, *a_after = NULL;
+    g_auto(QphResctrlReading) r = {0};
+
+    if (!fx->dir) {
+        return;
+    }
+    g_assert_cmpint(mkdir_in(fx, "mon_groups/libvirt"), ==, 0);
+    move_vm_to(fx, "mon_groups/libvirt");
+    g_assert_cmpint(write_in(fx, "mon_groups/libvirt/mbm_L3_assignments",
+                             "mbm_local_bytes:1=_\n"),
+                    ==, 0);
+    a_before = assignments_of(fx, "mon_groups/libvirt");
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    g_assert_false(qph_resctrl_mon_is_owned(mon));
+    g_assert_true(qph_resctrl_mon_assign(mon, want, NULL, &error));
+    g_assert_no_error(error);
+    qph_resctrl_mon_release(mon, none);
+    a_after = assignments_of(fx, "mon_groups/libvirt");
+    g_assert_cmpstr(a_after, ==, a_before);
+
+    SIM_OK(fx, "set mon_groups/libvirt * mbm_local_bytes 9");
+    g_assert_true(qph_resctrl_mon_read(mon, QPH_RESCTRL_FEATURE_MBML, &r,
+                                       &error));
+    g_assert_cmpuint(r.total, ==, 9 * (N_DOMAINS - 1));
+    g_assert_cmpint(domain_at(&r, 1)->status, ==, QPH_RESCTRL_VALUE_UNASSIGNED);
+    g_assert_true(domain_at(&r, 1)->has_assigned);
+    g_assert_false(domain_at(&r, 1)->assigned);
+    g_assert_true(domain_at(&r, 0)->assigned);
+}
+
+/* ---- Sub-NUMA Clustering ---------------------------------------------- */
+
+static void
+test_snc_shares_add_up(Fixture *fx, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *ours = NULL;
+    g_auto(QphResctrlReading) r = {0};
+    guint i, k;
+
+    if (!fx->dir) {
+        return;
+    }
+    ours = our_group(fx);
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    for (i = 0; i < N_DOMAINS * 2; i++) {
+        SIM_OK(fx, "set-node %s %u mbm_total_bytes %u", ours, i, 100 * (i + 1));
+    }
+    g_assert_true(qph_resctrl_mon_read(mon, QPH_RESCTRL_FEATURE_MBMT, &r,
+                                       &error));
+    g_assert_no_error(error);
+    /* 100+200 + 300+400 + 500+600: the sums, not the sums and shares. */
+    g_assert_cmpuint(r.total, ==, 2100);
+    for (i = 0; i < N_DOMAINS; i++) {
+        const QphResctrlDomainValue *d = domain_at(&r, i);
+        guint64 shares = 0;
+
+        g_assert_nonnull(d->subs);
+        g_assert_cmpuint(d->subs->len, ==, 2);
+        for (k = 0; k < 2; k++) {
+            const QphResctrlSubValue *sv =
+                &g_array_index(d->subs, QphResctrlSubValue, k);
+
+            g_assert_cmpuint(sv->node, ==, i * 2 + k);
+            g_assert_cmpint(sv->status, ==, QPH_RESCTRL_VALUE_OK);
+            shares += sv->value;
+        }
+        g_assert_cmpuint(shares, ==, d->value);
+    }
+    g_assert_cmpuint(domain_at(&r, 1)->value, ==, 700);
+}
+
+/* ---- package telemetry (PERF_PKG, Linux 7.0) ------------------------- */
+
+static void
+test_energy_per_package(Fixture *fx, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QphResctrlMon) mon = NULL;
+    g_autofree char *ours = NULL;
+    g_auto(QphResctrlReading) e = {0};
+    g_auto(QphResctrlReading) a = {0};
+
+    if (!fx->dir) {
+        return;
+    }
+    g_assert_true(
+        qph_resctrl_probe(fx->mnt, QPH_RESCTRL_FEATURE_CORE_ENERGY, &error));
+    g_assert_no_error(error);
+    ours = our_group(fx);
+    mon = open_vm(fx, &error);
+    g_assert_no_error(error);
+    SIM_OK(fx, "set %s 0 core_energy 1.5", ours);
+    SIM_OK(fx, "set %s 1 core_energy 0.000250", ours);
+    SIM_OK(fx, "set %s * activity 2", ours);
+    g_assert_true(qph_resctrl_mon_read(mon, QPH_RESCTRL_FEATURE_CORE_ENERGY,
+                                       &e, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(e.domains->len, ==, 2);
+    g_assert_cmpuint(domain_at(&e, 0)->value, ==, 1500000000);
+    g_assert_cmpuint(domain_at(&e, 1)->value, ==, 250000);
+    g_assert_cmpuint(e.total, ==, 1500250000);
+    g_assert_null(domain_at(&e, 0)->subs);
+    g_assert_false(domain_at(&e, 0)->has_assigned);
+    g_assert_true(qph_resctrl_mon_read(mon, QPH_RESCTRL_FEATURE_ACTIVITY, &a,
+                                       &error));
+    g_assert_cmpuint(a.total, ==, 4000000000);
+    g_assert_cmpstr(
+        qph_resctrl_feature_info(QPH_RESCTRL_FEATURE_CORE_ENERGY)->unit, ==,
+        "nanojoules");
+}
+
+/* A host without the package resource refuses like for L3 events. */
+static void
+test_energy_refused_without_pkg(Fixture *fx, gconstpointer data)
+{
+    g_autoptr(GError) probe = NULL;
+
+    if (!fx->dir) {
+        return;
+    }
+    g_assert_false(
+        qph_resctrl_probe(fx->mnt, QPH_RESCTRL_FEATURE_CORE_ENERGY, &probe));
+    assert_error_mentions(probe, "no monitoring support",
+                          "(no info/PERF_PKG_MON)");
+}
+
 /* ---- no simulator needed -------------------------------------------- */
 
 static void
@@ -1106,6 +1565,49 @@ test_parse_value(void)
                     QPH_RESCTRL_VALUE_ERROR);
     g_assert_cmpint(qph_resctrl_status_from_errno(ENOENT), ==,
                     QPH_RESCTRL_VALUE_UNASSIGNED);
+}
+
+static void
+test_parse_scaled(void)
+{
+    static const struct {
+        const char *text;
+        guint decimals;
+        QphResctrlValueStatus status;
+        guint64 value;
+    } cases[] = {
+        {"1.500000\n", 9, QPH_RESCTRL_VALUE_OK, 1500000000},
+        {"0.000001\n", 9, QPH_RESCTRL_VALUE_OK, 1000},
+        {"12.123456789\n", 9, QPH_RESCTRL_VALUE_OK, 12123456789},
+        {"7\n", 9, QPH_RESCTRL_VALUE_OK, 7000000000},
+        {"7.0\n", 9, QPH_RESCTRL_VALUE_OK, 7000000000},
+        {"Unavailable\n", 9, QPH_RESCTRL_VALUE_UNAVAILABLE, 0},
+        {"1.1234567891\n", 9, QPH_RESCTRL_VALUE_ERROR, 0}, /* 10 places */
+        {"1.\n", 9, QPH_RESCTRL_VALUE_ERROR, 0},
+        {".5\n", 9, QPH_RESCTRL_VALUE_ERROR, 0},
+        {"1.-5\n", 9, QPH_RESCTRL_VALUE_ERROR, 0},
+        {"18446744074.0\n", 9, QPH_RESCTRL_VALUE_ERROR, 0}, /* > 2^64 nJ */
+        {"1.5\n", 0, QPH_RESCTRL_VALUE_ERROR, 0}, /* bytes have no point */
+    };
+    guint i;
+
+    for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+        guint64 value = 0;
+
+        g_test_message("%s", cases[i].text);
+        g_assert_cmpint(qph_resctrl_parse_scaled(cases[i].text,
+                                                 cases[i].decimals, &value),
+                        ==, cases[i].status);
+        if (cases[i].status == QPH_RESCTRL_VALUE_OK) {
+            g_assert_cmpuint(value, ==, cases[i].value);
+        }
+    }
+    g_assert_cmpint(qph_resctrl_parse_assign_mode("[mbm_event]\ndefault\n"),
+                    ==, QPH_RESCTRL_ASSIGN_MBM_EVENT);
+    g_assert_cmpint(qph_resctrl_parse_assign_mode("mbm_event\n[default]\n"),
+                    ==, QPH_RESCTRL_ASSIGN_DEFAULT);
+    g_assert_cmpint(qph_resctrl_parse_assign_mode(NULL), ==,
+                    QPH_RESCTRL_ASSIGN_NONE);
 }
 
 static void
@@ -1154,8 +1656,16 @@ test_bad_arguments(void)
     qph_resctrl_mon_close(NULL);
 }
 
+/* Each simulator case on an old kernel and in mbm_event mode. */
 #define ADD(name, fn)                                                          \
-    g_test_add("/resctrl/" name, Fixture, NULL, fixture_setup, fn,             \
+    do {                                                                       \
+        g_test_add("/resctrl/" name, Fixture, NULL, fixture_setup, fn,         \
+                   fixture_teardown);                                          \
+        g_test_add("/resctrl/mbm-event/" name, Fixture, sim_mbm_event,         \
+                   fixture_setup, fn, fixture_teardown);                       \
+    } while (0)
+#define ADD_ON(name, args, fn)                                                 \
+    g_test_add("/resctrl/" name, Fixture, args, fixture_setup, fn,             \
                fixture_teardown)
 
 int
@@ -1164,6 +1674,7 @@ main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
     g_test_add_func("/resctrl/api/parse-value", test_parse_value);
+    g_test_add_func("/resctrl/api/parse-scaled", test_parse_scaled);
     g_test_add_func("/resctrl/api/feature-table", test_feature_table);
     g_test_add_func("/resctrl/api/bad-arguments", test_bad_arguments);
 
@@ -1190,6 +1701,21 @@ main(int argc, char **argv)
     ADD("read/sums-domains", test_read_sums_domains);
     ADD("read/bad-domains", test_read_bad_domains);
     ADD("close/removes-group", test_close_removes_group);
+
+    ADD_ON("assign/sim-syntax", sim_few_counters, test_sim_assignment_syntax);
+    ADD_ON("assign/sim-default-mode", sim_default_mode, test_sim_default_mode);
+    ADD_ON("assign/exactly-enabled", sim_mbm_event,
+           test_assign_exactly_enabled);
+    ADD_ON("assign/without-auto-assign", sim_mbm_event,
+           test_assign_without_auto_assign);
+    ADD_ON("assign/exhausted-all-or-nothing", sim_few_counters,
+           test_assign_exhausted_all_or_nothing);
+    ADD_ON("assign/adopted-group-untouched", sim_mbm_event,
+           test_assign_adopted_group_untouched);
+    ADD_ON("snc/shares-add-up", sim_snc, test_snc_shares_add_up);
+    ADD_ON("energy/per-package", sim_pkg, test_energy_per_package);
+    ADD_ON("energy/refused-without-pkg", NULL,
+           test_energy_refused_without_pkg);
 
     return g_test_run();
 }
