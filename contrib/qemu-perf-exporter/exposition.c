@@ -111,7 +111,7 @@ static const struct {
     [FAM_EXPORTER_SOCKETS] = {"qemu_perf_exporter_sockets", TYPE_GAUGE, UNIT_NONE,
                               "Helper sockets matched by the --socket globs at this scrape."},
     [FAM_EXPORTER_SCRAPES] = {"qemu_perf_exporter_scrapes", TYPE_COUNTER, UNIT_NONE,
-                              "Scrapes served since the exporter started."},
+                              "Scrapes served since the exporter started, by exposition format."},
     [FAM_EXPORTER_DURATION] = {"qemu_perf_exporter_scrape_duration_seconds", TYPE_GAUGE, UNIT_SECONDS,
                                "Time this scrape took, from the request to the response."},
 };
@@ -357,12 +357,15 @@ qpe_exposition_add_vm(QpeExposition *e, const QpeVmReport *vm)
 
 void
 qpe_exposition_add_exporter(QpeExposition *e, guint n_sockets,
-                            guint64 scrapes_total, gint64 duration_us)
+                            const guint64 *scrapes_total, gint64 duration_us)
 {
     g_string_append_printf(e->fixed[FAM_EXPORTER_SOCKETS].samples, " %u\n",
                            n_sockets);
-    g_string_append_printf(e->fixed[FAM_EXPORTER_SCRAPES].samples,
-                           " %" G_GUINT64_FORMAT "\n", scrapes_total);
+    for (guint f = 0; f < QPE_FORMAT__LAST; f++) {
+        GString *s = e->fixed[FAM_EXPORTER_SCRAPES].samples;
+        append_label(s, TRUE, "format", qpe_format_name(f));
+        end_u64(s, scrapes_total[f]);
+    }
     if (duration_us < 0) {
         duration_us = 0;
     }
@@ -378,6 +381,19 @@ static const char *const content_types[] = {
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(content_types) == QPE_FORMAT__LAST);
+
+static const char *const format_names[] = {
+    [QPE_FORMAT_PROMETHEUS] = "prometheus-0.0.4",
+    [QPE_FORMAT_OPENMETRICS] = "openmetrics-1.0.0",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(format_names) == QPE_FORMAT__LAST);
+
+const char *
+qpe_format_name(QpeFormat format)
+{
+    return format_names[format < QPE_FORMAT__LAST ? format
+                                                  : QPE_FORMAT_PROMETHEUS];
+}
 
 const char *
 qpe_format_content_type(QpeFormat format)

@@ -62,10 +62,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpeExposition, qpe_exposition_free)
  */
 gboolean qpe_exposition_add_vm(QpeExposition *e, const QpeVmReport *vm);
 
-/* The exporter's own health: sockets matched, scrapes served, and how
- * long this scrape took. */
+/* The exporter's own health: sockets matched, scrapes served in each
+ * format (@scrapes_total has QPE_FORMAT__LAST entries), and how long
+ * this scrape took. */
 void qpe_exposition_add_exporter(QpeExposition *e, guint n_sockets,
-                                 guint64 scrapes_total, gint64 duration_us);
+                                 const guint64 *scrapes_total,
+                                 gint64 duration_us);
+
+/* The label value of @format: "prometheus-0.0.4", "openmetrics-1.0.0". */
+const char *qpe_format_name(QpeFormat format);
 
 /* The whole response body. */
 GString *qpe_exposition_render(const QpeExposition *e, QpeFormat format);

@@ -19,7 +19,7 @@ struct QpeExporter {
     gint64 timeout_us;
     gsize max_message;
     GHashTable *targets; /* path -> QpeTarget * */
-    guint64 scrapes;
+    guint64 scrapes[QPE_FORMAT__LAST];
 };
 
 typedef struct Scrape Scrape;
@@ -146,7 +146,7 @@ scrape_finish(Scrape *s)
                       vm.socket, vm.domain, vm.uuid);
         }
     }
-    s->ex->scrapes++;
+    s->ex->scrapes[s->format]++;
     qpe_exposition_add_exporter(e, s->n_slots, s->ex->scrapes,
                                 g_get_monotonic_time() - s->start);
     body = qpe_exposition_render(e, s->format);
