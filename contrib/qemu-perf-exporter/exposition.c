@@ -469,10 +469,15 @@ static const MediaType media_types[] = {
 static double
 media_range_quality(const char *range, QpeFormat *format)
 {
-    g_auto(GStrv) params = g_strsplit(range, ";", -1);
-    g_autofree char *type = g_ascii_strdown(g_strstrip(params[0]), -1);
+    g_auto(GStrv) params = g_strsplit(range, ";", 16);
+    g_autofree char *type = NULL;
     const char *version = NULL;
     double q = 1.0;
+
+    if (params[0] == NULL) { /* an empty range: "a,,b" */
+        return -1;
+    }
+    type = g_ascii_strdown(g_strstrip(params[0]), -1);
 
     for (guint i = 1; params[i] != NULL; i++) {
         char *p = g_strstrip(params[i]);
