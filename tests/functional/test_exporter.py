@@ -387,10 +387,15 @@ def test_stopped_qemu_still_scraped(fleet):
 
 
 def test_vm_that_goes_is_dropped(fleet):
-    """A helper that exits removes its socket; the exporter drops the VM."""
+    """The VM exits, its helper follows and removes its socket; the
+    exporter drops the VM at the next scrape."""
     b = fleet.machines.pop("vm-b")
-    b.stop()
-    assert not Path(b.helper.listen).exists()
+    try:
+        b.vm.kill()
+        b.helper.proc.wait(10)
+        assert not Path(b.helper.listen).exists()
+    finally:
+        b.stop()
     _, text = fleet.scrape()
     samples = parse_samples(text)
     assert not [k for k in samples if ("domain", "vm-b") in k[1]], text
