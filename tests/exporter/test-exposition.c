@@ -134,6 +134,30 @@ test_tolerant(void)
                                   "uuid=\"u-1\"} 18446744073709551615\n"));
 }
 
+/* A libpfm4 event, and a known name in an unexpected unit, go to
+ * qemu_perf_raw_total with the event string as a label. */
+static void
+test_raw(void)
+{
+    g_autoptr(QpeReading) r = reading_from_text(
+        "{\"return\": [{\"name\": \"perf::PAGE-FAULTS\", \"enabled\": true, "
+        "\"value\": 9, \"unit\": \"count\", \"threads\": ["
+        "{\"kind\": \"vcpu\", \"cpu-index\": 0, \"value\": 4}]},"
+        "{\"name\": \"task_clock\", \"enabled\": true, \"value\": 5, "
+        "\"unit\": \"count\"}]}");
+    g_autofree char *text = render(r, QPE_FORMAT_OPENMETRICS, "vm");
+
+    g_assert_nonnull(strstr(text,
+        "# TYPE qemu_perf_raw counter\n"
+        "qemu_perf_raw_total{domain=\"vm\",uuid=\"u-1\","
+        "event=\"perf::PAGE-FAULTS\",kind=\"vcpu\",vcpu=\"0\"} 4\n"
+        "qemu_perf_raw_total{domain=\"vm\",uuid=\"u-1\","
+        "event=\"perf::PAGE-FAULTS\",kind=\"other\"} 5\n"
+        "qemu_perf_raw_total{domain=\"vm\",uuid=\"u-1\","
+        "event=\"task_clock\"} 5\n"));
+    g_assert_null(strstr(text, "qemu_perf_task_clock_seconds"));
+}
+
 static void
 test_openmetrics(void)
 {
@@ -262,6 +286,7 @@ main(int argc, char **argv)
     g_test_add_func("/exporter/reading/tolerant", test_tolerant);
     g_test_add_func("/exporter/reading/not-an-array", test_not_an_array);
     g_test_add_func("/exporter/exposition/openmetrics", test_openmetrics);
+    g_test_add_func("/exporter/exposition/raw", test_raw);
     g_test_add_func("/exporter/exposition/prometheus-text",
                     test_prometheus_text);
     g_test_add_func("/exporter/exposition/label-escaping",
