@@ -124,6 +124,7 @@ scrape_finish(Scrape *s)
     for (guint i = 0; i < s->n_slots; i++) {
         Slot *slot = &s->slots[i];
         QpeVmReport vm;
+        gboolean duplicate;
 
         if (!slot->answered) {
             qpe_target_cancel(slot->target, slot->handle);
@@ -139,7 +140,8 @@ scrape_finish(Scrape *s)
         vm.duration_us = slot->answered_at - s->start;
         vm.errors_total = qpe_target_errors(slot->target);
         vm.reading = slot->reading;
-        if (!qpe_exposition_add_vm(e, &vm)) {
+        duplicate = !qpe_exposition_add_vm(e, &vm);
+        if (qpe_target_set_duplicate(slot->target, duplicate) && duplicate) {
             g_warning("helper socket '%s' reports the same domain '%s' and "
                       "uuid '%s' as another socket; its counters are left "
                       "out",

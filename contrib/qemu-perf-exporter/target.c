@@ -35,6 +35,7 @@ struct QpeTarget {
     gboolean query_in_flight;
     gboolean retired;
     gboolean reported_down; /* the last failure was logged */
+    gboolean duplicate;     /* another socket reports the same VM */
     GQueue waiters;         /* Waiter * */
     guint next_handle;
     guint64 errors;
@@ -327,6 +328,15 @@ guint64
 qpe_target_errors(const QpeTarget *t)
 {
     return t->errors;
+}
+
+gboolean
+qpe_target_set_duplicate(QpeTarget *t, gboolean duplicate)
+{
+    gboolean changed = t->duplicate != duplicate;
+
+    t->duplicate = duplicate;
+    return changed;
 }
 
 void

@@ -69,6 +69,10 @@ const char *qpe_target_uuid(const QpeTarget *t);
 void qpe_target_count_error(QpeTarget *t);
 guint64 qpe_target_errors(const QpeTarget *t);
 
+/* Record whether this scrape found the target's identity taken by another
+ * socket; TRUE when that changed (so it is logged once, not per scrape). */
+gboolean qpe_target_set_duplicate(QpeTarget *t, gboolean duplicate);
+
 /* Close the connection and fail the requests waiting (the socket went
  * away); the target may still be referenced. */
 void qpe_target_retire(QpeTarget *t);

@@ -353,6 +353,14 @@ def test_stopped_helper_is_down_alone(fleet):
         assert t["health"] == "up" and t["lastScrapeDuration"] < 1.0, t
         assert fleet.value('max_over_time(qemu_perf_scrape_duration_seconds'
                            '{domain="vm-a"}[3s])') < VM_TIMEOUT
+        # A scraper that hangs up while its scrape waits for vm-b.
+        host, port = urllib.parse.urlsplit(fleet.url).netloc.split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(VM_TIMEOUT + 0.3)
+        assert fleet.exporter.poll() is None
+        assert 'qemu_perf_up{domain="vm-a"' in fleet.scrape()[1]
     finally:
         os.kill(b.helper.proc.pid, signal.SIGCONT)
     wait_until("vm-b up again", lambda: fleet.value('qemu_perf_up{domain="vm-b"}') == 1)
