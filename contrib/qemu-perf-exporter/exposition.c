@@ -83,6 +83,7 @@ typedef enum {
     FAM_SCRAPE_ERRORS,
     FAM_TIME_ENABLED,
     FAM_TIME_RUNNING,
+    FAM_ENABLED_AT,
     FAM_RAW,
     FAM_EXPORTER_SOCKETS,
     FAM_EXPORTER_SCRAPES,
@@ -106,6 +107,8 @@ static const struct {
                           "Time the event's counters were enabled, summed over threads."},
     [FAM_TIME_RUNNING] = {"qemu_perf_time_running_seconds", TYPE_COUNTER, UNIT_SECONDS,
                           "Time the event's counters were on the PMU, summed over threads; below time enabled when multiplexed."},
+    [FAM_ENABLED_AT] = {"qemu_perf_enabled_timestamp_seconds", TYPE_GAUGE, UNIT_SECONDS,
+                        "When the event's counters started counting (Unix time); a change means they were reset."},
     [FAM_RAW] = {"qemu_perf_raw", TYPE_COUNTER, UNIT_NONE,
                  "Count of a libpfm4 event, by its event string."},
     [FAM_EXPORTER_SOCKETS] = {"qemu_perf_exporter_sockets", TYPE_GAUGE, UNIT_NONE,
@@ -317,6 +320,13 @@ add_event(QpeExposition *e, const QpeVmReport *vm, const QpeEvent *ev)
         append_vm_labels(run, vm);
         append_label(run, FALSE, "event", ev->name);
         end_ns_as_seconds(run, ev->time_running);
+    }
+    if (ev->has_enabled_at) {
+        GString *at = e->fixed[FAM_ENABLED_AT].samples;
+
+        append_vm_labels(at, vm);
+        append_label(at, FALSE, "event", ev->name);
+        end_us_as_seconds(at, ev->enabled_at_us);
     }
 }
 

@@ -71,6 +71,22 @@ get_str(const QmpJson *obj, const char *key)
     return v != NULL && v->type == QMP_JSON_STRING ? v->s : NULL;
 }
 
+/* A QMP timestamp {"seconds": S, "microseconds": U}, in µs. */
+static gboolean
+get_timestamp(const QmpJson *obj, const char *key, gint64 *us)
+{
+    const QmpJson *v = qmp_json_object_get(obj, key);
+    guint64 sec, usec;
+
+    if (v == NULL || v->type != QMP_JSON_OBJECT ||
+        !get_u64(v, "seconds", &sec) || !get_u64(v, "microseconds", &usec) ||
+        usec >= G_USEC_PER_SEC || sec > G_MAXINT64 / G_USEC_PER_SEC - 1) {
+        return FALSE;
+    }
+    *us = (gint64)sec * G_USEC_PER_SEC + (gint64)usec;
+    return TRUE;
+}
+
 static gboolean
 get_true(const QmpJson *obj, const char *key)
 {
@@ -221,6 +237,7 @@ event_from_info(const QmpJson *info)
     ev->value = value;
     ev->has_times = get_u64(info, "time-enabled", &ev->time_enabled) &&
                     get_u64(info, "time-running", &ev->time_running);
+    ev->has_enabled_at = get_timestamp(info, "enabled-at", &ev->enabled_at_us);
     ev->parts = g_array_new(FALSE, FALSE, sizeof(QpePart));
     g_array_set_clear_func(ev->parts, part_clear);
 

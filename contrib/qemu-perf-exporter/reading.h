@@ -46,6 +46,8 @@ typedef struct {
     gboolean has_times;
     guint64 time_enabled; /* ns, summed over threads */
     guint64 time_running;
+    gboolean has_enabled_at; /* a newer helper's "enabled-at" */
+    gint64 enabled_at_us;    /* when counting started, Unix time in µs */
     /* QpePart, sorted by kind then key; empty when the helper gave no
      * per-thread values (resctrl events: one group holds every thread). */
     GArray *parts;

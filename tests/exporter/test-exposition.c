@@ -127,11 +127,18 @@ test_tolerant(void)
     g_assert_cmpuint(g_array_index(ev->parts, QpePart, 0).value, ==, 70);
     /* Unknown kinds and unlabelled vCPUs go to other. */
     g_assert_cmpuint(g_array_index(ev->parts, QpePart, 1).value, ==, 30);
+    g_assert_true(ev->has_enabled_at);
+    g_assert_cmpint(ev->enabled_at_us, ==, 1000002);
     ev = r->events->pdata[1];
     g_assert_cmpuint(ev->value, ==, G_MAXUINT64);
+    g_assert_false(ev->has_enabled_at);
     text = render(r, QPE_FORMAT_PROMETHEUS, "vm");
     g_assert_nonnull(strstr(text, "qemu_perf_instructions_total{domain=\"vm\","
                                   "uuid=\"u-1\"} 18446744073709551615\n"));
+    g_assert_nonnull(strstr(text,
+        "# TYPE qemu_perf_enabled_timestamp_seconds gauge\n"
+        "qemu_perf_enabled_timestamp_seconds{domain=\"vm\",uuid=\"u-1\","
+        "event=\"task_clock\"} 1.000002\n"));
 }
 
 /* A libpfm4 event, and a known name in an unexpected unit, go to
