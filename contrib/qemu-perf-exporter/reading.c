@@ -235,11 +235,19 @@ event_from_info(const QmpJson *info)
     ev->unit = g_strdup(unit != NULL ? unit : "count");
     ev->source = g_strdup(source != NULL ? source : "perf");
     ev->value = value;
-    ev->has_times = get_u64(info, "time-enabled", &ev->time_enabled) &&
-                    get_u64(info, "time-running", &ev->time_running);
-    ev->has_enabled_at = get_timestamp(info, "enabled-at", &ev->enabled_at_us);
     ev->parts = g_array_new(FALSE, FALSE, sizeof(QpePart));
     g_array_set_clear_func(ev->parts, part_clear);
+    ev->has_times = get_u64(info, "time-enabled", &ev->time_enabled) &&
+                    get_u64(info, "time-running", &ev->time_running);
+    /* A newer helper says "unscheduled" when a counter never got on a
+     * PMU; with no running time at all the value is no measurement (perf
+     * stat's "<not counted>"), and a 0 must not be exported as one. */
+    if (get_true(info, "unscheduled") && ev->has_times &&
+        ev->time_running == 0) {
+        event_free(ev);
+        return NULL;
+    }
+    ev->has_enabled_at = get_timestamp(info, "enabled-at", &ev->enabled_at_us);
 
     threads = qmp_json_object_get(info, "threads");
     if (threads != NULL && threads->type == QMP_JSON_ARRAY) {

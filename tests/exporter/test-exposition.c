@@ -118,7 +118,12 @@ test_tolerant(void)
         "\"value\": -4}]},"
         "{\"name\": \"instructions\", \"enabled\": true, "
         "\"value\": 18446744073709551615, \"unit\": \"count\"},"
-        "{\"name\": \"bad\", \"enabled\": true, \"value\": \"7\"}, 42]}");
+        "{\"name\": \"bad\", \"enabled\": true, \"value\": \"7\"}, 42,"
+        /* Never on a PMU: no measurement, not a zero. */
+        "{\"name\": \"cpu_cycles\", \"enabled\": true, \"value\": 0, "
+        "\"unit\": \"count\", \"time-enabled\": 5, \"time-running\": 0, "
+        "\"unscheduled\": true, \"overflow\": false, "
+        "\"inherited-threads\": [{\"thread-id\": 9}]}]}");
     const QpeEvent *ev = r->events->pdata[0];
     g_autofree char *text = NULL;
 
