@@ -411,6 +411,53 @@ def test_vm_that_goes_is_dropped(fleet):
     assert list(select(samples, "qemu_perf_up", domain="vm-a").values()) == [1]
 
 
+def test_unprivileged_in_the_socket_group(fleet):
+    """The exporter as `nobody` scrapes a helper whose socket is 0660 in a
+    group nobody is in, once it has that group, and only then: the group is
+    all the access it needs (as the systemd unit runs it)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to change users")
+    import grp
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrnam("kvm" if "kvm" in [g.gr_name for g in grp.getgrall()] else "daemon")
+    sock_dir = Path(tempfile.mkdtemp(prefix="qpe-", dir="/tmp"))
+    os.chmod(sock_dir, 0o755)  # as RuntimeDirectory= makes /run/qemu-perf-helper
+    vm_dir = fleet.base / "vm-c"
+    vm_dir.mkdir()
+    vm = conftest.VM(vm_dir, extra_args=["-name", "vm-c"]).start()
+    helper = conftest.Helper(vm_dir, vm.proxied_path, listen=str(sock_dir / "vm-c.sock"))
+    helper.args += ["--socket-mode", "0660", "--socket-group", group.gr_name]
+    procs = []
+    try:
+        helper.start()
+        for groups, expect_up in ((["--clear-groups"], 0), ([f"--groups={group.gr_gid}"], 1)):
+            log = fleet.base / f"exporter-nobody-{expect_up}.log"
+            proc = subprocess.Popen(
+                ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", *groups,
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                 str(EXPORTER), "--listen", "127.0.0.1:0", "--socket", str(sock_dir / "*.sock"),
+                 "--timeout", str(VM_TIMEOUT)],
+                stdin=subprocess.DEVNULL, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+            procs.append(proc)
+            m = wait_until("the unprivileged exporter to listen",
+                           lambda: proc.poll() is None and
+                           re.search(r"listening on (http://127\.0\.0\.1:\d+/)metrics",
+                                     log.read_text()), timeout=10)
+            with urllib.request.urlopen(m.group(1) + "metrics", timeout=10) as r:
+                samples = parse_samples(r.read().decode())
+            up = select(samples, "qemu_perf_up", socket=str(sock_dir / "vm-c.sock"))
+            assert list(up.values()) == [expect_up], (groups, up, log.read_text())
+            kill_proc(proc, signal.SIGTERM)
+    finally:
+        for p in procs:
+            kill_proc(p)
+        helper.kill()
+        vm.kill()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
 def test_tls_and_basic_auth(fleet, tmp_path):
     """A second exporter with TLS and basic auth: no password, a wrong one
     and plain HTTP are refused; the right one gets the metrics."""
