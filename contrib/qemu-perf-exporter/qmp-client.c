@@ -4,19 +4,23 @@
  * See qmp-client.h.  How a command travels: execute() appends its text
  * (with a fresh integer id) to the output queue and its callback to the
  * pending queue; one asynchronous write at a time drains the output
- * queue.  Reads feed the streamer, which calls back once per message: the
- * greeting first, then events (ignored) and replies, each matched against
- * the head of the pending queue by its id.
+ * queue.  Reads are split into lines (the helper, like QEMU, writes one
+ * message per line) and each line is parsed once into a tree by the
+ * project's QEMU-compatible parser: the greeting first, then events
+ * (ignored) and replies, each matched against the head of the pending
+ * queue by its id.
  *
  * Lifetime: the owner holds one reference; every asynchronous operation
  * holds another, so a callback that arrives after close() finds the
- * client alive, sees it is dead and just drops its reference.  The
- * streamer is freed only with the last reference, never from inside its
- * own callback.
+ * client alive, sees it is dead and just drops its reference.  The input
+ * buffer is freed only with the last reference, never while a reply
+ * callback runs.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "contrib/qemu-perf-exporter/qmp-client.h"
+
+#include <string.h>
 
 #include "qmp/json-streamer.h"
 
@@ -37,11 +41,11 @@ struct QpeQmpClient {
 
     GCancellable *cancellable;
     GSocketConnection *conn; /* NULL until connected */
-    QmpStreamer *streamer;
+    GString *input; /* received, not yet a complete line */
     char *buf;
     gboolean greeted;
     gboolean dead;
-    GError *failure; /* found inside the streamer callback, acted on after */
+    GError *failure; /* found while handling input, acted on after */
 
     GString *outq;    /* waiting to be written */
     GString *writing; /* being written */
@@ -65,7 +69,7 @@ client_unref(QpeQmpClient *c)
     }
     g_clear_object(&c->conn);
     g_clear_object(&c->cancellable);
-    qmp_streamer_free(c->streamer);
+    g_string_free(c->input, TRUE);
     g_clear_error(&c->failure);
     g_string_free(c->outq, TRUE);
     g_string_free(c->writing, TRUE);
@@ -146,18 +150,6 @@ kick_write(QpeQmpClient *c)
         client_ref(c));
 }
 
-static const QmpMessageMember *
-find_member(const QmpMessage *msg, const char *key)
-{
-    for (guint i = 0; i < msg->members->len; i++) {
-        const QmpMessageMember *m = msg->members->pdata[i];
-        if (strcmp(m->key, key) == 0) {
-            return m;
-        }
-    }
-    return NULL;
-}
-
 static void
 set_failure(QpeQmpClient *c, GError *error)
 {
@@ -168,28 +160,22 @@ set_failure(QpeQmpClient *c, GError *error)
     }
 }
 
+/* One message from the peer: the greeting, an event, or a reply. */
 static void
-on_message(gpointer opaque, const QmpMessage *msg, const char *error_text)
+on_message(QpeQmpClient *c, const QmpJson *msg)
 {
-    QpeQmpClient *c = opaque;
-    const QmpMessageMember *id;
-    g_autoptr(QmpJson) tree = NULL;
-    g_autofree char *parse_error = NULL;
+    const QmpJson *id;
     Pending *head;
 
-    if (c->dead || c->failure != NULL) {
-        return;
-    }
-    if (msg == NULL || msg->type != QMP_JSON_OBJECT) {
+    if (msg->type != QMP_JSON_OBJECT) {
         set_failure(c, g_error_new(G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                                    "helper socket '%s' sent something that "
-                                   "is not a QMP message: %s",
-                                   c->path,
-                                   error_text ? error_text : "not an object"));
+                                   "is not a QMP message (not an object)",
+                                   c->path));
         return;
     }
     if (!c->greeted) {
-        if (find_member(msg, "QMP") == NULL) {
+        if (qmp_json_object_get(msg, "QMP") == NULL) {
             set_failure(c, g_error_new(G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                                        "helper socket '%s' did not start "
                                        "with a QMP greeting",
@@ -199,39 +185,64 @@ on_message(gpointer opaque, const QmpMessage *msg, const char *error_text)
         c->greeted = TRUE;
         return;
     }
-    if (find_member(msg, "event") != NULL) {
+    if (qmp_json_object_get(msg, "event") != NULL) {
         return;
     }
-    id = find_member(msg, "id");
+    id = qmp_json_object_get(msg, "id");
     head = g_queue_peek_head(&c->pending);
-    if (id == NULL || id->value_type != QMP_JSON_INT || head == NULL) {
+    if (id == NULL || head == NULL ||
+        !((id->type == QMP_JSON_INT && id->i >= 0 &&
+           (guint64)id->i == head->id) ||
+          (id->type == QMP_JSON_UINT && id->u == head->id))) {
         set_failure(c, g_error_new(G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                                    "helper socket '%s' sent a reply this "
-                                   "client did not ask for: %.*s",
-                                   c->path, (int)MIN(msg->len, 200),
-                                   msg->data));
-        return;
-    }
-    g_autofree char *id_text = g_strndup(msg->data + id->value_offset,
-                                         id->value_len);
-    if (g_ascii_strtoull(id_text, NULL, 10) != head->id) {
-        set_failure(c, g_error_new(G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                                   "helper socket '%s' answered id %s, "
-                                   "expected %" G_GUINT64_FORMAT,
-                                   c->path, id_text, head->id));
-        return;
-    }
-    tree = qmp_json_parse_value(msg->data, msg->len, &parse_error);
-    if (tree == NULL) {
-        set_failure(c, g_error_new(G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                                   "helper socket '%s' sent malformed JSON: "
-                                   "%s",
-                                   c->path, parse_error));
+                                   "client did not ask for (expected id %"
+                                   G_GUINT64_FORMAT ")",
+                                   c->path, head ? head->id : 0));
         return;
     }
     g_queue_pop_head(&c->pending);
-    head->func(c, tree, NULL, head->data);
+    head->func(c, msg, NULL, head->data);
     g_free(head);
+}
+
+/*
+ * Parse and handle every complete line in c->input.  The helper writes
+ * one message per line, as QEMU does, so each line is parsed once, by the
+ * project's parser, straight into a tree.
+ */
+static void
+consume_lines(QpeQmpClient *c, gsize scan_from)
+{
+    gsize done = 0;
+    const char *nl;
+
+    while (!c->dead && c->failure == NULL &&
+           (nl = memchr(c->input->str + scan_from, '\n',
+                        c->input->len - scan_from)) != NULL) {
+        const char *line = c->input->str + done;
+        gsize len = (gsize)(nl - line);
+        g_autofree char *error_text = NULL;
+        g_autoptr(QmpJson) msg = NULL;
+
+        scan_from = done = (gsize)(nl - c->input->str) + 1;
+        while (len > 0 && g_ascii_isspace(line[len - 1])) {
+            len--;
+        }
+        if (len == 0) {
+            continue;
+        }
+        msg = qmp_json_parse_value(line, len, &error_text);
+        if (msg == NULL) {
+            set_failure(c, g_error_new(G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                                       "helper socket '%s' sent malformed "
+                                       "JSON: %s",
+                                       c->path, error_text));
+            break;
+        }
+        on_message(c, msg);
+    }
+    g_string_erase(c->input, 0, (gssize)done);
 }
 
 static void start_read(QpeQmpClient *c);
@@ -257,9 +268,11 @@ on_read(GObject *source, GAsyncResult *res, gpointer data)
                                    "helper socket '%s' closed the connection",
                                    c->path));
     } else {
-        qmp_streamer_feed(c->streamer, c->buf, (gsize)n);
-        if (c->failure == NULL &&
-            qmp_streamer_get_buffered(c->streamer) > c->max_message) {
+        gsize old_len = c->input->len;
+
+        g_string_append_len(c->input, c->buf, n);
+        consume_lines(c, old_len);
+        if (c->failure == NULL && c->input->len > c->max_message) {
             c->failure = g_error_new(G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
                                      "helper socket '%s' sent a message "
                                      "larger than %" G_GSIZE_FORMAT " bytes",
@@ -337,7 +350,7 @@ qpe_qmp_client_new(const char *path, gsize max_message,
     c->closed = closed;
     c->closed_data = data;
     c->cancellable = g_cancellable_new();
-    c->streamer = qmp_streamer_new(on_message, c);
+    c->input = g_string_new(NULL);
     c->buf = g_malloc(READ_CHUNK);
     c->outq = g_string_new(NULL);
     c->writing = g_string_new(NULL);

@@ -6,8 +6,9 @@
  * once (QMP answers in-band commands in order; every command carries an
  * id and its reply is matched on it).  Nothing here blocks: connecting,
  * reading and writing are GIO asynchronous calls, so a helper that stops
- * answering holds up only its own commands.  Input is framed by the
- * project's QEMU-compatible streamer (qmp/) and bounded in size.
+ * answering holds up only its own commands.  Input is one message per
+ * line, as QEMU and the helper write it, parsed by the project's
+ * QEMU-compatible parser (qmp/), and bounded in size.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
