@@ -394,6 +394,51 @@ def test_stopped_qemu_still_scraped(fleet):
         os.kill(b.vm.pid, signal.SIGCONT)
 
 
+def test_misbehaving_peer_is_down_alone(fleet):
+    """Something on a matched socket that is not a helper (not JSON, no
+    greeting, a reply nobody asked for, an unfinished line, a non-object):
+    that socket is up 0, the exporter survives, vm-a is still scraped."""
+    import threading
+    greeting = b'{"QMP": {"version": {}, "capabilities": []}}\r\n'
+    payloads = [b"hello, world\r\n", b'{"return": {}}\r\n',
+                greeting + b'{"return": {}, "id": 77}\r\n',
+                greeting + b'{"return": {}, "id": 1}\r\n[1, 2]\r\n',
+                greeting + b'{"return": {}, "id": 1}\r\n{"return": [' + b"1, " * 5000]
+    path = str(fleet.helpers / "liar.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+    served = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(payloads[len(served) % len(payloads)])
+                served.append(1)
+                time.sleep(0.1)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        wait_until("every kind of nonsense served",
+                   lambda: (fleet.scrape()[1] and len(served) >= len(payloads) + 1), timeout=30)
+        samples = parse_samples(fleet.scrape()[1])
+        assert list(select(samples, "qemu_perf_up", socket=path).values()) == [0]
+        assert list(select(samples, "qemu_perf_up", domain="vm-a").values()) == [1]
+        assert fleet.exporter.poll() is None
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+        os.unlink(path)
+
+
 def test_vm_that_goes_is_dropped(fleet):
     """The VM exits, its helper follows and removes its socket; the
     exporter drops the VM at the next scrape."""
