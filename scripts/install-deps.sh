@@ -12,6 +12,9 @@ packages=(
   qemu-system-x86 qemu-utils seabios ipxe-qemu
   # tests: pytest (functional), socat (benchmark reference), FUSE (resctrl double)
   python3 python3-pytest socat libfuse3-dev fuse3
+  # qemu-perf-exporter (libsoup 3, a TLS backend for GIO, crypt(3)) and
+  # its functional test (a real Prometheus; openssl makes a test cert)
+  libsoup-3.0-dev glib-networking libcrypt-dev prometheus openssl
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
