@@ -12,6 +12,8 @@ packages=(
   qemu-system-x86 qemu-utils seabios ipxe-qemu
   # tests: pytest (functional), socat (benchmark reference), FUSE (resctrl double)
   python3 python3-pytest socat libfuse3-dev fuse3
+  # tests: qemu-perf-stat in a real terminal
+  tmux
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )
