@@ -93,7 +93,7 @@ client_fill(QmpClient *c, gint64 deadline, GError **error)
             int saved = errno;
 
             g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
-                        "Unable to wait for '%s': %s", c->path,
+                        "Unable to wait for '%s': %s.", c->path,
                         g_strerror(saved));
             return FALSE;
         }
@@ -113,7 +113,7 @@ client_fill(QmpClient *c, gint64 deadline, GError **error)
             } else {
                 g_set_error(error, G_FILE_ERROR,
                             g_file_error_from_errno(saved),
-                            "Unable to read from '%s': %s", c->path,
+                            "Unable to read from '%s': %s.", c->path,
                             g_strerror(saved));
             }
             return FALSE;
@@ -173,7 +173,7 @@ client_send(QmpClient *c, const GString *out, GError **error)
             } else {
                 g_set_error(error, G_FILE_ERROR,
                             g_file_error_from_errno(saved),
-                            "Unable to write to '%s': %s", c->path,
+                            "Unable to write to '%s': %s.", c->path,
                             g_strerror(saved));
             }
             return FALSE;
@@ -278,7 +278,7 @@ connect_unix(const char *path, GError **error)
         int saved = errno;
 
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
-                    "Unable to create a socket: %s", g_strerror(saved));
+                    "Unable to create a socket: %s.", g_strerror(saved));
         return -1;
     }
     while (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
@@ -289,7 +289,7 @@ connect_unix(const char *path, GError **error)
         }
         close(fd);
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
-                    "Unable to connect to '%s': %s", path, g_strerror(saved));
+                    "Unable to connect to '%s': %s.", path, g_strerror(saved));
         return -1;
     }
     return fd;
