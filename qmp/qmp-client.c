@@ -301,6 +301,7 @@ qmp_client_connect(const char *path, guint timeout_ms, GError **error)
     g_autoptr(QmpClient) c = g_new0(QmpClient, 1);
     g_autoptr(QmpJson) greeting = NULL;
     g_autoptr(QmpJson) negotiated = NULL;
+    g_autoptr(GError) local = NULL;
 
     c->fd = -1;
     c->path = g_strdup(path);
@@ -311,8 +312,17 @@ qmp_client_connect(const char *path, guint timeout_ms, GError **error)
     if (c->fd < 0) {
         return NULL;
     }
-    greeting = client_next(c, now_ms() + c->timeout_ms, error);
+    greeting = client_next(c, now_ms() + c->timeout_ms, &local);
+    if (g_error_matches(local, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_TIMEOUT)) {
+        /* QEMU accepts a second client on a monitor and then ignores it */
+        g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_NO_GREETING,
+                    "'%s' accepted the connection but sent no QMP greeting "
+                    "within %u ms.",
+                    path, c->timeout_ms);
+        return NULL;
+    }
     if (!greeting) {
+        g_propagate_error(error, g_steal_pointer(&local));
         return NULL;
     }
     c->greeting = steal_member(greeting, "QMP");
@@ -327,6 +337,12 @@ qmp_client_connect(const char *path, guint timeout_ms, GError **error)
         return NULL;
     }
     return g_steal_pointer(&c);
+}
+
+void
+qmp_client_set_timeout(QmpClient *c, guint timeout_ms)
+{
+    c->timeout_ms = timeout_ms ? timeout_ms : 1;
 }
 
 const QmpJson *

@@ -29,6 +29,9 @@ typedef enum {
     QMP_CLIENT_ERROR_CLOSED,   /* the peer closed the connection */
     QMP_CLIENT_ERROR_TIMEOUT,  /* no reply within the timeout */
     QMP_CLIENT_ERROR_PROTOCOL, /* not QMP: bad JSON, no greeting, ... */
+    QMP_CLIENT_ERROR_NO_GREETING, /* connected, but no greeting in time:
+                                   * QEMU's monitor busy with another
+                                   * client looks like this */
 } QmpClientError;
 
 #define QMP_CLIENT_ERROR (qmp_client_error_quark())
@@ -47,6 +50,10 @@ typedef struct QmpClient QmpClient;
  */
 QmpClient *qmp_client_connect(const char *path, guint timeout_ms,
                               GError **error);
+
+/* Change the bound on later waits (e.g. a short one for the greeting at
+ * connect, a longer one for replies). */
+void qmp_client_set_timeout(QmpClient *c, guint timeout_ms);
 
 /* The greeting's "QMP" object (version, capabilities); owned by @c. */
 const QmpJson *qmp_client_greeting(const QmpClient *c);

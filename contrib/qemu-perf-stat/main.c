@@ -41,6 +41,9 @@
 /* Bound on every wait for the helper; a query is answered in
  * milliseconds, so this only catches a helper that hangs. */
 #define QMP_TIMEOUT_MS 10000
+/* The helper greets at once; QEMU's monitor, busy with another client
+ * (libvirt), never does.  Do not make a person wait long for that. */
+#define GREETING_TIMEOUT_MS 3000
 #define MIN_INTERVAL_MS 10
 
 typedef struct {
@@ -223,6 +226,12 @@ explain_connect_error(const Stat *s, const GError *err)
         warn("%s Is the VM running, and is '%s' the helper's --listen "
              "socket?",
              err->message, s->socket_path);
+    } else if (g_error_matches(err, QMP_CLIENT_ERROR,
+                               QMP_CLIENT_ERROR_NO_GREETING)) {
+        warn("%s A QEMU monitor serves one client at a time: this is most "
+             "likely QEMU's own monitor with another client (libvirt) "
+             "connected, and no qemu-perf-helper in front.",
+             err->message);
     } else {
         warn("%s", err->message);
     }
@@ -461,11 +470,12 @@ run(Stat *s)
 {
     g_autoptr(GError) err = NULL;
 
-    s->qmp = qmp_client_connect(s->socket_path, QMP_TIMEOUT_MS, &err);
+    s->qmp = qmp_client_connect(s->socket_path, GREETING_TIMEOUT_MS, &err);
     if (!s->qmp) {
         explain_connect_error(s, err);
         return 1;
     }
+    qmp_client_set_timeout(s->qmp, QMP_TIMEOUT_MS);
     if (!enable_events(s, &err)) {
         if (g_error_matches(err, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND)) {
             warn("'%s' is QEMU's monitor with no qemu-perf-helper in front "
