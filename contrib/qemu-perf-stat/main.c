@@ -500,49 +500,68 @@ run(Stat *s)
     return disable_ours(s) ? 0 : 1;
 }
 
+static int
+start(Stat *s, char ***args)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!parse_options(&s->opt, args, &err) || !collect_names(s, &err)) {
+        warn("%s", err->message);
+        return 2;
+    }
+    if (s->opt.domain) {
+        s->socket_path = stat_libvirt_monitor_socket(s->opt.domain, &err);
+        if (!s->socket_path) {
+            warn("%s", err->message);
+            return 1;
+        }
+    } else {
+        s->socket_path = g_strdup(s->opt.socket);
+    }
+    s->sigfd = block_signals();
+    if (s->sigfd < 0) {
+        warn("Unable to set up signal handling: %s", g_strerror(errno));
+        return 1;
+    }
+    s->ours = g_ptr_array_new();
+    return run(s);
+}
+
+static void
+stat_clear(Stat *s)
+{
+    qmp_client_free(s->qmp);
+    if (s->ours) {
+        g_ptr_array_unref(s->ours);
+    }
+    if (s->names) {
+        g_ptr_array_unref(s->names);
+    }
+    g_free(s->supported);
+    g_free(s->socket_path);
+    g_strfreev(s->opt.events);
+    g_free(s->opt.socket);
+    g_free(s->opt.domain);
+    g_free(s->opt.sep);
+    if (s->sigfd >= 0) {
+        close(s->sigfd);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
-    g_autoptr(GError) err = NULL;
     Stat s = {.sigfd = -1};
     g_auto(GStrv) args = split_attached(argc, argv);
     int status;
 
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C"); /* CSV and JSON need '.' decimals */
-    if (!parse_options(&s.opt, &args, &err) ||
-        !collect_names(&s, &err)) {
-        warn("%s", err->message);
-        return 2;
-    }
-    if (s.opt.domain) {
-        s.socket_path = stat_libvirt_monitor_socket(s.opt.domain, &err);
-        if (!s.socket_path) {
-            warn("%s", err->message);
-            return 1;
-        }
-    } else {
-        s.socket_path = g_strdup(s.opt.socket);
-    }
-    s.sigfd = block_signals();
-    if (s.sigfd < 0) {
-        warn("Unable to set up signal handling: %s", g_strerror(errno));
-        return 1;
-    }
-    s.ours = g_ptr_array_new();
-    status = run(&s);
-    qmp_client_free(s.qmp);
+    status = start(&s, &args);
+    stat_clear(&s);
     if (s.stop_signal && status == 0) {
+        g_clear_pointer(&args, g_strfreev);
         reraise(s.stop_signal);
     }
-    g_ptr_array_unref(s.ours);
-    g_ptr_array_unref(s.names);
-    g_free(s.supported);
-    g_free(s.socket_path);
-    g_strfreev(s.opt.events);
-    g_free(s.opt.socket);
-    g_free(s.opt.domain);
-    g_free(s.opt.sep);
-    close(s.sigfd);
     return status;
 }
