@@ -22,7 +22,7 @@
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-error.h"
 
-G_DEFINE_QUARK(qmp-client-error-quark, qmp_client_error)
+G_DEFINE_QUARK(qmp - client - error - quark, qmp_client_error)
 
 /* A reply larger than this is not a QMP server talking to us. */
 #define QMP_CLIENT_MAX_MESSAGE (256u << 20)
@@ -33,7 +33,7 @@ struct QmpClient {
     guint timeout_ms;
     guint64 next_id;
     QmpStreamer *streamer;
-    GQueue messages; /* QmpJson * parsed, not yet consumed */
+    GQueue messages;    /* QmpJson * parsed, not yet consumed */
     char *stream_error; /* first framing error, if any */
     QmpJson *greeting;
 };
@@ -59,6 +59,19 @@ client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
         return;
     }
     g_queue_push_tail(&c->messages, tree);
+}
+
+/* A failed read() or send(): a peer that went away is CLOSED. */
+static void
+set_io_error(const QmpClient *c, const char *what, int saved, GError **error)
+{
+    if (saved == EPIPE || saved == ECONNRESET) {
+        g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_CLOSED,
+                    "'%s' closed the connection.", c->path);
+    } else {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                    "Unable to %s '%s': %s.", what, c->path, g_strerror(saved));
+    }
 }
 
 static gint64
@@ -105,17 +118,7 @@ client_fill(QmpClient *c, gint64 deadline, GError **error)
             continue;
         }
         if (n < 0) {
-            int saved = errno;
-
-            if (saved == ECONNRESET) {
-                g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_CLOSED,
-                            "'%s' closed the connection.", c->path);
-            } else {
-                g_set_error(error, G_FILE_ERROR,
-                            g_file_error_from_errno(saved),
-                            "Unable to read from '%s': %s.", c->path,
-                            g_strerror(saved));
-            }
+            set_io_error(c, "read from", errno, error);
             return FALSE;
         }
         if (n == 0) {
@@ -158,24 +161,13 @@ client_send(QmpClient *c, const GString *out, GError **error)
     gsize done = 0;
 
     while (done < out->len) {
-        ssize_t n = send(c->fd, out->str + done, out->len - done,
-                         MSG_NOSIGNAL);
+        ssize_t n = send(c->fd, out->str + done, out->len - done, MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
-            int saved = errno;
-
-            if (saved == EPIPE || saved == ECONNRESET) {
-                g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_CLOSED,
-                            "'%s' closed the connection.", c->path);
-            } else {
-                g_set_error(error, G_FILE_ERROR,
-                            g_file_error_from_errno(saved),
-                            "Unable to write to '%s': %s.", c->path,
-                            g_strerror(saved));
-            }
+            set_io_error(c, "write to", errno, error);
             return FALSE;
         }
         done += (gsize)n;

@@ -26,9 +26,9 @@
 #include "qmp/json-value.h"
 
 typedef enum {
-    QMP_CLIENT_ERROR_CLOSED,   /* the peer closed the connection */
-    QMP_CLIENT_ERROR_TIMEOUT,  /* no reply within the timeout */
-    QMP_CLIENT_ERROR_PROTOCOL, /* not QMP: bad JSON, no greeting, ... */
+    QMP_CLIENT_ERROR_CLOSED,      /* the peer closed the connection */
+    QMP_CLIENT_ERROR_TIMEOUT,     /* no reply within the timeout */
+    QMP_CLIENT_ERROR_PROTOCOL,    /* not QMP: bad JSON, no greeting, ... */
     QMP_CLIENT_ERROR_NO_GREETING, /* connected, but no greeting in time:
                                    * QEMU's monitor busy with another
                                    * client looks like this */

@@ -16,19 +16,19 @@
 #include <glib.h>
 
 typedef enum {
-    STAT_METRIC_RATE,           /* count per second of task-clock */
-    STAT_METRIC_CPUS_UTILIZED,  /* ns of clock per ns of wall time */
-    STAT_METRIC_GHZ,            /* cycles per ns of task-clock */
-    STAT_METRIC_PER_OTHER,      /* this / other (insn per cycle) */
-    STAT_METRIC_PERCENT_OF,     /* 100 * this / other */
-    STAT_METRIC_BYTES_PER_SEC,  /* bytes per second of wall time */
-    STAT_METRIC_NONE,           /* a gauge: no derived column */
+    STAT_METRIC_RATE,          /* count per second of task-clock */
+    STAT_METRIC_CPUS_UTILIZED, /* ns of clock per ns of wall time */
+    STAT_METRIC_GHZ,           /* cycles per ns of task-clock */
+    STAT_METRIC_PER_OTHER,     /* this / other (insn per cycle) */
+    STAT_METRIC_PERCENT_OF,    /* 100 * this / other */
+    STAT_METRIC_BYTES_PER_SEC, /* bytes per second of wall time */
+    STAT_METRIC_NONE,          /* a gauge: no derived column */
     STAT_METRIC__LAST,
 } StatMetric;
 
 typedef struct {
-    const char *name;        /* the helper's (libvirt's) name */
-    const char *perf_names;  /* perf's spellings, ','-separated, or NULL */
+    const char *name;       /* the helper's (libvirt's) name */
+    const char *perf_names; /* perf's spellings, ','-separated, or NULL */
     StatMetric metric;
     const char *other;       /* PER_OTHER / PERCENT_OF: the other event */
     const char *metric_unit; /* the text after the number */
@@ -37,9 +37,9 @@ typedef struct {
 
 /* An event as given with -e: what to ask the helper, what to print. */
 typedef struct {
-    char *display;                /* as the user typed it */
-    char *request;                /* the helper's name for it */
-    const StatEventKind *kind;    /* NULL for a libpfm4 string */
+    char *display;             /* as the user typed it */
+    char *request;             /* the helper's name for it */
+    const StatEventKind *kind; /* NULL for a libpfm4 string */
 } StatEventName;
 
 /* The catalog entry for @name (libvirt's or perf's spelling), or NULL. */

@@ -27,14 +27,14 @@ stat_libvirt_dirs(void)
     g_ptr_array_add(dirs, g_strdup(LIBVIRT_SYSTEM_DIR));
     if (geteuid() != 0) {
         g_ptr_array_add(dirs, g_build_filename(g_get_user_config_dir(),
-                                               "libvirt", "qemu", "lib",
-                                               NULL));
+                                               "libvirt", "qemu", "lib", NULL));
     }
     g_ptr_array_add(dirs, NULL);
     return (char **)g_ptr_array_free(g_steal_pointer(&dirs), FALSE);
 }
 
-/* "domain-ID-SHORT": does @entry name a domain whose short name is @short_name? */
+/* "domain-ID-SHORT": does @entry name a domain whose short name is @short_name?
+ */
 static gboolean
 entry_matches(const char *entry, const char *short_name)
 {

@@ -61,15 +61,14 @@ typedef struct {
     StatOptions opt;
     char *socket_path;
     QmpClient *qmp;
-    GPtrArray *names;     /* StatEventName * */
-    gboolean *supported;  /* per name: counting (by us or by others) */
-    GPtrArray *ours;      /* const char *: requests we enabled */
+    GPtrArray *names;    /* StatEventName * */
+    gboolean *supported; /* per name: counting (by us or by others) */
+    GPtrArray *ours;     /* const char *: requests we enabled */
     int sigfd;
-    int stop_signal;      /* 0 while running */
+    int stop_signal; /* 0 while running */
 } Stat;
 
-static void
-warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 static void
 warn(const char *fmt, ...)
@@ -100,8 +99,8 @@ split_attached(int argc, char **argv)
         if (strcmp(a, "--") == 0) {
             done = TRUE;
         }
-        if (i > 0 && !done && a[0] == '-' && strchr("SeIx", a[1]) &&
-            a[1] && a[2]) {
+        if (i > 0 && !done && a[0] == '-' && strchr("SeIx", a[1]) && a[1] &&
+            a[2]) {
             g_ptr_array_add(out, g_strndup(a, 2));
             g_ptr_array_add(out, g_strdup(a + 2));
         } else {
@@ -193,8 +192,8 @@ parse_options(StatOptions *o, char ***argv, GError **error)
 static gboolean
 collect_names(Stat *s, GError **error)
 {
-    s->names = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)stat_event_name_free);
+    s->names =
+        g_ptr_array_new_with_free_func((GDestroyNotify)stat_event_name_free);
     if (!s->opt.events) {
         for (guint i = 0; stat_default_events[i]; i++) {
             if (!stat_event_names_parse(stat_default_events[i], s->names,
@@ -246,8 +245,8 @@ signal_pending(Stat *s)
     if (s->stop_signal) {
         return TRUE;
     }
-    if (poll(&pfd, 1, 0) == 1 && read(s->sigfd, &si, sizeof si) ==
-                                     (ssize_t)sizeof si) {
+    if (poll(&pfd, 1, 0) == 1 &&
+        read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
         s->stop_signal = (int)si.ssi_signo;
     }
     return s->stop_signal != 0;
@@ -279,8 +278,8 @@ wait_until(Stat *s, gint64 deadline_us)
 static gboolean
 enable_events(Stat *s, GError **error)
 {
-    g_autoptr(StatSample) before = stat_sample_take(s->qmp, s->names, FALSE,
-                                                    error);
+    g_autoptr(StatSample) before =
+        stat_sample_take(s->qmp, s->names, FALSE, error);
 
     if (!before) {
         return FALSE;
@@ -337,15 +336,14 @@ disable_ours(Stat *s)
     for (guint i = 0; i < s->ours->len; i++) {
         QmpJson *one = qmp_json_new(QMP_JSON_OBJECT);
 
-        qmp_json_object_set(
-            one, "name",
-            qmp_json_new_string(g_ptr_array_index(s->ours, i)));
+        qmp_json_object_set(one, "name",
+                            qmp_json_new_string(g_ptr_array_index(s->ours, i)));
         qmp_json_object_set(one, "enabled", qmp_json_new_bool(FALSE));
         qmp_json_array_append(list, one);
     }
     qmp_json_object_set(args, "events", g_steal_pointer(&list));
-    ok = qmp_client_execute(s->qmp, "set-perf-events",
-                            g_steal_pointer(&args), &err);
+    ok = qmp_client_execute(s->qmp, "set-perf-events", g_steal_pointer(&args),
+                            &err);
     if (!ok) {
         warn("Unable to disable the events it enabled: %s", err->message);
         return FALSE;
@@ -358,8 +356,7 @@ disable_ours(Stat *s)
 static char *
 describe_target(Stat *s)
 {
-    g_autoptr(QmpJson) r = qmp_client_execute(s->qmp, "query-name", NULL,
-                                              NULL);
+    g_autoptr(QmpJson) r = qmp_client_execute(s->qmp, "query-name", NULL, NULL);
     const char *name = qmp_json_get_string(qmp_json_object_get(r, "name"));
 
     if (s->opt.domain) {
@@ -408,8 +405,8 @@ count(Stat *s, GError **error)
     end_us = s->opt.duration > 0
                  ? start_us + (gint64)(s->opt.duration * G_USEC_PER_SEC)
                  : G_MAXINT64;
-    next_us = p.interval ? start_us + (gint64)s->opt.interval_ms * 1000
-                         : G_MAXINT64;
+    next_us =
+        p.interval ? start_us + (gint64)s->opt.interval_ms * 1000 : G_MAXINT64;
     for (;;) {
         gboolean last = wait_until(s, MIN(next_us, end_us)) ||
                         g_get_monotonic_time() >= end_us;

@@ -183,8 +183,8 @@ metric_compute(const StatReport *r, const GPtrArray *names, guint i,
                const char *row, double value)
 {
     const StatEventName *e = g_ptr_array_index(names, i);
-    MetricCtx ctx = {.r = r, .names = names, .index = i, .row = row,
-                     .value = value};
+    MetricCtx ctx = {
+        .r = r, .names = names, .index = i, .row = row, .value = value};
     const char *unit;
     StatMetric which = metric_of(e, &r->deltas[i], &unit);
     Metric m = {0};
@@ -244,8 +244,7 @@ print_prefix(StatPrinter *p, const StatReport *r, const StatRow *row)
                     (unsigned long)(ns / 1000000000u),
                     (unsigned long)(ns % 1000000000u));
         } else {
-            fprintf(p->out, "%6lu.%09lu%s",
-                    (unsigned long)(ns / 1000000000u),
+            fprintf(p->out, "%6lu.%09lu%s", (unsigned long)(ns / 1000000000u),
                     (unsigned long)(ns % 1000000000u),
                     p->mode == STAT_OUTPUT_CSV ? p->sep : " ");
         }
@@ -269,8 +268,7 @@ print_prefix(StatPrinter *p, const StatReport *r, const StatRow *row)
 static double
 percent_running(const StatDelta *d)
 {
-    return d->run != d->ena && d->ena ? 100.0 * (double)d->run / d->ena
-                                      : 100.0;
+    return d->run != d->ena && d->ena ? 100.0 * (double)d->run / d->ena : 100.0;
 }
 
 static void
@@ -285,8 +283,7 @@ print_std(StatPrinter *p, const StatEventName *e, const StatDelta *d,
     } else {
         fprintf(p->out, s.decimals ? "%*.2f" : "%*.0f", VALUE_LEN,
                 value * s.scale);
-        fprintf(p->out, " %-*s %-*s", UNIT_LEN, s.unit, EVENT_LEN,
-                e->display);
+        fprintf(p->out, " %-*s %-*s", UNIT_LEN, s.unit, EVENT_LEN, e->display);
         if (m->has) {
             int n = fprintf(p->out, " # ");
 
@@ -334,8 +331,7 @@ print_csv(StatPrinter *p, const StatEventName *e, const StatDelta *d,
     if (missing) {
         fprintf(p->out, "%s%s", missing, sep);
     } else {
-        fprintf(p->out, s.decimals ? "%.2f%s" : "%.0f%s", value * s.scale,
-                sep);
+        fprintf(p->out, s.decimals ? "%.2f%s" : "%.0f%s", value * s.scale, sep);
     }
     fprintf(p->out, "%s%s%s%s", s.unit, sep, e->display, sep);
     fprintf(p->out, "%" G_GUINT64_FORMAT "%s%.2f", missing ? 0 : d->run, sep,
@@ -371,8 +367,8 @@ print_json(StatPrinter *p, const StatEventName *e, const StatDelta *d,
 }
 
 static void
-print_line(StatPrinter *p, const StatReport *r, const GPtrArray *names,
-           guint i, gboolean supported, const StatRow *row)
+print_line(StatPrinter *p, const StatReport *r, const GPtrArray *names, guint i,
+           gboolean supported, const StatRow *row)
 {
     const StatEventName *e = g_ptr_array_index(names, i);
     const StatDelta *d = &r->deltas[i];
@@ -452,8 +448,8 @@ print_event_rows(StatPrinter *p, const StatReport *r, const GPtrArray *names,
 }
 
 void
-stat_print_report(StatPrinter *p, const StatReport *r,
-                  const GPtrArray *names, const gboolean *supported)
+stat_print_report(StatPrinter *p, const StatReport *r, const GPtrArray *names,
+                  const gboolean *supported)
 {
     gboolean std = p->mode == STAT_OUTPUT_STD;
 
@@ -465,8 +461,7 @@ stat_print_report(StatPrinter *p, const StatReport *r,
                               "events\n");
     }
     if (std && !p->interval) {
-        fprintf(p->out, "\n Performance counter stats for %s:\n\n",
-                p->target);
+        fprintf(p->out, "\n Performance counter stats for %s:\n\n", p->target);
     }
     for (guint i = 0; i < r->n; i++) {
         if (p->per_thread) {
@@ -476,8 +471,7 @@ stat_print_report(StatPrinter *p, const StatReport *r,
         }
     }
     if (std && !p->interval) {
-        fprintf(p->out, "\n %17.9f seconds time elapsed\n\n",
-                r->wall_ns / 1e9);
+        fprintf(p->out, "\n %17.9f seconds time elapsed\n\n", r->wall_ns / 1e9);
     }
     p->lines++;
     fflush(p->out);

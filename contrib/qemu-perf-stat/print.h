@@ -26,8 +26,8 @@ typedef struct {
     gboolean interval;   /* -I: time stamp first, no summary header */
     gboolean per_thread; /* a row per vCPU, iothread, main loop, others */
     FILE *out;
-    const char *target;  /* "VM 'vm1'": for the summary header */
-    guint lines;         /* interval blocks printed (header every 25) */
+    const char *target; /* "VM 'vm1'": for the summary header */
+    guint lines;        /* interval blocks printed (header every 25) */
 } StatPrinter;
 
 /**

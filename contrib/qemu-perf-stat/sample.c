@@ -114,8 +114,7 @@ read_event(StatSample *s, StatReading *r, const QmpJson *info,
     const char *unit = qmp_json_get_string(qmp_json_object_get(info, "unit"));
 
     r->listed = TRUE;
-    r->enabled = qmp_json_get_bool(qmp_json_object_get(info, "enabled"),
-                                   FALSE);
+    r->enabled = qmp_json_get_bool(qmp_json_object_get(info, "enabled"), FALSE);
     r->value = qmp_json_get_u64(qmp_json_object_get(info, "value"), 0);
     r->has_times = ena && run;
     r->time_enabled = qmp_json_get_u64(ena, 0);
@@ -227,15 +226,14 @@ set_row(StatDelta *d, const char *key, double v)
 /* Per-thread rows of one event: each labelled thread's difference, and
  * "others" the rest of the total's. */
 static void
-delta_rows(StatReport *r, GHashTable *seen, const StatSample *cur,
-           StatDelta *d, const StatReading *p, const StatReading *c,
-           gboolean fresh)
+delta_rows(StatReport *r, GHashTable *seen, const StatSample *cur, StatDelta *d,
+           const StatReading *p, const StatReading *c, gboolean fresh)
 {
     GHashTableIter it;
     gpointer key, value;
     double labelled = 0;
-    StatRow others = {.key = STAT_ROW_OTHERS, .name = STAT_ROW_OTHERS,
-                      .tid = ""};
+    StatRow others = {
+        .key = STAT_ROW_OTHERS, .name = STAT_ROW_OTHERS, .tid = ""};
 
     d->rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     if (!c->rows || !c->has_times) {
@@ -249,9 +247,8 @@ delta_rows(StatReport *r, GHashTable *seen, const StatSample *cur,
     g_hash_table_iter_init(&it, c->rows);
     while (g_hash_table_iter_next(&it, &key, &value)) {
         guint64 now = *(guint64 *)value;
-        guint64 *before = fresh || !p->rows
-                              ? NULL
-                              : g_hash_table_lookup(p->rows, key);
+        guint64 *before =
+            fresh || !p->rows ? NULL : g_hash_table_lookup(p->rows, key);
         /* a thread new in this interval counts from its start */
         guint64 diff = before && *before <= now ? now - *before : now;
 
@@ -293,8 +290,8 @@ stat_report_new(const StatSample *first, const StatSample *prev,
             d->value = (double)(fresh ? c->value : c->value - p->value);
         }
         if (c->has_times) {
-            d->ena = fresh ? c->time_enabled
-                           : c->time_enabled - p->time_enabled;
+            d->ena =
+                fresh ? c->time_enabled : c->time_enabled - p->time_enabled;
             d->run = fresh || c->time_running < p->time_running
                          ? c->time_running
                          : c->time_running - p->time_running;

@@ -31,7 +31,7 @@ typedef struct {
 } StatRow;
 
 typedef struct {
-    gboolean listed;  /* the reply had an entry for the event */
+    gboolean listed; /* the reply had an entry for the event */
     gboolean enabled;
     gboolean has_times; /* perf events: time-enabled / time-running */
     guint64 value;
