@@ -61,16 +61,20 @@ client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
     g_queue_push_tail(&c->messages, tree);
 }
 
-/* A failed read() or send(): a peer that went away is CLOSED. */
+/* A failed read() (@reading) or send(): a peer that went away is CLOSED. */
 static void
-set_io_error(const QmpClient *c, const char *what, int saved, GError **error)
+set_io_error(const QmpClient *c, gboolean reading, int saved, GError **error)
 {
     if (saved == EPIPE || saved == ECONNRESET) {
         g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_CLOSED,
                     "'%s' closed the connection.", c->path);
+    } else if (reading) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                    "Unable to read from '%s': %s.", c->path,
+                    g_strerror(saved));
     } else {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
-                    "Unable to %s '%s': %s.", what, c->path, g_strerror(saved));
+                    "Unable to write to '%s': %s.", c->path, g_strerror(saved));
     }
 }
 
@@ -118,7 +122,7 @@ client_fill(QmpClient *c, gint64 deadline, GError **error)
             continue;
         }
         if (n < 0) {
-            set_io_error(c, "read from", errno, error);
+            set_io_error(c, TRUE, errno, error);
             return FALSE;
         }
         if (n == 0) {
@@ -167,7 +171,7 @@ client_send(QmpClient *c, const GString *out, GError **error)
             continue;
         }
         if (n < 0) {
-            set_io_error(c, "write to", errno, error);
+            set_io_error(c, FALSE, errno, error);
             return FALSE;
         }
         done += (gsize)n;
