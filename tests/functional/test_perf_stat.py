@@ -26,6 +26,8 @@ iothread io0, named threads.
   test_socket_permission          another user: permission, said so
   test_terminal_columns           tmux: a real terminal, aligned columns,
                                   Ctrl-C from the keyboard cleans up
+  test_resctrl_units              cmt a level in MiB, mbmt MiB per interval
+                                  and bytes/s, against the resctrl simulator
 
 Needs the real helper: skipped in QPH_SELFTEST_DIRECT mode.
 """
@@ -434,3 +436,51 @@ def test_terminal_columns(senv, vcpu0, short_tmp):
     header = [ln for ln in screen.splitlines() if ln.startswith("#           time")]
     assert header, screen
     assert header[0].index("counts") + len("counts") == 17 + 26 + 18
+
+
+def test_resctrl_units(short_tmp):
+    """cmt in MiB as a level, mbmt as MiB per interval and bytes per second,
+    against the resctrl simulator whose values the test sets itself."""
+    import resctrl_fixtures as rf
+
+    problem = rf.fuse_problem()
+    if problem:
+        pytest.skip(problem)
+    rig = rf.Rig(short_tmp)
+    try:
+        rig.start()
+        c = rig.client()
+        # enabled by someone else: qemu-perf-stat only reads them
+        assert rf.set_events(c, cmt=True, mbmt=True) == {"return": {}}
+        rig.sim.ok(f"set {rig.group} 0 llc_occupancy {3 << 20}")
+        rig.sim.ok(f"set {rig.group} 1 llc_occupancy {1 << 20}")
+        rig.sim.ok(f"set {rig.group} 0 mbm_total_bytes 1000")
+        p = subprocess.Popen([str(STAT), "-S", rig.helper.listen, "-x,", "-I", "300",
+                              "--duration", "1.3", "-e", "cmt,mbmt"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        head = p.stdout.readline() + p.stdout.readline()  # the first interval
+        rig.sim.ok(f"set {rig.group} 0 mbm_total_bytes {1000 + (300 << 20)}")
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        rows = [ln.split(",") for ln in (head + out).splitlines()]
+        assert all(len(r) == 8 for r in rows), rows
+        cmt = [r for r in rows if r[3] == "cmt"]
+        mbmt = [r for r in rows if r[3] == "mbmt"]
+        assert len(cmt) == len(mbmt) >= 4
+        # a level, the same each interval: 4 MiB, no metric
+        assert {tuple(r[1:3]) for r in cmt} == {("4.00", "MiB")}
+        assert {r[6] + r[7] for r in cmt} == {""}
+        # differences: nothing in the first interval, 300 MiB once after
+        assert mbmt[0][1] == "0.00"
+        moved = [r for r in mbmt if r[1] != "0.00"]
+        assert len(moved) == 1 and moved[0][1] == "300.00", mbmt
+        t = float(moved[0][0]) - float(mbmt[mbmt.index(moved[0]) - 1][0])
+        rate, prefix = (300 << 20) / t, ""
+        for p_ in "KMG":  # perf's convert_unit_double
+            if rate > 1000:
+                rate, prefix = rate / 1000, p_
+        assert moved[0][7] == prefix + "B/s"
+        assert float(moved[0][6]) == pytest.approx(rate, rel=0.01)
+        assert set(enabled(c)) == {"cmt", "mbmt"}
+    finally:
+        rig.stop()
