@@ -341,6 +341,12 @@ qmp_client_set_timeout(QmpClient *c, guint timeout_ms)
     c->timeout_ms = timeout_ms ? timeout_ms : 1;
 }
 
+int
+qmp_client_get_fd(const QmpClient *c)
+{
+    return c->fd;
+}
+
 const QmpJson *
 qmp_client_greeting(const QmpClient *c)
 {

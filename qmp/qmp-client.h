@@ -55,6 +55,10 @@ QmpClient *qmp_client_connect(const char *path, guint timeout_ms,
  * connect, a longer one for replies). */
 void qmp_client_set_timeout(QmpClient *c, guint timeout_ms);
 
+/* The connection's socket, to poll() for the peer going away (POLLRDHUP)
+ * between commands; reading from it is the client's business. */
+int qmp_client_get_fd(const QmpClient *c);
+
 /* The greeting's "QMP" object (version, capabilities); owned by @c. */
 const QmpJson *qmp_client_greeting(const QmpClient *c);
 

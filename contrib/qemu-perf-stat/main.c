@@ -252,24 +252,36 @@ signal_pending(Stat *s)
     return s->stop_signal != 0;
 }
 
-/* Wait until @deadline_us (monotonic) or a signal; TRUE on a signal. */
-static gboolean
+typedef enum {
+    WAIT_DEADLINE,
+    WAIT_SIGNAL,
+    WAIT_HANGUP, /* the helper closed the connection: the VM is gone */
+} WaitResult;
+
+/* Wait until @deadline_us (monotonic), a signal, or the helper leaving. */
+static WaitResult
 wait_until(Stat *s, gint64 deadline_us)
 {
     for (;;) {
         gint64 left = deadline_us - g_get_monotonic_time();
-        struct pollfd pfd = {.fd = s->sigfd, .events = POLLIN};
+        struct pollfd pfd[2] = {
+            {.fd = s->sigfd, .events = POLLIN},
+            {.fd = qmp_client_get_fd(s->qmp), .events = POLLRDHUP},
+        };
         int r;
 
         if (signal_pending(s)) {
-            return TRUE;
+            return WAIT_SIGNAL;
         }
         if (left <= 0) {
-            return FALSE;
+            return WAIT_DEADLINE;
         }
-        r = poll(&pfd, 1, (int)MIN(left / 1000 + 1, G_MAXINT));
+        r = poll(pfd, 2, (int)MIN(left / 1000 + 1, G_MAXINT));
         if (r < 0 && errno != EINTR) {
-            return FALSE;
+            return WAIT_DEADLINE;
+        }
+        if (r > 0 && (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            return WAIT_HANGUP;
         }
     }
 }
@@ -368,14 +380,16 @@ describe_target(Stat *s)
     return g_strdup_printf("the VM at '%s'", s->socket_path);
 }
 
-static gboolean
+/* Print; 0, or the errno of a failed write. */
+static int
 print_between(Stat *s, StatPrinter *p, const StatSample *first,
               const StatSample *prev, const StatSample *cur)
 {
     g_autoptr(StatReport) r = stat_report_new(first, prev, cur, s->names);
 
+    errno = 0;
     stat_print_report(p, r, s->names, s->supported);
-    return !ferror(p->out);
+    return ferror(p->out) ? (errno ? errno : EIO) : 0;
 }
 
 /* Steps 4 and 5. */
@@ -408,10 +422,18 @@ count(Stat *s, GError **error)
     next_us =
         p.interval ? start_us + (gint64)s->opt.interval_ms * 1000 : G_MAXINT64;
     for (;;) {
-        gboolean last = wait_until(s, MIN(next_us, end_us)) ||
-                        g_get_monotonic_time() >= end_us;
+        WaitResult w = wait_until(s, MIN(next_us, end_us));
+        gboolean last = w == WAIT_SIGNAL || g_get_monotonic_time() >= end_us;
         g_autoptr(StatSample) cur = NULL;
+        int written;
 
+        if (w == WAIT_HANGUP) {
+            g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_CLOSED,
+                        "'%s' closed the connection: the VM (or its helper) "
+                        "has exited.",
+                        s->socket_path);
+            return FALSE;
+        }
         if (!p.interval && !last) {
             continue;
         }
@@ -419,9 +441,13 @@ count(Stat *s, GError **error)
         if (!cur) {
             return FALSE;
         }
-        if (!print_between(s, &p, first, prev ? prev : first, cur)) {
-            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO,
-                        "Unable to write the counts: %s", g_strerror(errno));
+        written = print_between(s, &p, first, prev ? prev : first, cur);
+        if (written == EPIPE) {
+            return TRUE; /* the reader went away ("| head"): stop */
+        }
+        if (written) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(written),
+                        "Unable to write the counts: %s.", g_strerror(written));
             return FALSE;
         }
         if (last) {
@@ -515,6 +541,8 @@ start(Stat *s, char ***args)
     } else {
         s->socket_path = g_strdup(s->opt.socket);
     }
+    /* a closed stdout must not kill us before step 6 */
+    signal(SIGPIPE, SIG_IGN);
     s->sigfd = block_signals();
     if (s->sigfd < 0) {
         warn("Unable to set up signal handling: %s", g_strerror(errno));

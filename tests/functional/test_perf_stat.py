@@ -484,3 +484,19 @@ def test_resctrl_units(short_tmp):
         assert set(enabled(c)) == {"cmt", "mbmt"}
     finally:
         rig.stop()
+
+
+@pytest.mark.parametrize("interval", [True, False])
+def test_vm_exits_meanwhile(fresh_env, interval):
+    """The VM quits while qemu-perf-stat waits: it says so and ends, also
+    without -I (where it would otherwise wait for Ctrl-C)."""
+    p = start_stat(fresh_env, *(["-I", "200"] if interval else []), "-e", "task_clock")
+    c = fresh_env.client()
+    deadline = time.monotonic() + 20
+    while "task_clock" not in enabled(c):
+        assert time.monotonic() < deadline and p.poll() is None, p.stderr.read()
+        time.sleep(0.05)
+    c.cmd("quit")
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 1, (out, err)
+    assert f"'{fresh_env.helper_path}' closed the connection" in err, err
