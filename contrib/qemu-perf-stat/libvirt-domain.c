@@ -68,8 +68,9 @@ scan_dir(const char *dir, const char *short_name, GPtrArray *found,
         if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_ACCES)) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ACCES,
                         "Unable to look for libvirt domains in '%s': "
-                        "Permission denied (libvirt's directories belong "
-                        "to root; run as root, or give the socket with -S).",
+                        "Permission denied (libvirt's directories are not "
+                        "open to other users; run as root, or give the "
+                        "socket with -S).",
                         dir);
             return FALSE;
         }
@@ -89,7 +90,8 @@ scan_dir(const char *dir, const char *short_name, GPtrArray *found,
         } else if (errno == EACCES) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_ACCES,
                         "Unable to reach '%s': Permission denied (libvirt's "
-                        "directories belong to root; run as root).",
+                        "directories are not open to other users; run as "
+                        "root).",
                         sock);
             return FALSE;
         }
@@ -104,6 +106,7 @@ stat_libvirt_monitor_socket(const char *name, GError **error)
     g_auto(GStrv) dirs = stat_libvirt_dirs();
     g_autofree char *short_name = NULL;
     g_autofree char *where = NULL;
+    g_autoptr(GError) denied = NULL;
     const char *end;
 
     /* libvirt cuts at 20 characters; a name that is not UTF-8 is cut at
@@ -120,13 +123,17 @@ stat_libvirt_monitor_socket(const char *name, GError **error)
                     "'%s' is not a libvirt domain name.", name);
         return NULL;
     }
-    for (guint i = 0; dirs[i]; i++) {
-        if (!scan_dir(dirs[i], short_name, found, error)) {
-            return NULL;
+    /* a domain found anywhere wins over a directory we may not read */
+    for (guint i = 0; dirs[i] && !found->len; i++) {
+        g_autoptr(GError) local = NULL;
+
+        if (!scan_dir(dirs[i], short_name, found, &local) && !denied) {
+            denied = g_steal_pointer(&local);
         }
-        if (found->len) {
-            break;
-        }
+    }
+    if (!found->len && denied) {
+        g_propagate_error(error, g_steal_pointer(&denied));
+        return NULL;
     }
     where = g_strjoinv("' or '", dirs);
     if (found->len == 0) {

@@ -23,8 +23,8 @@
  * @name: the domain's name, as virsh shows it
  * @error: set when none or several match, or the directory is unreadable
  *
- * Looks in libvirt's system directory, then (for a user other than root)
- * in the session one.  Returns the path.
+ * Looks in the session directory (for a user other than root), then in
+ * libvirt's system one.  Returns the path.
  */
 char *stat_libvirt_monitor_socket(const char *name, GError **error);
 
