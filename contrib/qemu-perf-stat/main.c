@@ -356,6 +356,11 @@ disable_ours(Stat *s)
     qmp_json_object_set(args, "events", g_steal_pointer(&list));
     ok = qmp_client_execute(s->qmp, "set-perf-events", g_steal_pointer(&args),
                             &err);
+    if (!ok &&
+        g_error_matches(err, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_CLOSED)) {
+        /* the helper is gone, and its counters with it */
+        return TRUE;
+    }
     if (!ok) {
         warn("Unable to disable the events it enabled: %s", err->message);
         return FALSE;
