@@ -28,6 +28,8 @@ iothread io0, named threads.
                                   Ctrl-C from the keyboard cleans up
   test_resctrl_units              cmt a level in MiB, mbmt MiB per interval
                                   and bytes/s, against the resctrl simulator
+  test_vm_exits_meanwhile[...]    the VM quits: it says so and ends, with
+                                  and without -I
 
 Needs the real helper: skipped in QPH_SELFTEST_DIRECT mode.
 """
