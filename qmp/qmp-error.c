@@ -25,3 +25,14 @@ qmp_error_class_name(const GError *error)
     }
     return qmp_error_class_names[error->code];
 }
+
+QmpErrorClass
+qmp_error_class_from_name(const char *name)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(qmp_error_class_names); i++) {
+        if (g_strcmp0(name, qmp_error_class_names[i]) == 0) {
+            return (QmpErrorClass)i;
+        }
+    }
+    return QMP_ERROR_GENERIC_ERROR;
+}

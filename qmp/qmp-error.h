@@ -26,3 +26,7 @@ GQuark qmp_error_quark(void);
 
 /* "GenericError", "CommandNotFound", ...; GenericError for foreign errors. */
 const char *qmp_error_class_name(const GError *error);
+
+/* The class named @name ("CommandNotFound", ...); GenericError for a name
+ * not in the table (QEMU may grow classes a reader does not know). */
+QmpErrorClass qmp_error_class_from_name(const char *name);

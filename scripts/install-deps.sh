@@ -15,6 +15,8 @@ packages=(
   # qemu-perf-exporter (libsoup 3, a TLS backend for GIO, crypt(3)) and
   # its functional test (a real Prometheus; openssl makes a test cert)
   libsoup-3.0-dev glib-networking libcrypt-dev prometheus openssl
+  # tests: qemu-perf-stat in a real terminal
+  tmux
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
 )

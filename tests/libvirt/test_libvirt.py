@@ -443,7 +443,7 @@ def show_logs_on_failure(request):
 # The control: libvirt and the plain QEMU, no helper
 
 
-def test_harness_plain_qemu(env):
+def test_harness_plain_qemu(env, wrapper):
     daemons, kvm, domains = env
     dom = Domain(DOMAIN_PREFIX + "plain", PLAIN_QEMU, kvm)
     domains.append(dom)
@@ -454,6 +454,12 @@ def test_harness_plain_qemu(env):
     reply = dom.qmp("query-perf-events", expect_ok=False)
     assert reply["error"]["class"] == "CommandNotFound"
     assert helpers_of(dom.qemu_pid) == []
+    # qemu-perf-stat finds libvirt's socket by name and says what is wrong
+    stat = run([str(perf_stat_of(wrapper)), "--domain", dom.name, "--duration",
+                "0.2"], check=False, timeout=30)
+    assert stat.returncode == 1, stat.stderr
+    assert "no qemu-perf-helper in front" in stat.stderr, stat.stderr
+    assert "/var/lib/libvirt/qemu/domain-" in stat.stderr, stat.stderr
     virsh("destroy", dom.name)
     assert wait_gone(dom.qemu_pid, 10)
     virsh("undefine", dom.name)
@@ -523,6 +529,28 @@ def test_per_thread_labels_from_qemu(wrapped):
     assert vcpus[0]["name"] == "CPU 0/KVM"
     assert sum(t["value"] for t in event["threads"]) + \
         event["exited-value"] == event["value"]
+
+
+def perf_stat_of(wrapper):
+    """qemu-perf-stat as installed beside the wrapper."""
+    stat = wrapper.parent / "qemu-perf-stat"
+    assert stat.exists(), f"meson install put no {stat}"
+    return stat
+
+
+def test_perf_stat_domain(wrapper, wrapped):
+    """qemu-perf-stat --domain reaches the helper through libvirt's
+    monitor socket, reads task_clock (enabled above, so not its own) and
+    leaves it enabled; page_faults, its own, is disabled again."""
+    stat = run([str(perf_stat_of(wrapper)), "--domain", wrapped.name, "-e",
+                "task_clock,page_faults", "--duration", "1"], timeout=30)
+    assert re.search(r"msec task_clock +# +[\d.]+ CPUs utilized",
+                     stat.stdout), stat.stdout
+    assert re.search(r"^ +\d+ +page_faults", stat.stdout, re.M), stat.stdout
+    assert f"VM '{wrapped.name}'" in stat.stdout
+    enabled = {e["name"] for e in wrapped.qmp("query-perf-events")["return"]
+               if e.get("enabled")}
+    assert enabled == {"task_clock"}
 
 
 def test_set_perf_events_unknown_changes_nothing(wrapped):
