@@ -3,11 +3,21 @@
  *
  * A name becomes a perf_event_attr through libpfm4 only (catalog names via
  * their libpfm4 string), so "any event" means any event libpfm4 knows for
- * this host.  Counters are opened per thread (pid = tid, cpu = -1, never
- * inherit): a VM's threads mostly exist before the helper starts, and one
- * fd per (event, thread) is what makes per-vCPU values and exact retiring
- * possible.  Each fd reads {value, time_enabled, time_running}, so values
- * of multiplexed hardware counters are scaled the way perf-stat does.
+ * this host.  Counters are opened per thread (pid = tid, cpu = -1) on the
+ * threads that exist when the event is enabled, with `inherit`: the kernel
+ * then counts every thread a counted thread creates later (and their
+ * descendants) into the creator's counter, live ones summed at read time,
+ * exited ones folded in.  One fd per (event, thread that existed at
+ * enable) thus follows the whole process, threads that start and end
+ * between two reads included, with no rescan and no timer.  An fd is kept
+ * after its thread exits (closing it would drop the descendants still
+ * counting into it) until the event is disabled; such a thread is marked
+ * exited and its value reported apart.  Each fd reads {value,
+ * time_enabled, time_running}, so values of multiplexed hardware counters
+ * are scaled the way perf-stat does.
+ *
+ * Sums saturate at 2^64 - 1 and say so (overflow); a counter that never
+ * ran (time_running 0 while enabled) is reported as unscheduled, not as 0.
  *
  * Privileges: with kernel.perf_event_paranoid 2 an unprivileged user may
  * count its own threads in user space only.  An event that would count
@@ -44,6 +54,8 @@
 typedef struct {
     pid_t tid;
     int fd;
+    gboolean exited; /* the thread is gone; the fd may still count its
+                      * descendants */
 } QphPerfThread;
 
 /* What read() returns with TOTAL_TIME_ENABLED|TOTAL_TIME_RUNNING. */
@@ -60,12 +72,7 @@ struct _QphPerfEvent {
     struct perf_event_attr attr;
     gboolean user_only;
     GArray *threads; /* QphPerfThread, sorted by tid */
-    /* Retired threads: their final (scaled) values, summed. */
-    guint64 exited_value;
-    guint64 exited_enabled;
-    guint64 exited_running;
-    guint n_exited;
-    gboolean exited_scaled;
+    guint n_exited;  /* threads[] marked exited */
 };
 
 static QphPerfTestHooks qph_perf_hooks;
@@ -363,7 +370,11 @@ qph_perf_event_new(const char *name, GError **error)
     ev->attr.read_format =
         PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
     ev->attr.disabled = 0;
-    ev->attr.inherit = 0;
+    /* Threads created later count into their creator's fd; processes
+     * QEMU forks (exec: migration, helpers it spawns) do not: they are
+     * not QEMU's CPU time.  inherit_thread needs Linux 5.13; see open. */
+    ev->attr.inherit = 1;
+    ev->attr.inherit_thread = 1;
     ev->attr.sample_period = 0;
     ev->attr.sample_type = 0;
     ev->attr.freq = 0;
@@ -592,7 +603,7 @@ static int
 qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err, gboolean *user_only)
 {
     gboolean may_switch = !ev->user_only && ev->threads->len == 0 &&
-                          ev->n_exited == 0 && !ev->attr.exclude_kernel &&
+                          !ev->attr.exclude_kernel &&
                           !ev->attr.exclude_user;
     gboolean to_user = may_switch && !qph_perf_kernel_counting_allowed();
     struct perf_event_attr attr = ev->attr;
@@ -603,6 +614,15 @@ qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err, gboolean *user_only)
         attr.exclude_hv = 1;
     }
     fd = qph_perf_open_attr(&attr, tid, err);
+    if (fd < 0 && *err == EINVAL && attr.inherit_thread &&
+        ev->threads->len == 0) {
+        /* A kernel before 5.13: forked processes will be counted too. */
+        attr.inherit_thread = 0;
+        fd = qph_perf_open_attr(&attr, tid, err);
+        if (fd >= 0) {
+            ev->attr.inherit_thread = 0;
+        }
+    }
     if (fd < 0 && may_switch && !to_user && (*err == EACCES || *err == EPERM)) {
         /* The guess was wrong (an LSM, a capability the kernel lacks). */
         to_user = TRUE;
@@ -646,6 +666,7 @@ qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
     }
 
     th.tid = tid;
+    th.exited = FALSE;
     th.fd = qph_perf_event_open(ev, tid, &err, &user_only);
     if (th.fd < 0) {
         qph_perf_open_error(ev, tid, err, user_only, error);
@@ -698,50 +719,59 @@ qph_perf_read_error(const QphPerfEvent *ev, pid_t tid, int err, GError **error)
                 err ? g_strerror(err) : "short read");
 }
 
-/**
- * qph_perf_event_retire: a thread exited; keep its final count.
- *
- * Reads @tid's counter into the exited totals and closes its fd.  A @tid
- * that is not attached is not an error.  If the final read fails the fd
- * is closed all the same and FALSE is returned with @error set.
- */
-gboolean
-qph_perf_event_retire(QphPerfEvent *ev, pid_t tid, GError **error)
+/* @a + @b, saturating at G_MAXUINT64 (and saying so in *@overflow). */
+static guint64
+qph_perf_add(guint64 a, guint64 b, gboolean *overflow)
 {
-    QphPerfReadBuf buf;
-    QphPerfThread th;
-    gboolean found, ok, scaled;
-    guint at;
-    int err;
+    if (a > G_MAXUINT64 - b) {
+        *overflow = TRUE;
+        return G_MAXUINT64;
+    }
+    return a + b;
+}
 
-    at = qph_perf_event_find(ev, tid, &found);
+/**
+ * qph_perf_event_mark_exited: thread @tid is gone from the process.
+ *
+ * Its fd stays open: threads it created after the event was enabled count
+ * into it, and its final count is kept by the kernel.  From now on its
+ * value is reported as exited.  A @tid that is not attached, or already
+ * marked, is ignored.  Once marked, a thread stays exited: a new thread
+ * that reuses the id is counted where the kernel counts it (in its
+ * creator's fd), never in this one.
+ */
+void
+qph_perf_event_mark_exited(QphPerfEvent *ev, pid_t tid)
+{
+    gboolean found;
+    guint at = qph_perf_event_find(ev, tid, &found);
+    QphPerfThread *th;
+
     if (!found) {
-        return TRUE;
+        return;
     }
-    th = g_array_index(ev->threads, QphPerfThread, at);
-    ok = qph_perf_read_fd(th.fd, &buf);
-    err = ok ? 0 : errno;
-    close(th.fd);
-    g_array_remove_index(ev->threads, at);
-    ev->n_exited++;
-    if (!ok) {
-        qph_perf_read_error(ev, tid, err, error);
-        return FALSE;
+    th = &g_array_index(ev->threads, QphPerfThread, at);
+    if (!th->exited) {
+        th->exited = TRUE;
+        ev->n_exited++;
     }
-    ev->exited_value += qph_perf_scale(&buf, &scaled);
-    ev->exited_enabled += buf.time_enabled;
-    ev->exited_running += buf.time_running;
-    ev->exited_scaled |= scaled;
-    return TRUE;
+}
+
+/* Whether attached thread @i is marked exited. */
+gboolean
+qph_perf_event_thread_exited(const QphPerfEvent *ev, guint i)
+{
+    return i < ev->threads->len &&
+           g_array_index(ev->threads, QphPerfThread, i).exited;
 }
 
 /**
  * qph_perf_event_read: read every attached thread.
  *
- * Fills @value with the totals (retired threads included) and, when
- * @threads is not NULL, up to @n_threads per-thread values in ascending
- * tid order (pass qph_perf_event_get_n_threads() entries).  One read()
- * per thread, no allocation.
+ * Fills @value with the totals and, when @threads is not NULL, up to
+ * @n_threads per-thread values in ascending tid order (pass
+ * qph_perf_event_get_n_threads() entries; exited ones say so).  One
+ * read() per fd, no allocation.
  */
 gboolean
 qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
@@ -751,13 +781,7 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
     const QphPerfThread *th = (const QphPerfThread *)ev->threads->data;
     guint n = ev->threads->len;
 
-    value->value = ev->exited_value;
-    value->exited_value = ev->exited_value;
-    value->time_enabled = ev->exited_enabled;
-    value->time_running = ev->exited_running;
-    value->n_exited = ev->n_exited;
-    value->scaled = ev->exited_scaled;
-
+    *value = (QphPerfEventValue){ .n_exited = ev->n_exited };
     for (guint i = 0; i < n; i++) {
         QphPerfReadBuf buf;
         gboolean scaled;
@@ -768,10 +792,21 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
             return FALSE;
         }
         v = qph_perf_scale(&buf, &scaled);
-        value->value += v;
-        value->time_enabled += buf.time_enabled;
-        value->time_running += buf.time_running;
+        value->value = qph_perf_add(value->value, v, &value->overflow);
+        if (th[i].exited) {
+            value->exited_value =
+                qph_perf_add(value->exited_value, v, &value->overflow);
+        }
+        value->time_enabled =
+            qph_perf_add(value->time_enabled, buf.time_enabled,
+                         &value->overflow);
+        value->time_running =
+            qph_perf_add(value->time_running, buf.time_running,
+                         &value->overflow);
         value->scaled |= scaled;
+        if (buf.time_enabled > 0 && buf.time_running == 0) {
+            value->n_unscheduled++;
+        }
         if (threads && i < n_threads) {
             threads[i] = (QphPerfThreadValue){
                 .tid = th[i].tid,
@@ -780,6 +815,8 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
                 .time_enabled = buf.time_enabled,
                 .time_running = buf.time_running,
                 .scaled = scaled,
+                .exited = th[i].exited,
+                .unscheduled = buf.time_enabled > 0 && buf.time_running == 0,
             };
         }
     }

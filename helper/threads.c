@@ -3,8 +3,9 @@
  *
  * /proc/PID/task is the only complete list: a QEMU started before the
  * helper already has its vCPU and iothreads, which perf's inherit flag
- * would never see.  The list is a snapshot; threads come and go between
- * two scans, which the caller (perf-set.c) handles by rescanning.
+ * alone would never see.  The list is a snapshot; perf-set.c combines it
+ * with inherit, and with the pid namespace's last allocated id, to miss
+ * no thread created while it opens counters.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -130,4 +131,24 @@ qph_threads_exists(pid_t pid, pid_t tid)
         g_strdup_printf("/proc/%d/task/%d", (int)pid, (int)tid);
 
     return access(path, F_OK) == 0;
+}
+
+/**
+ * qph_threads_last_pid: /proc/sys/kernel/ns_last_pid, or -1.
+ */
+gint64
+qph_threads_last_pid(void)
+{
+    g_autofree char *contents = NULL;
+    guint64 v;
+
+    if (!g_file_get_contents("/proc/sys/kernel/ns_last_pid", &contents, NULL,
+                             NULL)) {
+        return -1;
+    }
+    g_strstrip(contents);
+    if (!g_ascii_string_to_unsigned(contents, 10, 0, G_MAXINT32, &v, NULL)) {
+        return -1;
+    }
+    return (gint64)v;
 }

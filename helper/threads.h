@@ -23,3 +23,9 @@ char *qph_threads_get_name(pid_t pid, pid_t tid, GError **error);
 
 /* TRUE when /proc still lists @tid as a thread of @pid. */
 gboolean qph_threads_exists(pid_t pid, pid_t tid);
+
+/*
+ * The last process id the kernel allocated in this pid namespace
+ * (/proc/sys/kernel/ns_last_pid), or -1 when it cannot be read.
+ */
+gint64 qph_threads_last_pid(void);

@@ -226,7 +226,7 @@ def test_vcpu_hotplug(xenv, counting):
         # On QEMU's own monitor: the helper sees no reply that says so.
         dev = {"driver": slots[0]["type"], "id": "hcpu1", **slots[0]["props"]}
         assert d.command("device_add", dev) == {}
-        for _ in range(20):
+        for _ in range(150):
             hmp(d, "info registers -a")
     iv.check("vCPU hotplug")
 

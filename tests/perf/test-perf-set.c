@@ -63,17 +63,22 @@ find_thread(const QphPerfSetEventValue *ev, pid_t tid)
     return found;
 }
 
-/* value == sum of the threads + exited, for every event. */
+/* value == sum of the threads (exited ones are in threads[]), for every
+ * event; exited_value == sum of those marked exited. */
 static void
 assert_sums(const QphPerfSetReading *r)
 {
     for (guint e = 0; e < r->n_events; e++) {
-        guint64 sum = r->events[e].exited_value;
+        guint64 sum = 0, exited = 0;
 
         for (guint i = 0; i < r->events[e].n_threads; i++) {
             sum += r->events[e].threads[i].value;
+            if (r->events[e].threads[i].exited) {
+                exited += r->events[e].threads[i].value;
+            }
         }
         g_assert_cmpuint(r->events[e].value, ==, sum);
+        g_assert_cmpuint(r->events[e].exited_value, ==, exited);
     }
 }
 
@@ -263,43 +268,49 @@ test_set_read(void)
     test_thread_finish(busy);
 }
 
-/* A new thread is picked up by rescan, once. */
+/*
+ * A thread created after enabling gets no fd of its own, rescan or not:
+ * the kernel counts it in its creator's entry (here the test's main
+ * thread), while it runs and after it ends.
+ */
 static void
-test_set_rescan_new_thread(void)
+test_set_new_thread_inherited(void)
 {
     g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
     g_autoptr(GError) error = NULL;
     g_autoptr(QphPerfSetReading) r = NULL;
+    g_autoptr(QphPerfSetReading) r0 = NULL;
     const QphPerfChange on[] = {{"task_clock", TRUE}};
-    const QphPerfThreadValue *nt;
+    const QphPerfThreadValue *creator, *creator0;
     TestThread *t;
-    guint held, fds;
+    pid_t tid;
+    guint held;
 
     update_ok(set, on, 1);
     held = qph_perf_set_count_fds(set);
+    r0 = read_ok(set);
+    creator0 = find_thread(&r0->events[0], test_gettid());
+    g_assert_nonnull(creator0);
     t = test_thread_new("qph-new");
-    fds = test_count_open_fds();
+    tid = test_thread_get_tid(t);
+    test_thread_spin(t, 50);
+    test_thread_finish(t);
 
     g_assert_true(qph_perf_set_rescan(set, &error));
     g_assert_no_error(error);
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held + 1);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 1);
-    /* Again: nothing new, nothing opened twice. */
-    g_assert_true(qph_perf_set_rescan(set, &error));
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held + 1);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 1);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held);
+    g_assert_false(qph_perf_set_is_counted(set, tid));
+    g_assert_true(qph_perf_set_is_counted(set, test_gettid()));
 
-    test_thread_spin(t, 50);
     r = read_ok(set);
-    nt = find_thread(&r->events[0], test_thread_get_tid(t));
-    g_assert_nonnull(nt);
-    g_assert_cmpuint(nt->value, >=, 45 * NS_PER_MS);
-    g_assert_cmpuint(nt->value, <, 1000 * NS_PER_MS);
+    g_assert_null(find_thread(&r->events[0], tid));
+    creator = find_thread(&r->events[0], test_gettid());
+    g_assert_nonnull(creator);
+    g_assert_cmpuint(creator->value - creator0->value, >=, 45 * NS_PER_MS);
     assert_sums(r);
-    test_thread_finish(t);
 }
 
-/* A thread that exits is retired by rescan; its count stays in. */
+/* A thread that exits keeps its fd, marked exited; its count stays in. */
 static void
 test_set_rescan_exited_thread(void)
 {
@@ -310,6 +321,7 @@ test_set_rescan_exited_thread(void)
     TestThread *t = test_thread_new("qph-exits");
     pid_t tid = test_thread_get_tid(t);
     const QphPerfSetEventValue *tc;
+    const QphPerfThreadValue *et;
     guint held, fds;
 
     update_ok(set, on, G_N_ELEMENTS(on));
@@ -320,12 +332,14 @@ test_set_rescan_exited_thread(void)
 
     g_assert_true(qph_perf_set_rescan(set, &error));
     g_assert_no_error(error);
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held - 2);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds - 2);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
 
     r = read_ok(set);
     tc = find_event(r, "task_clock");
-    g_assert_null(find_thread(tc, tid));
+    et = find_thread(tc, tid);
+    g_assert_nonnull(et);
+    g_assert_true(et->exited);
     g_assert_cmpuint(tc->n_exited, ==, 1);
     g_test_message("exited thread kept %" G_GUINT64_FORMAT " ns",
                    tc->exited_value);
@@ -441,7 +455,8 @@ main(int argc, char **argv)
                     test_set_failure_keeps_state);
     g_test_add_func("/perf/set/names", test_set_names);
     g_test_add_func("/perf/set/read", test_set_read);
-    g_test_add_func("/perf/set/rescan-new-thread", test_set_rescan_new_thread);
+    g_test_add_func("/perf/set/new-thread-inherited",
+                    test_set_new_thread_inherited);
     g_test_add_func("/perf/set/rescan-exited-thread",
                     test_set_rescan_exited_thread);
     g_test_add_func("/perf/set/gone-process", test_set_gone_process);
