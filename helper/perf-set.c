@@ -43,6 +43,29 @@ struct _QphPerfSet {
 };
 
 /**
+ * qph_perf_set_raise_fd_limit: soft RLIMIT_NOFILE := hard.
+ *
+ * One descriptor per (event, thread): nine events on a 128-vCPU VM need
+ * more than the usual soft limit of 1024, and the hard limit is there to
+ * be used (perf does the same).  A failure is logged, not fatal: what is
+ * still short is said when enabling (qph_perf_set_check_budget()).
+ */
+void
+qph_perf_set_raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        g_message("Unable to raise the open file limit to %llu: %s",
+                  (unsigned long long)rl.rlim_max, g_strerror(errno));
+    }
+}
+
+/**
  * qph_perf_set_new: an empty set for process @pid; opens nothing.
  */
 QphPerfSet *

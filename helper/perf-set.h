@@ -47,6 +47,10 @@ typedef struct {
     QphPerfSetEventValue *events; /* in the order they were enabled */
 } QphPerfSetReading;
 
+/* Raise the soft RLIMIT_NOFILE to the hard one (once, at start-up,
+ * after QEMU is launched so it keeps its own limit). */
+void qph_perf_set_raise_fd_limit(void);
+
 QphPerfSet *qph_perf_set_new(pid_t pid);
 void qph_perf_set_free(QphPerfSet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphPerfSet, qph_perf_set_free)
