@@ -48,6 +48,8 @@ label_free(QphThreadLabel *label)
     g_free(label);
 }
 
+static void vm_refresh_labels(QphVm *vm);
+
 void
 qph_vm_reading_free(QphVmReading *reading)
 {
@@ -232,6 +234,10 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     if (!vm_any_resctrl(target)) {
         g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
     }
+    /* Labels are wanted from now on: have them before they are asked. */
+    if (qph_perf_set_get_n_events(vm->perf) > 0 && !vm->qmp_labels) {
+        vm_refresh_labels(vm);
+    }
     return TRUE;
 }
 
@@ -401,8 +407,6 @@ vm_store_qmp_labels(QphVm *vm, const QmpJson *cpus, const QmpJson *iothreads)
     vm->qmp_seen = g_steal_pointer(&tids);
 }
 
-static void vm_refresh_labels(QphVm *vm);
-
 static void
 vm_refresh_done(QphVm *vm, gboolean again)
 {
@@ -539,6 +543,13 @@ vm_label(QphVm *vm, pid_t tid, const char *main_name)
         return label;
     }
     label_from_name(label, main_name);
+    if (label->kind == QPH_THREAD_IOTHREAD && !q &&
+        tids_contain(vm->qmp_seen, tid)) {
+        /* Named "IO ..." but not an IOThread object QEMU lists (the
+         * monitor's own mon_iothread). */
+        label->kind = QPH_THREAD_OTHER;
+        g_clear_pointer(&label->iothread_id, g_free);
+    }
     if (q && label->kind == QPH_THREAD_UNKNOWN) {
         /* Unnamed threads: QEMU's word alone. */
         label->kind = q->kind;
