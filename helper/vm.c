@@ -37,6 +37,7 @@ struct QphVm {
     guint64 refresh_handle; /* the refresh request in flight, or 0 */
     gboolean refresh_again; /* something changed while it was */
     QmpJson *refresh_cpus;  /* query-cpus-fast's return, meanwhile */
+    GHashTable *names;      /* tid -> comm of counted threads (read once) */
 };
 
 static void
@@ -81,6 +82,7 @@ qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
                                              : QPH_RESCTRL_DEFAULT_ROOT);
     vm->perf = qph_perf_set_new(pid);
     vm->resctrl_order = g_ptr_array_new_with_free_func(g_free);
+    vm->names = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     /* Groups of helpers that died are removed now, not when first needed,
      * this QEMU's too: nothing is enabled yet, so it is a leftover. */
     if (g_file_test(vm->resctrl_root, G_FILE_TEST_IS_DIR) &&
@@ -103,6 +105,7 @@ qph_vm_free(QphVm *vm)
     g_clear_pointer(&vm->refresh_cpus, qmp_json_free);
     g_clear_pointer(&vm->qmp_labels, g_hash_table_unref);
     g_clear_pointer(&vm->qmp_seen, g_array_unref);
+    g_hash_table_unref(vm->names);
     g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
     qph_perf_set_free(vm->perf);
     g_ptr_array_unref(vm->resctrl_order);
@@ -234,6 +237,8 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     if (!vm_any_resctrl(target)) {
         g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
     }
+    /* New counters may be on threads that reuse an id once named. */
+    g_hash_table_remove_all(vm->names);
     /* Labels are wanted from now on: have them before they are asked. */
     if (qph_perf_set_get_n_events(vm->perf) > 0 && !vm->qmp_labels) {
         vm_refresh_labels(vm);
@@ -524,6 +529,27 @@ label_from_name(QphThreadLabel *label, const char *main_name)
     }
 }
 
+/*
+ * The comm of @tid, read once: QEMU names a thread as it starts, and a
+ * counted thread's id is never another thread's while it is counted (an
+ * exited one is not labelled again).  An unreadable name is retried.
+ */
+static char *
+vm_thread_name(QphVm *vm, pid_t tid)
+{
+    const char *cached = g_hash_table_lookup(vm->names, GINT_TO_POINTER(tid));
+    char *name;
+
+    if (cached) {
+        return g_strdup(cached);
+    }
+    name = qph_threads_get_name(vm->pid, tid, NULL);
+    if (name) {
+        g_hash_table_insert(vm->names, GINT_TO_POINTER(tid), g_strdup(name));
+    }
+    return name;
+}
+
 /* The label of thread @tid, from its name and QEMU's cached answers. */
 static QphThreadLabel *
 vm_label(QphVm *vm, pid_t tid, const char *main_name)
@@ -537,7 +563,7 @@ vm_label(QphVm *vm, pid_t tid, const char *main_name)
     label->tid = tid;
     label->kind = QPH_THREAD_UNKNOWN;
     label->cpu_index = -1;
-    label->name = qph_threads_get_name(vm->pid, tid, NULL);
+    label->name = vm_thread_name(vm, tid);
     if (tid == vm->pid) {
         label->kind = QPH_THREAD_MAIN_LOOP;
         return label;
@@ -578,7 +604,7 @@ vm_labels_for(QphVm *vm, const QphPerfSetReading *perf, const GArray *tids)
 {
     GHashTable *labels = g_hash_table_new_full(NULL, NULL, NULL,
                                                (GDestroyNotify)label_free);
-    g_autofree char *main_name = qph_threads_get_name(vm->pid, vm->pid, NULL);
+    g_autofree char *main_name = vm_thread_name(vm, vm->pid);
     gboolean unknown = FALSE;
 
     for (guint e = 0; e < perf->n_events; e++) {
