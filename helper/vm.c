@@ -600,12 +600,12 @@ vm_label(QphVm *vm, pid_t tid, const char *main_name)
 
 /* Labels for every thread @perf has a live entry for. */
 static GHashTable *
-vm_labels_for(QphVm *vm, const QphPerfSetReading *perf, const GArray *tids)
+vm_labels_for(QphVm *vm, const QphPerfSetReading *perf)
 {
     GHashTable *labels = g_hash_table_new_full(NULL, NULL, NULL,
                                                (GDestroyNotify)label_free);
     g_autofree char *main_name = vm_thread_name(vm, vm->pid);
-    gboolean unknown = FALSE;
+    gboolean stale = !vm->qmp_labels;
 
     for (guint e = 0; e < perf->n_events; e++) {
         for (guint i = 0; i < perf->events[e].n_threads; i++) {
@@ -617,13 +617,13 @@ vm_labels_for(QphVm *vm, const QphPerfSetReading *perf, const GArray *tids)
                 continue;
             }
             label = vm_label(vm, t->tid, main_name);
-            unknown |= label->kind == QPH_THREAD_UNKNOWN;
+            stale |= !tids_contain(vm->qmp_seen, t->tid);
             g_hash_table_insert(labels, GINT_TO_POINTER(t->tid), label);
         }
     }
-    /* Something QEMU was not asked about yet: ask, without waiting. */
-    if (unknown || !vm->qmp_labels ||
-        (tids && vm->qmp_seen && tids->len != vm->qmp_seen->len)) {
+    /* A counted thread QEMU was not asked about yet: ask, without
+     * waiting (threads created later need no label: they have no entry). */
+    if (stale) {
         vm_refresh_labels(vm);
     }
     return labels;
@@ -664,7 +664,7 @@ qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
         g_array_append_val(reading->resctrl, v);
     }
     if (labels) {
-        reading->labels = vm_labels_for(vm, reading->perf, tids);
+        reading->labels = vm_labels_for(vm, reading->perf);
         reading->tids = g_steal_pointer(&tids);
     }
     done(data, g_steal_pointer(&reading), NULL);
