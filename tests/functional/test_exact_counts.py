@@ -6,8 +6,10 @@ of the process: utime + stime in /proc/PID/stat, which includes threads that
 have exited.  Each test enables task_clock, takes a query, makes QEMU create
 (and often end) threads the way it does in real life, takes a second query,
 and compares the growth of the total with the growth of the process's CPU
-time: within 1 % plus two clock ticks (utime and stime in /proc/PID/stat
-are each whole ticks).
+time: not less than it by more than 1 % plus two clock ticks (utime and
+stime in /proc/PID/stat are each whole ticks), the way a missed thread
+shows; and not more than it by as much, except for what the kernel itself
+accounts differently while threads copy data (see Interval.check).
 Per-thread entries must add up to the total in the same reply.
 
 Cases: nothing happening; a spinning vCPU; detached dump-guest-memory;
@@ -101,17 +103,23 @@ class Interval:
     def __init__(self, c, pid):
         self.c, self.pid = c, pid
 
+    # /proc/PID/stat adds a running thread's current slice only at the
+    # next scheduler tick: both ends are read after the work has settled.
+    SETTLE = 0.1
+
     def __enter__(self):
+        time.sleep(self.SETTLE)
         self.cpu0 = process_cpu_ns(self.pid)
         self.v0 = task_clock(self.c)["value"]
         return self
 
     def __exit__(self, *exc):
         if exc[0] is None:
+            time.sleep(self.SETTLE)
             self.info = task_clock(self.c)
             self.cpu1 = process_cpu_ns(self.pid)
 
-    def check(self, case, min_cpu_ns=0):
+    def check(self, case, min_cpu_ns=0, io=False):
         perf = self.info["value"] - self.v0
         proc = self.cpu1 - self.cpu0
         ratio = perf / proc if proc else float("nan")
@@ -123,9 +131,22 @@ class Interval:
         # utime and stime are each truncated to a tick at each end (so the
         # sum's growth is within two ticks), and the two readings at each
         # end are a few ms apart.
-        assert abs(perf - proc) <= 0.01 * proc + 2 * TICK_NS + 2e6, (
+        slack = 0.01 * proc + 2 * TICK_NS + 2e6
+        assert perf >= proc - slack, (
             f"{case}: task_clock grew {perf / 1e6:.1f} ms, the process used "
-            f"{proc / 1e6:.1f} ms (ratio {ratio:.3f})")
+            f"{proc / 1e6:.1f} ms (ratio {ratio:.3f}): threads were missed")
+        # task_clock runs on perf's clock while a thread is on a CPU, the
+        # scheduler's runtime (hence utime + stime) on rq->clock_task, which
+        # leaves out interrupt and steal time.  For a thread copying to and
+        # from the page cache the two differ: one plain task_clock counter
+        # on one thread doing six 16 MiB pwrite+pread read 10-20 % more
+        # than its schedstat on this (nested) host.  Cases that move data
+        # get that much room above; a thread counted twice would still
+        # show (the main loop or a worker is most of the time).
+        room = 0.25 * proc if io else 0
+        assert perf <= proc + slack + room, (
+            f"{case}: task_clock grew {perf / 1e6:.1f} ms, the process used "
+            f"{proc / 1e6:.1f} ms (ratio {ratio:.3f}): counted twice?")
 
 
 def make_vm_env(d, smp="1,maxcpus=4", mem="256", extra=()):
@@ -208,7 +229,7 @@ def test_detached_dump_guest_memory(xenv, counting):
             assert d.command("dump-guest-memory", {
                 "paging": False, "protocol": "file:/dev/null", "detach": True}) == {}
             wait_status(d, "query-dump", "status", ("completed", "failed"))
-    iv.check("detached dump-guest-memory")
+    iv.check("detached dump-guest-memory", io=True)
 
 
 def test_aio_threads_disk_io(xenv, counting):
@@ -223,7 +244,7 @@ def test_aio_threads_disk_io(xenv, counting):
     with open(xenv.vm.dir / "disk.img", "rb") as f:
         f.seek((16 << 20) - 1)
         assert f.read(1) == b"\x06"
-    iv.check("aio=threads disk I/O")
+    iv.check("aio=threads disk I/O", io=True)
 
 
 def test_vcpu_hotplug(xenv, counting):
@@ -260,7 +281,7 @@ def test_migration_to_exec(xenv, counting):
     with Interval(counting, xenv.vm.pid) as iv:
         assert d.command("migrate", {"uri": "exec:cat >/dev/null"}) == {}
         wait_status(d, "query-migrate", "status", ("completed", "failed"))
-    iv.check("migration to exec:cat")
+    iv.check("migration to exec:cat", io=True)
 
 
 def test_queries_never_wait_on_qemu(short_tmp):
