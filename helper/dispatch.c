@@ -5,9 +5,10 @@
  * the reply marshalling are generated from schema/qemu-perf-helper.json;
  * this file implements the two handlers.  query-perf-events is answered
  * from what the helper holds (qph_vm_read() never waits on QEMU); the
- * generated marshaller runs with the reading as its opaque pointer.  The text marshallers are used: the reply is written
- * straight from the C structs, with no JSON tree in between (a per-thread
- * query-perf-events answer is hundreds of objects).
+ * generated marshaller runs with the reading as its opaque pointer.  The text
+ * marshallers are used: the reply is written straight from the C structs, with
+ * no JSON tree in between (a per-thread query-perf-events answer is hundreds of
+ * objects).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -152,9 +153,8 @@ fill_perf(PerfEventInfo *info, QphVm *vm, const QphVmReading *reading,
         /* Exited threads' counters are in exited-value, not listed. */
         for (guint i = 0; i < ev->n_threads; i++) {
             if (!ev->threads[i].exited) {
-                g_ptr_array_add(info->threads,
-                                thread_value(vm, reading->labels,
-                                             &ev->threads[i]));
+                g_ptr_array_add(info->threads, thread_value(vm, reading->labels,
+                                                            &ev->threads[i]));
             }
         }
         /* Live threads without a counter of their own: created after

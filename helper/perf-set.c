@@ -219,17 +219,18 @@ qph_perf_set_check_budget(guint n_events, guint n_threads, GError **error)
         needed + QPH_PERF_SET_FD_RESERVE <= available) {
         return TRUE;
     }
-    g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
-                "Cannot enable %u perf event(s) on %u threads: that needs %"
-                G_GUINT64_FORMAT " file descriptors and the helper can open "
-                "only %" G_GUINT64_FORMAT " more (RLIMIT_NOFILE is %"
-                G_GUINT64_FORMAT ", %d kept for clients); raise the helper's "
-                "hard open file limit or enable fewer events.",
-                n_events, n_threads, needed,
-                available > QPH_PERF_SET_FD_RESERVE
-                    ? available - QPH_PERF_SET_FD_RESERVE
-                    : 0,
-                limit, QPH_PERF_SET_FD_RESERVE);
+    g_set_error(
+        error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+        "Cannot enable %u perf event(s) on %u threads: that needs "
+        "%" G_GUINT64_FORMAT " file descriptors and the helper can open "
+        "only %" G_GUINT64_FORMAT " more (RLIMIT_NOFILE is %" G_GUINT64_FORMAT
+        ", %d kept for clients); raise the helper's "
+        "hard open file limit or enable fewer events.",
+        n_events, n_threads, needed,
+        available > QPH_PERF_SET_FD_RESERVE
+            ? available - QPH_PERF_SET_FD_RESERVE
+            : 0,
+        limit, QPH_PERF_SET_FD_RESERVE);
     return FALSE;
 }
 
@@ -423,8 +424,7 @@ gboolean
 qph_perf_set_is_counted(const QphPerfSet *set, pid_t tid)
 {
     for (guint e = 0; e < set->events->len; e++) {
-        if (qph_perf_event_has_thread(g_ptr_array_index(set->events, e),
-                                      tid)) {
+        if (qph_perf_event_has_thread(g_ptr_array_index(set->events, e), tid)) {
             return TRUE;
         }
     }

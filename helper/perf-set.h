@@ -36,7 +36,7 @@ typedef struct {
     guint n_unscheduled; /* threads[] enabled but never on a counter */
     gboolean scaled;     /* some value was scaled for multiplexing */
     gboolean overflow;   /* a sum passed 2^64 - 1 and was saturated */
-    gboolean user_only; /* kernel code not counted (no privilege for it) */
+    gboolean user_only;  /* kernel code not counted (no privilege for it) */
     guint n_threads;
     const QphPerfThreadValue *threads; /* ascending tid, one per fd */
 } QphPerfSetEventValue;

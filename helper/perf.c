@@ -603,8 +603,7 @@ static int
 qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err, gboolean *user_only)
 {
     gboolean may_switch = !ev->user_only && ev->threads->len == 0 &&
-                          !ev->attr.exclude_kernel &&
-                          !ev->attr.exclude_user;
+                          !ev->attr.exclude_kernel && !ev->attr.exclude_user;
     gboolean to_user = may_switch && !qph_perf_kernel_counting_allowed();
     struct perf_event_attr attr = ev->attr;
     int fd;
@@ -781,7 +780,7 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
     const QphPerfThread *th = (const QphPerfThread *)ev->threads->data;
     guint n = ev->threads->len;
 
-    *value = (QphPerfEventValue){ .n_exited = ev->n_exited };
+    *value = (QphPerfEventValue){.n_exited = ev->n_exited};
     for (guint i = 0; i < n; i++) {
         QphPerfReadBuf buf;
         gboolean scaled;
@@ -797,12 +796,10 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
             value->exited_value =
                 qph_perf_add(value->exited_value, v, &value->overflow);
         }
-        value->time_enabled =
-            qph_perf_add(value->time_enabled, buf.time_enabled,
-                         &value->overflow);
-        value->time_running =
-            qph_perf_add(value->time_running, buf.time_running,
-                         &value->overflow);
+        value->time_enabled = qph_perf_add(value->time_enabled,
+                                           buf.time_enabled, &value->overflow);
+        value->time_running = qph_perf_add(value->time_running,
+                                           buf.time_running, &value->overflow);
         value->scaled |= scaled;
         if (buf.time_enabled > 0 && buf.time_running == 0) {
             value->n_unscheduled++;

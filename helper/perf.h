@@ -5,8 +5,9 @@
  * catalog name such as "task_clock", or any string libpfm4 encodes:
  * "perf::PAGE-FAULTS", "cycles:u", "INST_RETIRED:ANY_P") plus one counting
  * fd per attached thread, opened with perf's inherit flag so that threads
- * created later count into their creator's fd.  It knows nothing of QMP beyond its error domain
- * and nothing of which threads a VM has: perf-set.h decides that.
+ * created later count into their creator's fd.  It knows nothing of QMP beyond
+ * its error domain and nothing of which threads a VM has: perf-set.h decides
+ * that.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -39,10 +40,10 @@ typedef struct {
     guint64 exited_value; /* the part of @value in fds of exited threads */
     guint64 time_enabled; /* sums over fds */
     guint64 time_running;
-    guint n_exited;       /* fds whose thread is gone */
-    guint n_unscheduled;  /* fds enabled but never on a counter */
-    gboolean scaled;      /* any fd's value scaled */
-    gboolean overflow;    /* a sum passed 2^64 - 1 and was saturated */
+    guint n_exited;      /* fds whose thread is gone */
+    guint n_unscheduled; /* fds enabled but never on a counter */
+    gboolean scaled;     /* any fd's value scaled */
+    gboolean overflow;   /* a sum passed 2^64 - 1 and was saturated */
 } QphPerfEventValue;
 
 QphPerfEvent *qph_perf_event_new(const char *name, GError **error);

@@ -325,9 +325,8 @@ reply_return(const QphScannedMessage *msg)
 static gint64
 json_int(const QmpJson *obj, const char *key, gint64 def)
 {
-    const QmpJson *v = obj->type == QMP_JSON_OBJECT
-                           ? qmp_json_object_get(obj, key)
-                           : NULL;
+    const QmpJson *v =
+        obj->type == QMP_JSON_OBJECT ? qmp_json_object_get(obj, key) : NULL;
 
     return v && v->type == QMP_JSON_INT ? v->i : def;
 }
@@ -336,9 +335,8 @@ json_int(const QmpJson *obj, const char *key, gint64 def)
 static const char *
 json_str(const QmpJson *obj, const char *key)
 {
-    const QmpJson *v = obj->type == QMP_JSON_OBJECT
-                           ? qmp_json_object_get(obj, key)
-                           : NULL;
+    const QmpJson *v =
+        obj->type == QMP_JSON_OBJECT ? qmp_json_object_get(obj, key) : NULL;
 
     return v && v->type == QMP_JSON_STRING ? v->s : NULL;
 }
@@ -370,8 +368,8 @@ vm_qmp_label(GHashTable *table, const QmpJson *obj, QphThreadKind kind,
 static void
 vm_store_qmp_labels(QphVm *vm, const QmpJson *cpus, const QmpJson *iothreads)
 {
-    GHashTable *table = g_hash_table_new_full(
-        NULL, NULL, NULL, (GDestroyNotify)qmp_label_free);
+    GHashTable *table =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)qmp_label_free);
     g_autoptr(GArray) tids = qph_threads_list(vm->pid, NULL);
 
     for (guint i = 0; cpus && cpus->type == QMP_JSON_ARRAY &&
@@ -470,8 +468,8 @@ vm_refresh_labels(QphVm *vm)
         return;
     }
     vm->refresh_again = FALSE;
-    vm->refresh_handle = qph_upstream_call(up, "query-cpus-fast", NULL,
-                                           vm_refresh_cpus, vm);
+    vm->refresh_handle =
+        qph_upstream_call(up, "query-cpus-fast", NULL, vm_refresh_cpus, vm);
 }
 
 /* Binary search in a sorted GArray of pid_t. */
@@ -511,8 +509,7 @@ label_from_name(QphThreadLabel *label, const char *main_name)
         slash > n + 4) {
         g_autofree char *digits = g_strndup(n + 4, slash - (n + 4));
 
-        if (g_ascii_string_to_unsigned(digits, 10, 0, G_MAXINT32, &idx,
-                                       NULL)) {
+        if (g_ascii_string_to_unsigned(digits, 10, 0, G_MAXINT32, &idx, NULL)) {
             label->kind = QPH_THREAD_VCPU;
             label->cpu_index = (gint64)idx;
         }
@@ -555,10 +552,10 @@ static QphThreadLabel *
 vm_label(QphVm *vm, pid_t tid, const char *main_name)
 {
     QphThreadLabel *label = g_new0(QphThreadLabel, 1);
-    const QmpLabel *q = vm->qmp_labels
-                            ? g_hash_table_lookup(vm->qmp_labels,
-                                                  GINT_TO_POINTER(tid))
-                            : NULL;
+    const QmpLabel *q =
+        vm->qmp_labels
+            ? g_hash_table_lookup(vm->qmp_labels, GINT_TO_POINTER(tid))
+            : NULL;
 
     label->tid = tid;
     label->kind = QPH_THREAD_UNKNOWN;
@@ -602,8 +599,8 @@ vm_label(QphVm *vm, pid_t tid, const char *main_name)
 static GHashTable *
 vm_labels_for(QphVm *vm, const QphPerfSetReading *perf)
 {
-    GHashTable *labels = g_hash_table_new_full(NULL, NULL, NULL,
-                                               (GDestroyNotify)label_free);
+    GHashTable *labels =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)label_free);
     g_autofree char *main_name = vm_thread_name(vm, vm->pid);
     gboolean stale = !vm->qmp_labels;
 
@@ -651,12 +648,10 @@ qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
     }
     reading->resctrl = g_array_new(FALSE, TRUE, sizeof(QphVmResctrlValue));
     for (guint i = 0; i < vm->resctrl_order->len; i++) {
-        QphVmResctrlValue v = { 0 };
+        QphVmResctrlValue v = {0};
 
-        qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i],
-                                       &v.feature);
-        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading,
-                                  &error)) {
+        qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i], &v.feature);
+        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading, &error)) {
             /* The group itself is unreadable: that is the query's error. */
             done(data, NULL, g_steal_pointer(&error));
             return;

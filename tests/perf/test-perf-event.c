@@ -364,7 +364,8 @@ test_inherit_counts_new_thread(void)
     g_assert_true(qph_perf_event_read(ev, &v, th, 1, &error));
     g_assert_no_error(error);
     g_test_message("creator's fd after its child spun 80 ms: %" G_GUINT64_FORMAT
-                   " ns", th[0].value);
+                   " ns",
+                   th[0].value);
     g_assert_cmpuint(th[0].value, >=, 75 * NS_PER_MS);
     g_assert_cmpuint(v.value, ==, th[0].value);
     g_assert_false(th[0].exited);
