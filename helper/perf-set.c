@@ -350,28 +350,6 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     return TRUE;
 }
 
-/* Binary search in a sorted GArray of pid_t. */
-static gboolean
-qph_perf_set_tids_contain(GArray *tids, pid_t tid)
-{
-    guint lo = 0, hi = tids->len;
-
-    while (lo < hi) {
-        guint mid = lo + (hi - lo) / 2;
-        pid_t t = g_array_index(tids, pid_t, mid);
-
-        if (t == tid) {
-            return TRUE;
-        }
-        if (t < tid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return FALSE;
-}
-
 /**
  * qph_perf_set_rescan: note which counted threads have exited.
  *
@@ -408,7 +386,7 @@ qph_perf_set_rescan_tids(QphPerfSet *set, GArray *tids, GError **error)
         for (guint i = 0; i < n; i++) {
             pid_t tid = qph_perf_event_get_thread(ev, i);
 
-            if (!qph_perf_set_tids_contain(tids, tid)) {
+            if (!qph_threads_contain(tids, tid)) {
                 qph_perf_event_mark_exited(ev, tid);
             }
         }

@@ -122,6 +122,30 @@ qph_threads_get_name(pid_t pid, pid_t tid, GError **error)
 }
 
 /**
+ * qph_threads_contain: binary search in a list from qph_threads_list().
+ */
+gboolean
+qph_threads_contain(const GArray *tids, pid_t tid)
+{
+    guint lo = 0, hi = tids ? tids->len : 0;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        pid_t t = g_array_index(tids, pid_t, mid);
+
+        if (t == tid) {
+            return TRUE;
+        }
+        if (t < tid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return FALSE;
+}
+
+/**
  * qph_threads_exists: whether /proc/@pid/task/@tid exists right now.
  */
 gboolean

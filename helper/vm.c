@@ -472,28 +472,6 @@ vm_refresh_labels(QphVm *vm)
         qph_upstream_call(up, "query-cpus-fast", NULL, vm_refresh_cpus, vm);
 }
 
-/* Binary search in a sorted GArray of pid_t. */
-static gboolean
-tids_contain(const GArray *tids, pid_t tid)
-{
-    guint lo = 0, hi = tids ? tids->len : 0;
-
-    while (lo < hi) {
-        guint mid = lo + (hi - lo) / 2;
-        pid_t t = g_array_index(tids, pid_t, mid);
-
-        if (t == tid) {
-            return TRUE;
-        }
-        if (t < tid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return FALSE;
-}
-
 /* What a thread's comm says: "CPU 3/KVM", "ALL CPUs/TCG", "IO iot0". */
 static void
 label_from_name(QphThreadLabel *label, const char *main_name)
@@ -567,7 +545,7 @@ vm_label(QphVm *vm, pid_t tid, const char *main_name)
     }
     label_from_name(label, main_name);
     if (label->kind == QPH_THREAD_IOTHREAD && !q &&
-        tids_contain(vm->qmp_seen, tid)) {
+        qph_threads_contain(vm->qmp_seen, tid)) {
         /* Named "IO ..." but not an IOThread object QEMU lists (the
          * monitor's own mon_iothread). */
         label->kind = QPH_THREAD_OTHER;
@@ -589,7 +567,7 @@ vm_label(QphVm *vm, pid_t tid, const char *main_name)
         label->iothread_id = g_strdup(q->iothread_id);
     }
     if (label->kind == QPH_THREAD_UNKNOWN && !q &&
-        tids_contain(vm->qmp_seen, tid)) {
+        qph_threads_contain(vm->qmp_seen, tid)) {
         label->kind = QPH_THREAD_OTHER; /* QEMU listed it as neither */
     }
     return label;
@@ -614,7 +592,7 @@ vm_labels_for(QphVm *vm, const QphPerfSetReading *perf)
                 continue;
             }
             label = vm_label(vm, t->tid, main_name);
-            stale |= !tids_contain(vm->qmp_seen, t->tid);
+            stale |= !qph_threads_contain(vm->qmp_seen, t->tid);
             g_hash_table_insert(labels, GINT_TO_POINTER(t->tid), label);
         }
     }

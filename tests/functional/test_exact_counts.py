@@ -24,7 +24,6 @@ The ratios (perf / process time) are printed; run with -s to read them.
 Needs the real helper: skipped in QPH_SELFTEST_DIRECT mode.
 """
 
-import importlib.util
 import os
 import re
 import resource
@@ -38,18 +37,11 @@ from pathlib import Path
 import pytest
 
 
-def _load_conftest():
-    here = Path(__file__).resolve().parent / "conftest.py"
-    mod = sys.modules.get("conftest")
-    if mod is not None and Path(getattr(mod, "__file__", "")).resolve() == here:
-        return mod
-    spec = importlib.util.spec_from_file_location("_qph_functional_conftest", here)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+# The harness (VM, Helper, make_env) and helpers of the perf tests, reused.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_perf_events as perf_tests  # noqa: E402
 
-
-harness = _load_conftest()
+harness = perf_tests.harness
 qmp = harness.qmp
 
 pytestmark = pytest.mark.skipif(
@@ -61,17 +53,6 @@ NINE_SOFTWARE = ["task_clock", "cpu_clock", "page_faults", "context_switches",
                  "cpu_migrations", "page_faults_min", "page_faults_maj",
                  "alignment_faults", "emulation_faults"]
 RATIOS = []
-
-
-def qmp_perf_fds(pid):
-    """perf_event descriptors process ``pid`` holds."""
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[perf_event]"
-        except FileNotFoundError:
-            pass
-    return n
 
 
 def process_cpu_ns(pid):
@@ -360,7 +341,7 @@ def test_descriptor_budget_128_vcpus(short_tmp):
         assert re.search(r"^Cannot enable 9 perf event\(s\) on \d+ threads: that needs "
                          r"\d+ file descriptors and the helper can open only \d+ more "
                          r"\(RLIMIT_NOFILE is 1024, ", desc), desc
-        assert qmp_perf_fds(short.proc.pid) == 0
+        assert perf_tests.perf_fds(short.proc.pid) == 0
         c.close()
     finally:
         for h in helpers:
