@@ -290,6 +290,12 @@ def test_queries_never_wait_on_qemu(short_tmp):
         # the main loop is known without QEMU
         (main,) = [t for t in tc["threads"] if t["thread-id"] == env.vm.pid]
         assert main["kind"] == "main-loop"
+        # the iothread created after enabling: listed, counted by its creator
+        iot = [t for t in os.listdir(f"/proc/{env.vm.pid}/task")
+               if Path(f"/proc/{env.vm.pid}/task/{t}/comm").read_text().strip() == "IO siot"]
+        assert len(iot) == 1
+        assert {"thread-id": int(iot[0])} in tc["inherited-threads"], tc
+        assert "return" in replies[1] and replies[1]["return"], replies[1]
     finally:
         if stopped:
             os.kill(env.vm.pid, signal.SIGCONT)
