@@ -40,6 +40,9 @@
 struct _QphPerfSet {
     pid_t pid;
     GPtrArray *events; /* QphPerfEvent, in the order they were enabled */
+    /* Group leaders whose event was disabled while other events of their
+     * group count: their fds hold the group together (not reported). */
+    GPtrArray *kept_leaders;
 };
 
 /**
@@ -76,6 +79,8 @@ qph_perf_set_new(pid_t pid)
     set->pid = pid;
     set->events =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+    set->kept_leaders =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     return set;
 }
 
@@ -88,7 +93,9 @@ qph_perf_set_free(QphPerfSet *set)
     if (!set) {
         return;
     }
+    /* Members first: a leader's fds go last. */
     g_ptr_array_unref(set->events);
+    g_ptr_array_unref(set->kept_leaders);
     g_free(set);
 }
 
@@ -146,7 +153,46 @@ qph_perf_set_count_fds(const QphPerfSet *set)
     for (guint i = 0; i < set->events->len; i++) {
         n += qph_perf_event_get_n_threads(g_ptr_array_index(set->events, i));
     }
+    for (guint i = 0; i < set->kept_leaders->len; i++) {
+        n += qph_perf_event_get_n_threads(
+            g_ptr_array_index(set->kept_leaders, i));
+    }
     return n;
+}
+
+/* Whether an enabled event belongs to @leader's group. */
+static gboolean
+qph_perf_set_has_member(const QphPerfSet *set, const QphPerfEvent *leader)
+{
+    for (guint i = 0; i < set->events->len; i++) {
+        const QphPerfEvent *ev = g_ptr_array_index(set->events, i);
+
+        if (ev == leader || qph_perf_event_get_leader(ev) == leader) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/*
+ * Close a disabled event's fds, but for a group leader whose group still
+ * counts: closing it would end the group reads of the others, so it is
+ * kept (unreported) until the last of them is disabled.
+ */
+static void
+qph_perf_set_release(QphPerfSet *set, QphPerfEvent *ev)
+{
+    QphPerfEvent *leader = qph_perf_event_get_leader(ev);
+
+    if (qph_perf_event_is_grouped(ev) && !leader &&
+        qph_perf_set_has_member(set, ev)) {
+        g_ptr_array_add(set->kept_leaders, ev);
+        return;
+    }
+    qph_perf_event_free(ev);
+    if (leader && !qph_perf_set_has_member(set, leader)) {
+        g_ptr_array_remove(set->kept_leaders, leader);
+    }
 }
 
 /* Whether a later entry of @changes names the same event as entry @i. */
@@ -326,6 +372,25 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         g_ptr_array_add(prepared, ev);
     }
 
+    /* Software events enabled together share a group per thread: one
+     * read() per thread for all of them (see docs/performance.md). */
+    {
+        QphPerfEvent *leader = NULL;
+        guint members = 0;
+
+        for (guint i = 0; i < prepared->len; i++) {
+            QphPerfEvent *ev = g_ptr_array_index(prepared, i);
+
+            if (leader && members < QPH_PERF_GROUP_MAX &&
+                qph_perf_event_join_group(ev, leader)) {
+                members++;
+            } else if (qph_perf_event_join_group(ev, NULL)) {
+                leader = ev;
+                members = 1;
+            }
+        }
+    }
+
     /* 2. Open them on every thread. */
     if (prepared->len > 0 &&
         !qph_perf_set_attach_process(set, prepared, error)) {
@@ -341,7 +406,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         }
         at = qph_perf_set_find(set, changes[i].name);
         if (at >= 0) {
-            g_ptr_array_remove_index(set->events, (guint)at);
+            qph_perf_set_release(
+                set, g_ptr_array_steal_index(set->events, (guint)at));
         }
     }
     while (prepared->len > 0) {
@@ -411,11 +477,50 @@ qph_perf_set_is_counted(const QphPerfSet *set, pid_t tid)
 
 #define QPH_ALIGN8(n) (((n) + 7) & ~(gsize)7)
 
+/*
+ * Read the group of enabled event @e (and every enabled event of that
+ * group) into @values, marking them @done.
+ */
+static gboolean
+qph_perf_set_read_group(QphPerfSet *set, QphPerfSetReading *r, guint e,
+                        QphPerfEventValue *values, gboolean *done,
+                        GError **error)
+{
+    QphPerfEvent *first = g_ptr_array_index(set->events, e);
+    QphPerfEvent *leader = qph_perf_event_get_leader(first)
+                               ? qph_perf_event_get_leader(first)
+                               : first;
+    QphPerfEvent *evs[QPH_PERF_GROUP_MAX];
+    QphPerfThreadValue *ths[QPH_PERF_GROUP_MAX];
+    QphPerfEventValue vals[QPH_PERF_GROUP_MAX];
+    guint at[QPH_PERF_GROUP_MAX];
+    guint n = 0;
+
+    for (guint i = e; i < set->events->len && n < QPH_PERF_GROUP_MAX; i++) {
+        QphPerfEvent *ev = g_ptr_array_index(set->events, i);
+
+        if (ev == leader || qph_perf_event_get_leader(ev) == leader) {
+            evs[n] = ev;
+            ths[n] = (QphPerfThreadValue *)r->events[i].threads;
+            at[n++] = i;
+        }
+    }
+    if (!qph_perf_group_read(leader, evs, n, vals, ths, error)) {
+        return FALSE;
+    }
+    for (guint k = 0; k < n; k++) {
+        values[at[k]] = vals[k];
+        done[at[k]] = TRUE;
+    }
+    return TRUE;
+}
+
 /**
  * qph_perf_set_read: read every enabled event on every thread.
  *
  * One allocation for the whole result (free it with g_free() or
- * qph_perf_set_reading_free()), then one read() per (event, thread).
+ * qph_perf_set_reading_free()), then one read() per (event, thread), or
+ * per (group, thread) for software events enabled together.
  * With nothing enabled the reading has no events.
  */
 QphPerfSetReading *
@@ -425,6 +530,8 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
     gsize n_th = 0, strings = 0, off_ev, off_th, off_str, size;
     QphPerfSetReading *r;
     QphPerfThreadValue *th;
+    g_autofree QphPerfEventValue *values = NULL;
+    g_autofree gboolean *done = NULL;
     char *str;
 
     for (guint e = 0; e < n_ev; e++) {
@@ -445,17 +552,42 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
     th = (QphPerfThreadValue *)((char *)r + off_th);
     str = (char *)r + off_str;
 
+    /* Where each event's per-thread values go, then its reading. */
+    for (guint e = 0; e < n_ev; e++) {
+        r->events[e].threads = th;
+        r->events[e].n_threads =
+            qph_perf_event_get_n_threads(g_ptr_array_index(set->events, e));
+        th += r->events[e].n_threads;
+    }
+    values = g_new0(QphPerfEventValue, n_ev);
+    done = g_new0(gboolean, n_ev);
     for (guint e = 0; e < n_ev; e++) {
         QphPerfEvent *ev = g_ptr_array_index(set->events, e);
-        QphPerfSetEventValue *out = &r->events[e];
-        guint n = qph_perf_event_get_n_threads(ev);
-        QphPerfEventValue v;
-        gsize len;
 
-        if (!qph_perf_event_read(ev, &v, th, n, error)) {
+        if (done[e]) {
+            continue;
+        }
+        if (!qph_perf_event_is_grouped(ev)) {
+            if (!qph_perf_event_read(ev, &values[e],
+                                     (QphPerfThreadValue *)r->events[e].threads,
+                                     r->events[e].n_threads, error)) {
+                g_free(r);
+                return NULL;
+            }
+            done[e] = TRUE;
+            continue;
+        }
+        if (!qph_perf_set_read_group(set, r, e, values, done, error)) {
             g_free(r);
             return NULL;
         }
+    }
+    for (guint e = 0; e < n_ev; e++) {
+        QphPerfEvent *ev = g_ptr_array_index(set->events, e);
+        QphPerfSetEventValue *out = &r->events[e];
+        const QphPerfEventValue *v = &values[e];
+        gsize len;
+
         out->name = str;
         len = strlen(qph_perf_event_get_name(ev)) + 1;
         memcpy(str, qph_perf_event_get_name(ev), len);
@@ -464,18 +596,15 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
         len = strlen(qph_perf_event_get_unit(ev)) + 1;
         memcpy(str, qph_perf_event_get_unit(ev), len);
         str += len;
-        out->value = v.value;
-        out->exited_value = v.exited_value;
-        out->time_enabled = v.time_enabled;
-        out->time_running = v.time_running;
-        out->n_exited = v.n_exited;
-        out->n_unscheduled = v.n_unscheduled;
-        out->scaled = v.scaled;
-        out->overflow = v.overflow;
+        out->value = v->value;
+        out->exited_value = v->exited_value;
+        out->time_enabled = v->time_enabled;
+        out->time_running = v->time_running;
+        out->n_exited = v->n_exited;
+        out->n_unscheduled = v->n_unscheduled;
+        out->scaled = v->scaled;
+        out->overflow = v->overflow;
         out->user_only = qph_perf_event_get_user_only(ev);
-        out->n_threads = n;
-        out->threads = th;
-        th += n;
     }
     return r;
 }

@@ -46,6 +46,9 @@ typedef struct {
     gboolean overflow;   /* a sum passed 2^64 - 1 and was saturated */
 } QphPerfEventValue;
 
+/* Events in one PERF_FORMAT_GROUP, at most. */
+#define QPH_PERF_GROUP_MAX 16
+
 QphPerfEvent *qph_perf_event_new(const char *name, GError **error);
 void qph_perf_event_free(QphPerfEvent *ev);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphPerfEvent, qph_perf_event_free)
@@ -65,4 +68,12 @@ pid_t qph_perf_event_get_thread(const QphPerfEvent *ev, guint i);
 
 gboolean qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
                              QphPerfThreadValue *threads, guint n_threads,
+                             GError **error);
+
+gboolean qph_perf_event_join_group(QphPerfEvent *ev, QphPerfEvent *leader);
+gboolean qph_perf_event_is_grouped(const QphPerfEvent *ev);
+QphPerfEvent *qph_perf_event_get_leader(const QphPerfEvent *ev);
+gboolean qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs,
+                             guint n, QphPerfEventValue *values,
+                             QphPerfThreadValue *const *threads,
                              GError **error);

@@ -123,12 +123,13 @@ test_set_enable_disable_fds(void)
     update_ok(set, on, G_N_ELEMENTS(on));
     g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
 
-    update_ok(set, off_tc, 1);
-    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    /* page_faults is a member of task_clock's group: its fds go. */
+    update_ok(set, off_pf, 1);
+    g_assert_false(qph_perf_set_is_enabled(set, "page_faults"));
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, threads);
     g_assert_cmpuint(test_count_open_fds(), ==, fds + threads);
 
-    update_ok(set, off_pf, 1);
+    update_ok(set, off_tc, 1);
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 
@@ -138,6 +139,101 @@ test_set_enable_disable_fds(void)
     /* Freeing the set closes everything too. */
     update_ok(set, on, G_N_ELEMENTS(on));
     qph_perf_set_free(g_steal_pointer(&set));
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+}
+
+/* Event @name of reading @r, by value. */
+static guint64
+value_of(const QphPerfSetReading *r, const char *name)
+{
+    const QphPerfSetEventValue *ev = find_event(r, name);
+
+    g_assert_nonnull(ev);
+    return ev->value;
+}
+
+/* One event read on its own, fd by fd. */
+static guint64
+read_alone(const QphPerfSet *set, const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    QphPerfEventValue v;
+
+    for (guint i = 0; i < qph_perf_set_get_n_events(set); i++) {
+        QphPerfEvent *ev = (QphPerfEvent *)qph_perf_set_get_event(set, i);
+
+        if (g_str_equal(qph_perf_event_get_name(ev), name)) {
+            g_assert_true(qph_perf_event_read(ev, &v, NULL, 0, &error));
+            g_assert_no_error(error);
+            return v.value;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/*
+ * Software events enabled together are read as one group per thread:
+ * each event's value from the group read lies between two reads of that
+ * event alone (counters only grow), so no value lands on another event;
+ * disabling the group's leader keeps its fds for the others, which still
+ * read, until the last one is disabled.
+ */
+static void
+test_set_group_reads(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    const QphPerfChange on[] = {{"task_clock", TRUE},
+                                {"page_faults", TRUE},
+                                {"context_switches", TRUE}};
+    const QphPerfChange off_leader[] = {{"task_clock", FALSE}};
+    const QphPerfChange off_rest[] = {{"page_faults", FALSE},
+                                      {"context_switches", FALSE}};
+    const char *names[] = {"task_clock", "page_faults", "context_switches"};
+    guint threads = test_count_threads();
+    guint fds = test_count_open_fds();
+
+    update_ok(set, on, G_N_ELEMENTS(on));
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_assert_true(
+            qph_perf_event_is_grouped(qph_perf_set_get_event(set, i)));
+    }
+    test_spin_cpu_ms(20);
+    for (guint round = 0; round < 3; round++) {
+        guint64 before[3], after[3];
+        g_autoptr(QphPerfSetReading) r = NULL;
+
+        for (guint i = 0; i < 3; i++) {
+            before[i] = read_alone(set, names[i]);
+        }
+        r = read_ok(set);
+        for (guint i = 0; i < 3; i++) {
+            after[i] = read_alone(set, names[i]);
+        }
+        assert_sums(r);
+        for (guint i = 0; i < 3; i++) {
+            g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
+            g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
+        }
+        g_assert_cmpuint(value_of(r, "task_clock"), >=, 15 * NS_PER_MS);
+        test_spin_cpu_ms(5);
+    }
+
+    update_ok(set, off_leader, 1);
+    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    g_assert_cmpuint(qph_perf_set_get_n_events(set), ==, 2);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 3 * threads);
+    {
+        g_autoptr(QphPerfSetReading) r = read_ok(set);
+
+        g_assert_cmpuint(r->n_events, ==, 2);
+        g_assert_cmpstr(r->events[0].name, ==, "page_faults");
+        g_assert_cmpstr(r->events[1].name, ==, "context_switches");
+        g_assert_cmpuint(value_of(r, "page_faults"), <=,
+                         read_alone(set, "page_faults"));
+        assert_sums(r);
+    }
+    update_ok(set, off_rest, G_N_ELEMENTS(off_rest));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
 
@@ -455,6 +551,7 @@ main(int argc, char **argv)
                     test_set_failure_keeps_state);
     g_test_add_func("/perf/set/names", test_set_names);
     g_test_add_func("/perf/set/read", test_set_read);
+    g_test_add_func("/perf/set/group-reads", test_set_group_reads);
     g_test_add_func("/perf/set/new-thread-inherited",
                     test_set_new_thread_inherited);
     g_test_add_func("/perf/set/rescan-exited-thread",
