@@ -3,12 +3,12 @@
  *
  * The command table, the argument visitors (with QEMU's error texts) and
  * the reply marshalling are generated from schema/qemu-perf-helper.json;
- * this file implements the two handlers.  query-perf-events may need QEMU
- * first (vCPU and iothread labels), so the reading is taken asynchronously
- * and the generated marshaller runs once it is there, with the reading as
- * its opaque pointer.  The text marshallers are used: the reply is written
- * straight from the C structs, with no JSON tree in between (a per-thread
- * query-perf-events answer is hundreds of objects).
+ * this file implements the two handlers.  query-perf-events is answered
+ * from what the helper holds (qph_vm_read() never waits on QEMU); the
+ * generated marshaller runs with the reading as its opaque pointer.  The text
+ * marshallers are used: the reply is written straight from the C structs, with
+ * no JSON tree in between (a per-thread query-perf-events answer is hundreds of
+ * objects).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -81,7 +81,9 @@ static const PerfThreadKind thread_kinds[] = {
     [QPH_THREAD_VCPU] = PERF_THREAD_KIND_VCPU,
     [QPH_THREAD_IOTHREAD] = PERF_THREAD_KIND_IOTHREAD,
     [QPH_THREAD_OTHER] = PERF_THREAD_KIND_OTHER,
+    [QPH_THREAD_UNKNOWN] = PERF_THREAD_KIND_UNKNOWN,
 };
+G_STATIC_ASSERT(G_N_ELEMENTS(thread_kinds) == QPH_THREAD_UNKNOWN + 1);
 
 static const PerfDomainStatus domain_statuses[] = {
     [QPH_RESCTRL_VALUE_OK] = PERF_DOMAIN_STATUS_OK,
@@ -101,6 +103,7 @@ thread_value(QphVm *vm, GHashTable *labels, const QphPerfThreadValue *t)
     tv->thread_id = t->tid;
     tv->value = t->value;
     tv->scaled = t->scaled;
+    tv->unscheduled = t->unscheduled;
     if (label) {
         tv->name = g_strdup(label->name ? label->name : "");
         tv->kind = thread_kinds[label->kind];
@@ -114,12 +117,9 @@ thread_value(QphVm *vm, GHashTable *labels, const QphPerfThreadValue *t)
             tv->id = g_strdup(label->iothread_id);
         }
     } else {
-        /* A thread born after the labels were taken. */
-        char *name = qph_threads_get_name(qph_vm_get_pid(vm), t->tid, NULL);
-
-        tv->name = name ? name : g_strdup("");
+        tv->name = g_strdup("");
         tv->kind = t->tid == qph_vm_get_pid(vm) ? PERF_THREAD_KIND_MAIN_LOOP
-                                                : PERF_THREAD_KIND_OTHER;
+                                                : PERF_THREAD_KIND_UNKNOWN;
     }
     return tv;
 }
@@ -141,12 +141,39 @@ fill_perf(PerfEventInfo *info, QphVm *vm, const QphVmReading *reading,
     info->user_only = ev->user_only;
     info->has_exited_value = TRUE;
     info->exited_value = ev->exited_value;
+    info->has_overflow = TRUE;
+    info->overflow = ev->overflow;
+    info->has_unscheduled = TRUE;
+    info->unscheduled = ev->n_unscheduled > 0;
     if (per_thread) {
+        guint j = 0;
+
         info->has_threads = TRUE;
         info->threads = qph_new_PerfThreadValueList();
+        /* Exited threads' counters are in exited-value, not listed. */
         for (guint i = 0; i < ev->n_threads; i++) {
-            g_ptr_array_add(info->threads,
-                            thread_value(vm, reading->labels, &ev->threads[i]));
+            if (!ev->threads[i].exited) {
+                g_ptr_array_add(info->threads, thread_value(vm, reading->labels,
+                                                            &ev->threads[i]));
+            }
+        }
+        /* Live threads without a counter of their own: created after
+         * enabling, counted in their creator's (both lists ascend). */
+        info->has_inherited_threads = TRUE;
+        info->inherited_threads = qph_new_PerfInheritedThreadList();
+        for (guint i = 0; reading->tids && i < reading->tids->len; i++) {
+            pid_t tid = g_array_index(reading->tids, pid_t, i);
+            PerfInheritedThread *it;
+
+            while (j < ev->n_threads && ev->threads[j].tid < tid) {
+                j++;
+            }
+            if (j < ev->n_threads && ev->threads[j].tid == tid) {
+                continue;
+            }
+            it = g_new0(PerfInheritedThread, 1);
+            it->thread_id = tid;
+            g_ptr_array_add(info->inherited_threads, it);
         }
     }
 }

@@ -11,6 +11,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include "helper/perf-set.h"
 #include "helper/privilege.h"
 #include "helper/proxy.h"
 #include "helper/startup-events.h"
@@ -365,6 +366,8 @@ main(int argc, char **argv)
         return 1;
     }
 
+    /* Counters take one descriptor per (event, thread): as perf does. */
+    qph_perf_set_raise_fd_limit();
     {
         /* QEMU is started (it inherits none of this) or attached. */
         QphPrivilegeContext priv = {

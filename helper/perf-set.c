@@ -4,10 +4,22 @@
  * Enabling prepares every new event on every current thread before the
  * set changes, so a request that fails half-way (a hardware event on a
  * host without PMU, a permission) leaves the set exactly as it was.
- * Threads come and go (vCPU hotplug, iothreads, worker pools): rescan
- * attaches the new ones and retires the gone ones, keeping their final
- * count.  A thread id that exits and is reused between two rescans keeps
- * the old counter; rescanning often keeps that window small.
+ *
+ * Following threads: every counter is opened with perf's inherit flag, so
+ * a thread created after its creator's counter was opened is counted by
+ * the kernel, in the creator's fd.  The only threads that could be missed
+ * are those created while enabling, before their creator's counter was
+ * opened.  /proc/sys/kernel/ns_last_pid, read before the first listing,
+ * tells them apart: the kernel decides inheritance (perf_event_init_task)
+ * before it allocates the new thread's id, so a thread whose id is not
+ * above that mark was created before any counter was opened and is not
+ * inherited; it gets counters of its own.  A thread above the mark was
+ * created while enabling and is taken as inherited (it was, unless its
+ * creator was itself opened after it: see docs/design.md).  The listing
+ * is repeated until no thread below the mark is missing.
+ *
+ * After that nothing is ever attached: rescans only mark threads that
+ * have exited, whose fds stay open (their descendants count into them).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -15,12 +27,46 @@
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* Descriptors kept free for clients, QEMU's monitor and /proc reads. */
+#define QPH_PERF_SET_FD_RESERVE 64
+/* Listings of /proc/PID/task while enabling, at most. */
+#define QPH_PERF_SET_MAX_LISTINGS 8
 
 struct _QphPerfSet {
     pid_t pid;
     GPtrArray *events; /* QphPerfEvent, in the order they were enabled */
+    /* Group leaders whose event was disabled while other events of their
+     * group count: their fds hold the group together (not reported). */
+    GPtrArray *kept_leaders;
 };
+
+/**
+ * qph_perf_set_raise_fd_limit: soft RLIMIT_NOFILE := hard.
+ *
+ * One descriptor per (event, thread): nine events on a 128-vCPU VM need
+ * more than the usual soft limit of 1024, and the hard limit is there to
+ * be used (perf does the same).  A failure is logged, not fatal: what is
+ * still short is said when enabling (qph_perf_set_check_budget()).
+ */
+void
+qph_perf_set_raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        g_message("Unable to raise the open file limit to %llu: %s",
+                  (unsigned long long)rl.rlim_max, g_strerror(errno));
+    }
+}
 
 /**
  * qph_perf_set_new: an empty set for process @pid; opens nothing.
@@ -32,6 +78,8 @@ qph_perf_set_new(pid_t pid)
 
     set->pid = pid;
     set->events =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+    set->kept_leaders =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     return set;
 }
@@ -45,7 +93,9 @@ qph_perf_set_free(QphPerfSet *set)
     if (!set) {
         return;
     }
+    /* Members first: a leader's fds go last. */
     g_ptr_array_unref(set->events);
+    g_ptr_array_unref(set->kept_leaders);
     g_free(set);
 }
 
@@ -103,7 +153,46 @@ qph_perf_set_count_fds(const QphPerfSet *set)
     for (guint i = 0; i < set->events->len; i++) {
         n += qph_perf_event_get_n_threads(g_ptr_array_index(set->events, i));
     }
+    for (guint i = 0; i < set->kept_leaders->len; i++) {
+        n += qph_perf_event_get_n_threads(
+            g_ptr_array_index(set->kept_leaders, i));
+    }
     return n;
+}
+
+/* Whether an enabled event belongs to @leader's group. */
+static gboolean
+qph_perf_set_has_member(const QphPerfSet *set, const QphPerfEvent *leader)
+{
+    for (guint i = 0; i < set->events->len; i++) {
+        const QphPerfEvent *ev = g_ptr_array_index(set->events, i);
+
+        if (ev == leader || qph_perf_event_get_leader(ev) == leader) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/*
+ * Close a disabled event's fds, but for a group leader whose group still
+ * counts: closing it would end the group reads of the others, so it is
+ * kept (unreported) until the last of them is disabled.
+ */
+static void
+qph_perf_set_release(QphPerfSet *set, QphPerfEvent *ev)
+{
+    QphPerfEvent *leader = qph_perf_event_get_leader(ev);
+
+    if (qph_perf_event_is_grouped(ev) && !leader &&
+        qph_perf_set_has_member(set, ev)) {
+        g_ptr_array_add(set->kept_leaders, ev);
+        return;
+    }
+    qph_perf_event_free(ev);
+    if (leader && !qph_perf_set_has_member(set, leader)) {
+        g_ptr_array_remove(set->kept_leaders, leader);
+    }
 }
 
 /* Whether a later entry of @changes names the same event as entry @i. */
@@ -142,6 +231,108 @@ qph_perf_set_attach_all(QphPerfSet *set, QphPerfEvent *ev, GArray *tids,
     return TRUE;
 }
 
+/* Descriptors this process may still open: the soft limit minus those open. */
+static guint64
+qph_perf_set_fds_available(guint64 *limit)
+{
+    struct rlimit rl;
+    g_autoptr(GDir) dir = NULL;
+    guint64 open_fds = 0;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) {
+        *limit = G_MAXUINT64;
+        return G_MAXUINT64;
+    }
+    *limit = rl.rlim_cur;
+    dir = g_dir_open("/proc/self/fd", 0, NULL);
+    if (!dir) {
+        return G_MAXUINT64; /* cannot tell: let perf_event_open say */
+    }
+    while (g_dir_read_name(dir)) {
+        open_fds++;
+    }
+    return rl.rlim_cur > open_fds ? rl.rlim_cur - open_fds : 0;
+}
+
+/* Refuse before opening anything when @n_events on @n_threads cannot fit. */
+static gboolean
+qph_perf_set_check_budget(guint n_events, guint n_threads, GError **error)
+{
+    guint64 needed = (guint64)n_events * n_threads;
+    guint64 limit, available = qph_perf_set_fds_available(&limit);
+
+    if (available == G_MAXUINT64 ||
+        needed + QPH_PERF_SET_FD_RESERVE <= available) {
+        return TRUE;
+    }
+    g_set_error(
+        error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+        "Cannot enable %u perf event(s) on %u threads: that needs "
+        "%" G_GUINT64_FORMAT " file descriptors and the helper can open "
+        "only %" G_GUINT64_FORMAT " more (RLIMIT_NOFILE is %" G_GUINT64_FORMAT
+        ", %d kept for clients); raise the helper's "
+        "hard open file limit or enable fewer events.",
+        n_events, n_threads, needed,
+        available > QPH_PERF_SET_FD_RESERVE
+            ? available - QPH_PERF_SET_FD_RESERVE
+            : 0,
+        limit, QPH_PERF_SET_FD_RESERVE);
+    return FALSE;
+}
+
+/*
+ * Open every event of @prepared on every thread of the process so that,
+ * with inherit, no thread is left uncounted (see the top of the file).
+ */
+static gboolean
+qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *prepared,
+                            GError **error)
+{
+    gint64 mark = qph_threads_last_pid();
+    g_autoptr(GArray) tids = qph_threads_list(set->pid, error);
+
+    if (!tids) {
+        g_prefix_error(error, "Cannot enable perf event '%s': ",
+                       qph_perf_event_get_name(g_ptr_array_index(prepared, 0)));
+        return FALSE;
+    }
+    if (!qph_perf_set_check_budget(prepared->len, tids->len, error)) {
+        return FALSE;
+    }
+    for (guint i = 0; i < prepared->len; i++) {
+        if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i), tids,
+                                     error)) {
+            return FALSE;
+        }
+    }
+    /* Threads created before the mark but not yet listed: not inherited. */
+    for (guint round = 1; mark > 0 && round < QPH_PERF_SET_MAX_LISTINGS;
+         round++) {
+        QphPerfEvent *first = g_ptr_array_index(prepared, 0);
+        g_autoptr(GArray) now = qph_threads_list(set->pid, NULL);
+        g_autoptr(GArray) missed = g_array_new(FALSE, FALSE, sizeof(pid_t));
+
+        for (guint i = 0; now && i < now->len; i++) {
+            pid_t tid = g_array_index(now, pid_t, i);
+
+            if (tid <= mark && !qph_perf_event_has_thread(first, tid)) {
+                g_array_append_val(missed, tid);
+            }
+        }
+        /* Ids wrapped around since the mark: ids below it are new. */
+        if (missed->len == 0 || qph_threads_last_pid() < mark) {
+            break;
+        }
+        for (guint i = 0; i < prepared->len; i++) {
+            if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i),
+                                         missed, error)) {
+                return FALSE;
+            }
+        }
+    }
+    return TRUE;
+}
+
 /**
  * qph_perf_set_update: enable and disable events, all or nothing.
  *
@@ -157,7 +348,6 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
 {
     g_autoptr(GPtrArray) prepared =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
-    g_autoptr(GArray) tids = NULL;
 
     for (guint i = 0; i < n; i++) {
         if (!changes[i].name) {
@@ -182,21 +372,29 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         g_ptr_array_add(prepared, ev);
     }
 
-    /* 2. Open them on every current thread. */
-    if (prepared->len > 0) {
-        tids = qph_threads_list(set->pid, error);
-        if (!tids) {
-            g_prefix_error(
-                error, "Cannot enable perf event '%s': ",
-                qph_perf_event_get_name(g_ptr_array_index(prepared, 0)));
-            return FALSE;
+    /* Software events enabled together share a group per thread: one
+     * read() per thread for all of them (see docs/performance.md). */
+    {
+        QphPerfEvent *leader = NULL;
+        guint members = 0;
+
+        for (guint i = 0; i < prepared->len; i++) {
+            QphPerfEvent *ev = g_ptr_array_index(prepared, i);
+
+            if (leader && members < QPH_PERF_GROUP_MAX &&
+                qph_perf_event_join_group(ev, leader)) {
+                members++;
+            } else if (qph_perf_event_join_group(ev, NULL)) {
+                leader = ev;
+                members = 1;
+            }
         }
     }
-    for (guint i = 0; i < prepared->len; i++) {
-        if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i), tids,
-                                     error)) {
-            return FALSE;
-        }
+
+    /* 2. Open them on every thread. */
+    if (prepared->len > 0 &&
+        !qph_perf_set_attach_process(set, prepared, error)) {
+        return FALSE;
     }
 
     /* 3. Nothing can fail from here on: commit. */
@@ -208,7 +406,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         }
         at = qph_perf_set_find(set, changes[i].name);
         if (at >= 0) {
-            g_ptr_array_remove_index(set->events, (guint)at);
+            qph_perf_set_release(
+                set, g_ptr_array_steal_index(set->events, (guint)at));
         }
     }
     while (prepared->len > 0) {
@@ -217,35 +416,10 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     return TRUE;
 }
 
-/* Binary search in a sorted GArray of pid_t. */
-static gboolean
-qph_perf_set_tids_contain(GArray *tids, pid_t tid)
-{
-    guint lo = 0, hi = tids->len;
-
-    while (lo < hi) {
-        guint mid = lo + (hi - lo) / 2;
-        pid_t t = g_array_index(tids, pid_t, mid);
-
-        if (t == tid) {
-            return TRUE;
-        }
-        if (t < tid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return FALSE;
-}
-
 /**
- * qph_perf_set_rescan: follow the process's threads.
+ * qph_perf_set_rescan: note which counted threads have exited.
  *
- * Retires (keeping the final count) every counted thread that is gone and
- * attaches every enabled event to every new thread; a thread is never
- * counted twice.  Not all-or-nothing: it does all it can and returns the
- * first failure in @error.  With nothing enabled it reads nothing.
+ * With nothing enabled it reads nothing.
  */
 gboolean
 qph_perf_set_rescan(QphPerfSet *set, GError **error)
@@ -263,56 +437,90 @@ qph_perf_set_rescan(QphPerfSet *set, GError **error)
  * qph_perf_set_rescan_tids - qph_perf_set_rescan() with the thread list
  * @set: the set
  * @tids: the process's threads, sorted, as qph_threads_list() gives them
- * @error: the first failure
+ * @error: unused (kept for callers); never set
  *
- * For a caller that lists the threads anyway (once per query, not twice).
+ * Marks counted threads that are no longer listed as exited.  Nothing is
+ * attached: threads created since enabling are counted by inheritance.
  */
 gboolean
 qph_perf_set_rescan_tids(QphPerfSet *set, GArray *tids, GError **error)
 {
-    g_autoptr(GError) first = NULL;
-
     for (guint e = 0; e < set->events->len; e++) {
         QphPerfEvent *ev = g_ptr_array_index(set->events, e);
-        guint i = qph_perf_event_get_n_threads(ev);
+        guint n = qph_perf_event_get_n_threads(ev);
 
-        while (i-- > 0) {
+        for (guint i = 0; i < n; i++) {
             pid_t tid = qph_perf_event_get_thread(ev, i);
-            g_autoptr(GError) local = NULL;
 
-            if (!qph_perf_set_tids_contain(tids, tid) &&
-                !qph_perf_event_retire(ev, tid, &local) && !first) {
-                first = g_steal_pointer(&local);
+            if (!qph_threads_contain(tids, tid)) {
+                qph_perf_event_mark_exited(ev, tid);
             }
         }
-        for (i = 0; i < tids->len; i++) {
-            pid_t tid = g_array_index(tids, pid_t, i);
-            g_autoptr(GError) local = NULL;
-
-            if (qph_perf_event_has_thread(ev, tid) ||
-                qph_perf_event_attach(ev, tid, &local) ||
-                !qph_threads_exists(set->pid, tid)) {
-                continue;
-            }
-            if (!first) {
-                first = g_steal_pointer(&local);
-            }
-        }
-    }
-    if (first) {
-        g_propagate_error(error, g_steal_pointer(&first));
-        return FALSE;
     }
     return TRUE;
 }
 
+/**
+ * qph_perf_set_is_counted: whether @tid has counters of its own (it
+ * existed when the events were enabled and has not been seen exiting).
+ */
+gboolean
+qph_perf_set_is_counted(const QphPerfSet *set, pid_t tid)
+{
+    for (guint e = 0; e < set->events->len; e++) {
+        if (qph_perf_event_has_thread(g_ptr_array_index(set->events, e), tid)) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
 #define QPH_ALIGN8(n) (((n) + 7) & ~(gsize)7)
+
+/*
+ * Read the group of enabled event @e (and every enabled event of that
+ * group) into @values, marking them @done.
+ */
+static gboolean
+qph_perf_set_read_group(QphPerfSet *set, QphPerfSetReading *r, guint e,
+                        QphPerfEventValue *values, gboolean *done,
+                        GError **error)
+{
+    QphPerfEvent *first = g_ptr_array_index(set->events, e);
+    QphPerfEvent *leader = qph_perf_event_get_leader(first)
+                               ? qph_perf_event_get_leader(first)
+                               : first;
+    QphPerfEvent *evs[QPH_PERF_GROUP_MAX];
+    QphPerfThreadValue *ths[QPH_PERF_GROUP_MAX];
+    QphPerfEventValue vals[QPH_PERF_GROUP_MAX];
+    guint at[QPH_PERF_GROUP_MAX];
+    guint n = 0;
+
+    for (guint i = e; i < set->events->len && n < QPH_PERF_GROUP_MAX; i++) {
+        QphPerfEvent *ev = g_ptr_array_index(set->events, i);
+
+        if (ev == leader || qph_perf_event_get_leader(ev) == leader) {
+            evs[n] = ev;
+            ths[n] = (QphPerfThreadValue *)r->events[i].threads;
+            at[n++] = i;
+        }
+    }
+    if (!qph_perf_group_read(leader, evs, n, vals, ths, error)) {
+        return FALSE;
+    }
+    for (guint k = 0; k < n; k++) {
+        values[at[k]] = vals[k];
+        done[at[k]] = TRUE;
+    }
+    return TRUE;
+}
 
 /**
  * qph_perf_set_read: read every enabled event on every thread.
  *
  * One allocation for the whole result (free it with g_free() or
- * qph_perf_set_reading_free()), then one read() per (event, thread).
+ * qph_perf_set_reading_free()), then one read() per (event, thread), or
+ * per (group, thread) for software events enabled together.
  * With nothing enabled the reading has no events.
  */
 QphPerfSetReading *
@@ -322,6 +530,8 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
     gsize n_th = 0, strings = 0, off_ev, off_th, off_str, size;
     QphPerfSetReading *r;
     QphPerfThreadValue *th;
+    g_autofree QphPerfEventValue *values = NULL;
+    g_autofree gboolean *done = NULL;
     char *str;
 
     for (guint e = 0; e < n_ev; e++) {
@@ -342,17 +552,42 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
     th = (QphPerfThreadValue *)((char *)r + off_th);
     str = (char *)r + off_str;
 
+    /* Where each event's per-thread values go, then its reading. */
+    for (guint e = 0; e < n_ev; e++) {
+        r->events[e].threads = th;
+        r->events[e].n_threads =
+            qph_perf_event_get_n_threads(g_ptr_array_index(set->events, e));
+        th += r->events[e].n_threads;
+    }
+    values = g_new0(QphPerfEventValue, n_ev);
+    done = g_new0(gboolean, n_ev);
     for (guint e = 0; e < n_ev; e++) {
         QphPerfEvent *ev = g_ptr_array_index(set->events, e);
-        QphPerfSetEventValue *out = &r->events[e];
-        guint n = qph_perf_event_get_n_threads(ev);
-        QphPerfEventValue v;
-        gsize len;
 
-        if (!qph_perf_event_read(ev, &v, th, n, error)) {
+        if (done[e]) {
+            continue;
+        }
+        if (!qph_perf_event_is_grouped(ev)) {
+            if (!qph_perf_event_read(ev, &values[e],
+                                     (QphPerfThreadValue *)r->events[e].threads,
+                                     r->events[e].n_threads, error)) {
+                g_free(r);
+                return NULL;
+            }
+            done[e] = TRUE;
+            continue;
+        }
+        if (!qph_perf_set_read_group(set, r, e, values, done, error)) {
             g_free(r);
             return NULL;
         }
+    }
+    for (guint e = 0; e < n_ev; e++) {
+        QphPerfEvent *ev = g_ptr_array_index(set->events, e);
+        QphPerfSetEventValue *out = &r->events[e];
+        const QphPerfEventValue *v = &values[e];
+        gsize len;
+
         out->name = str;
         len = strlen(qph_perf_event_get_name(ev)) + 1;
         memcpy(str, qph_perf_event_get_name(ev), len);
@@ -361,16 +596,15 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
         len = strlen(qph_perf_event_get_unit(ev)) + 1;
         memcpy(str, qph_perf_event_get_unit(ev), len);
         str += len;
-        out->value = v.value;
-        out->exited_value = v.exited_value;
-        out->time_enabled = v.time_enabled;
-        out->time_running = v.time_running;
-        out->n_exited = v.n_exited;
-        out->scaled = v.scaled;
+        out->value = v->value;
+        out->exited_value = v->exited_value;
+        out->time_enabled = v->time_enabled;
+        out->time_running = v->time_running;
+        out->n_exited = v->n_exited;
+        out->n_unscheduled = v->n_unscheduled;
+        out->scaled = v->scaled;
+        out->overflow = v->overflow;
         out->user_only = qph_perf_event_get_user_only(ev);
-        out->n_threads = n;
-        out->threads = th;
-        th += n;
     }
     return r;
 }

@@ -3,7 +3,8 @@
  *
  * The set belongs to the VM (the QEMU process @pid), not to a client: what
  * one client enables, every client reads.  It holds one QphPerfEvent per
- * enabled name, each attached to every thread of the process.  Enabling
+ * enabled name, opened with inherit on every thread the process had when
+ * it was enabled, which makes it follow every thread created later.  Enabling
  * is all-or-nothing; with nothing enabled the set holds no fd at all.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -27,15 +28,17 @@ typedef struct {
 typedef struct {
     const char *name;
     const char *unit;     /* "count", "ns", "bytes" */
-    guint64 value;        /* sum of threads[].value + exited_value */
-    guint64 exited_value; /* final values of threads that exited */
-    guint64 time_enabled; /* sum over threads, exited ones included */
+    guint64 value;        /* sum of threads[].value (saturating) */
+    guint64 exited_value; /* the part of it in threads[] marked exited */
+    guint64 time_enabled; /* sum over threads[] */
     guint64 time_running;
     guint n_exited;
-    gboolean scaled;    /* some value was scaled for multiplexing */
-    gboolean user_only; /* kernel code not counted (no privilege for it) */
+    guint n_unscheduled; /* threads[] enabled but never on a counter */
+    gboolean scaled;     /* some value was scaled for multiplexing */
+    gboolean overflow;   /* a sum passed 2^64 - 1 and was saturated */
+    gboolean user_only;  /* kernel code not counted (no privilege for it) */
     guint n_threads;
-    const QphPerfThreadValue *threads; /* ascending tid */
+    const QphPerfThreadValue *threads; /* ascending tid, one per fd */
 } QphPerfSetEventValue;
 
 /* Everything a read returns, in one allocation: free with g_free(). */
@@ -43,6 +46,10 @@ typedef struct {
     guint n_events;
     QphPerfSetEventValue *events; /* in the order they were enabled */
 } QphPerfSetReading;
+
+/* Raise the soft RLIMIT_NOFILE to the hard one (once, at start-up,
+ * after QEMU is launched so it keeps its own limit). */
+void qph_perf_set_raise_fd_limit(void);
 
 QphPerfSet *qph_perf_set_new(pid_t pid);
 void qph_perf_set_free(QphPerfSet *set);
@@ -59,6 +66,7 @@ gboolean qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes,
 gboolean qph_perf_set_rescan(QphPerfSet *set, GError **error);
 gboolean qph_perf_set_rescan_tids(QphPerfSet *set, GArray *tids,
                                   GError **error);
+gboolean qph_perf_set_is_counted(const QphPerfSet *set, pid_t tid);
 QphPerfSetReading *qph_perf_set_read(QphPerfSet *set, GError **error);
 
 void qph_perf_set_reading_free(QphPerfSetReading *reading);

@@ -3,11 +3,21 @@
  *
  * A name becomes a perf_event_attr through libpfm4 only (catalog names via
  * their libpfm4 string), so "any event" means any event libpfm4 knows for
- * this host.  Counters are opened per thread (pid = tid, cpu = -1, never
- * inherit): a VM's threads mostly exist before the helper starts, and one
- * fd per (event, thread) is what makes per-vCPU values and exact retiring
- * possible.  Each fd reads {value, time_enabled, time_running}, so values
- * of multiplexed hardware counters are scaled the way perf-stat does.
+ * this host.  Counters are opened per thread (pid = tid, cpu = -1) on the
+ * threads that exist when the event is enabled, with `inherit`: the kernel
+ * then counts every thread a counted thread creates later (and their
+ * descendants) into the creator's counter, live ones summed at read time,
+ * exited ones folded in.  One fd per (event, thread that existed at
+ * enable) thus follows the whole process, threads that start and end
+ * between two reads included, with no rescan and no timer.  An fd is kept
+ * after its thread exits (closing it would drop the descendants still
+ * counting into it) until the event is disabled; such a thread is marked
+ * exited and its value reported apart.  Each fd reads {value,
+ * time_enabled, time_running}, so values of multiplexed hardware counters
+ * are scaled the way perf-stat does.
+ *
+ * Sums saturate at 2^64 - 1 and say so (overflow); a counter that never
+ * ran (time_running 0 while enabled) is reported as unscheduled, not as 0.
  *
  * Privileges: with kernel.perf_event_paranoid 2 an unprivileged user may
  * count its own threads in user space only.  An event that would count
@@ -29,6 +39,7 @@
 #include <perfmon/pfmlib_perf_event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,6 +55,9 @@
 typedef struct {
     pid_t tid;
     int fd;
+    guint64 id;      /* the kernel's id of the counter (PERF_EVENT_IOC_ID) */
+    gboolean exited; /* the thread is gone; the fd may still count its
+                      * descendants */
 } QphPerfThread;
 
 /* What read() returns with TOTAL_TIME_ENABLED|TOTAL_TIME_RUNNING. */
@@ -60,13 +74,23 @@ struct _QphPerfEvent {
     struct perf_event_attr attr;
     gboolean user_only;
     GArray *threads; /* QphPerfThread, sorted by tid */
-    /* Retired threads: their final (scaled) values, summed. */
-    guint64 exited_value;
-    guint64 exited_enabled;
-    guint64 exited_running;
-    guint n_exited;
-    gboolean exited_scaled;
+    guint n_exited;  /* threads[] marked exited */
+    /* A group (see qph_perf_event_join_group()): the leader, or NULL;
+     * grouped events read PERF_FORMAT_GROUP. */
+    QphPerfEvent *leader;
+    gboolean grouped;
 };
+
+/* What read() returns with PERF_FORMAT_GROUP|ID and the two times. */
+typedef struct {
+    guint64 nr;
+    guint64 time_enabled;
+    guint64 time_running;
+    struct {
+        guint64 value;
+        guint64 id;
+    } values[QPH_PERF_GROUP_MAX];
+} QphPerfGroupBuf;
 
 static QphPerfTestHooks qph_perf_hooks;
 
@@ -363,7 +387,11 @@ qph_perf_event_new(const char *name, GError **error)
     ev->attr.read_format =
         PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
     ev->attr.disabled = 0;
-    ev->attr.inherit = 0;
+    /* Threads created later count into their creator's fd; processes
+     * QEMU forks (exec: migration, helpers it spawns) do not: they are
+     * not QEMU's CPU time.  inherit_thread needs Linux 5.13; see open. */
+    ev->attr.inherit = 1;
+    ev->attr.inherit_thread = 1;
     ev->attr.sample_period = 0;
     ev->attr.sample_type = 0;
     ev->attr.freq = 0;
@@ -573,9 +601,10 @@ qph_perf_open_error(const QphPerfEvent *ev, pid_t tid, int err,
 }
 
 static int
-qph_perf_open_attr(struct perf_event_attr *attr, pid_t tid, int *err)
+qph_perf_open_attr(struct perf_event_attr *attr, pid_t tid, int group_fd,
+                   int *err)
 {
-    int fd = qph_perf_sys_open(attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    int fd = qph_perf_sys_open(attr, tid, -1, group_fd, PERF_FLAG_FD_CLOEXEC);
 
     *err = fd < 0 ? errno : 0;
     return fd;
@@ -589,11 +618,11 @@ qph_perf_open_attr(struct perf_event_attr *attr, pid_t tid, int *err)
  * attempt excluded the kernel (for the error message).
  */
 static int
-qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err, gboolean *user_only)
+qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int group_fd, int *err,
+                    gboolean *user_only)
 {
     gboolean may_switch = !ev->user_only && ev->threads->len == 0 &&
-                          ev->n_exited == 0 && !ev->attr.exclude_kernel &&
-                          !ev->attr.exclude_user;
+                          !ev->attr.exclude_kernel && !ev->attr.exclude_user;
     gboolean to_user = may_switch && !qph_perf_kernel_counting_allowed();
     struct perf_event_attr attr = ev->attr;
     int fd;
@@ -602,13 +631,22 @@ qph_perf_event_open(QphPerfEvent *ev, pid_t tid, int *err, gboolean *user_only)
         attr.exclude_kernel = 1;
         attr.exclude_hv = 1;
     }
-    fd = qph_perf_open_attr(&attr, tid, err);
+    fd = qph_perf_open_attr(&attr, tid, group_fd, err);
+    if (fd < 0 && *err == EINVAL && attr.inherit_thread &&
+        ev->threads->len == 0) {
+        /* A kernel before 5.13: forked processes will be counted too. */
+        attr.inherit_thread = 0;
+        fd = qph_perf_open_attr(&attr, tid, group_fd, err);
+        if (fd >= 0) {
+            ev->attr.inherit_thread = 0;
+        }
+    }
     if (fd < 0 && may_switch && !to_user && (*err == EACCES || *err == EPERM)) {
         /* The guess was wrong (an LSM, a capability the kernel lacks). */
         to_user = TRUE;
         attr.exclude_kernel = 1;
         attr.exclude_hv = 1;
-        fd = qph_perf_open_attr(&attr, tid, err);
+        fd = qph_perf_open_attr(&attr, tid, group_fd, err);
     }
     *user_only = attr.exclude_kernel;
     if (fd >= 0 && to_user) {
@@ -631,7 +669,7 @@ qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
     QphPerfThread th;
     gboolean found, user_only;
     guint at;
-    int err;
+    int err, group_fd = -1;
 
     if (tid <= 0) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
@@ -644,15 +682,70 @@ qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
     if (found) {
         return TRUE;
     }
+    if (ev->leader) {
+        guint l = qph_perf_event_find(ev->leader, tid, &found);
+
+        if (!found) {
+            /* The leader could not be opened there: the thread is gone. */
+            return TRUE;
+        }
+        group_fd = g_array_index(ev->leader->threads, QphPerfThread, l).fd;
+    }
 
     th.tid = tid;
-    th.fd = qph_perf_event_open(ev, tid, &err, &user_only);
+    th.exited = FALSE;
+    th.id = 0;
+    th.fd = qph_perf_event_open(ev, tid, group_fd, &err, &user_only);
     if (th.fd < 0) {
+        qph_perf_open_error(ev, tid, err, user_only, error);
+        return FALSE;
+    }
+    if (ev->grouped && ioctl(th.fd, PERF_EVENT_IOC_ID, &th.id) < 0) {
+        err = errno;
+        close(th.fd);
         qph_perf_open_error(ev, tid, err, user_only, error);
         return FALSE;
     }
     g_array_insert_val(ev->threads, at, th);
     return TRUE;
+}
+
+/**
+ * qph_perf_event_join_group: count @ev in one group with @leader.
+ *
+ * Both must be software events (never multiplexed: a group is scheduled
+ * as a whole, and a hardware group larger than the PMU would never run)
+ * with no thread attached yet; @leader is attached to a thread before @ev
+ * is.  Then one read() of the leader's fd per thread returns every member
+ * (qph_perf_group_read()).  A NULL @leader makes @ev a leader.  FALSE when
+ * they cannot be grouped: nothing changes.
+ */
+gboolean
+qph_perf_event_join_group(QphPerfEvent *ev, QphPerfEvent *leader)
+{
+    QphPerfEvent *l = leader ? leader : ev;
+
+    if (ev->threads->len > 0 || l->threads->len > 0 ||
+        ev->attr.type != PERF_TYPE_SOFTWARE ||
+        l->attr.type != PERF_TYPE_SOFTWARE) {
+        return FALSE;
+    }
+    ev->leader = leader;
+    ev->grouped = TRUE;
+    ev->attr.read_format |= PERF_FORMAT_GROUP | PERF_FORMAT_ID;
+    return TRUE;
+}
+
+gboolean
+qph_perf_event_is_grouped(const QphPerfEvent *ev)
+{
+    return ev->grouped;
+}
+
+QphPerfEvent *
+qph_perf_event_get_leader(const QphPerfEvent *ev)
+{
+    return ev->leader;
 }
 
 static gboolean
@@ -667,6 +760,55 @@ qph_perf_read_fd(int fd, QphPerfReadBuf *buf)
         errno = 0; /* short read: the counter is in an error state */
     }
     return n == (ssize_t)sizeof(*buf);
+}
+
+/* Read a group through @fd; FALSE (errno set, 0 for a short read). */
+static gboolean
+qph_perf_read_group_fd(int fd, QphPerfGroupBuf *buf)
+{
+    ssize_t n;
+
+    do {
+        n = read(fd, buf, sizeof(*buf));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return FALSE;
+    }
+    if (n < 3 * (ssize_t)sizeof(guint64) || buf->nr > QPH_PERF_GROUP_MAX ||
+        (gsize)n != (3 + 2 * buf->nr) * sizeof(guint64)) {
+        errno = 0;
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The value of counter @id in @g into @out; FALSE if it is not there. */
+static gboolean
+qph_perf_group_pick(const QphPerfGroupBuf *g, guint64 id, QphPerfReadBuf *out)
+{
+    for (guint64 k = 0; k < g->nr; k++) {
+        if (g->values[k].id == id) {
+            *out = (QphPerfReadBuf){g->values[k].value, g->time_enabled,
+                                    g->time_running};
+            return TRUE;
+        }
+    }
+    errno = 0;
+    return FALSE;
+}
+
+/* One thread's counter of @ev, grouped or not. */
+static gboolean
+qph_perf_read_thread(const QphPerfEvent *ev, const QphPerfThread *th,
+                     QphPerfReadBuf *buf)
+{
+    QphPerfGroupBuf g;
+
+    if (!ev->grouped) {
+        return qph_perf_read_fd(th->fd, buf);
+    }
+    return qph_perf_read_group_fd(th->fd, &g) &&
+           qph_perf_group_pick(&g, th->id, buf);
 }
 
 /* raw * enabled / running when the counter was multiplexed. */
@@ -698,50 +840,96 @@ qph_perf_read_error(const QphPerfEvent *ev, pid_t tid, int err, GError **error)
                 err ? g_strerror(err) : "short read");
 }
 
-/**
- * qph_perf_event_retire: a thread exited; keep its final count.
- *
- * Reads @tid's counter into the exited totals and closes its fd.  A @tid
- * that is not attached is not an error.  If the final read fails the fd
- * is closed all the same and FALSE is returned with @error set.
- */
-gboolean
-qph_perf_event_retire(QphPerfEvent *ev, pid_t tid, GError **error)
+/* @a + @b, saturating at G_MAXUINT64 (and saying so in *@overflow). */
+static guint64
+qph_perf_add(guint64 a, guint64 b, gboolean *overflow)
 {
-    QphPerfReadBuf buf;
-    QphPerfThread th;
-    gboolean found, ok, scaled;
-    guint at;
-    int err;
+    if (a > G_MAXUINT64 - b) {
+        *overflow = TRUE;
+        return G_MAXUINT64;
+    }
+    return a + b;
+}
 
-    at = qph_perf_event_find(ev, tid, &found);
+/**
+ * qph_perf_event_mark_exited: thread @tid is gone from the process.
+ *
+ * Its fd stays open: threads it created after the event was enabled count
+ * into it, and its final count is kept by the kernel.  From now on its
+ * value is reported as exited.  A @tid that is not attached, or already
+ * marked, is ignored.  Once marked, a thread stays exited: a new thread
+ * that reuses the id is counted where the kernel counts it (in its
+ * creator's fd), never in this one.
+ */
+void
+qph_perf_event_mark_exited(QphPerfEvent *ev, pid_t tid)
+{
+    gboolean found;
+    guint at = qph_perf_event_find(ev, tid, &found);
+    QphPerfThread *th;
+
     if (!found) {
-        return TRUE;
+        return;
     }
-    th = g_array_index(ev->threads, QphPerfThread, at);
-    ok = qph_perf_read_fd(th.fd, &buf);
-    err = ok ? 0 : errno;
-    close(th.fd);
-    g_array_remove_index(ev->threads, at);
-    ev->n_exited++;
-    if (!ok) {
-        qph_perf_read_error(ev, tid, err, error);
-        return FALSE;
+    th = &g_array_index(ev->threads, QphPerfThread, at);
+    if (!th->exited) {
+        th->exited = TRUE;
+        ev->n_exited++;
     }
-    ev->exited_value += qph_perf_scale(&buf, &scaled);
-    ev->exited_enabled += buf.time_enabled;
-    ev->exited_running += buf.time_running;
-    ev->exited_scaled |= scaled;
-    return TRUE;
+}
+
+/* Whether attached thread @i is marked exited. */
+gboolean
+qph_perf_event_thread_exited(const QphPerfEvent *ev, guint i)
+{
+    return i < ev->threads->len &&
+           g_array_index(ev->threads, QphPerfThread, i).exited;
+}
+
+/*
+ * Add one counter's reading @buf (thread @th) to @value and, when @out is
+ * not NULL, describe it there.
+ */
+static void
+qph_perf_account(const QphPerfThread *th, const QphPerfReadBuf *buf,
+                 QphPerfEventValue *value, QphPerfThreadValue *out)
+{
+    gboolean scaled;
+    guint64 v = qph_perf_scale(buf, &scaled);
+    gboolean unscheduled = buf->time_enabled > 0 && buf->time_running == 0;
+
+    value->value = qph_perf_add(value->value, v, &value->overflow);
+    if (th->exited) {
+        value->exited_value =
+            qph_perf_add(value->exited_value, v, &value->overflow);
+    }
+    value->time_enabled =
+        qph_perf_add(value->time_enabled, buf->time_enabled, &value->overflow);
+    value->time_running =
+        qph_perf_add(value->time_running, buf->time_running, &value->overflow);
+    value->scaled |= scaled;
+    value->n_unscheduled += unscheduled;
+    if (out) {
+        *out = (QphPerfThreadValue){
+            .tid = th->tid,
+            .value = v,
+            .raw = buf->value,
+            .time_enabled = buf->time_enabled,
+            .time_running = buf->time_running,
+            .scaled = scaled,
+            .exited = th->exited,
+            .unscheduled = unscheduled,
+        };
+    }
 }
 
 /**
  * qph_perf_event_read: read every attached thread.
  *
- * Fills @value with the totals (retired threads included) and, when
- * @threads is not NULL, up to @n_threads per-thread values in ascending
- * tid order (pass qph_perf_event_get_n_threads() entries).  One read()
- * per thread, no allocation.
+ * Fills @value with the totals and, when @threads is not NULL, up to
+ * @n_threads per-thread values in ascending tid order (pass
+ * qph_perf_event_get_n_threads() entries; exited ones say so).  One
+ * read() per fd, no allocation.
  */
 gboolean
 qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
@@ -751,36 +939,65 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
     const QphPerfThread *th = (const QphPerfThread *)ev->threads->data;
     guint n = ev->threads->len;
 
-    value->value = ev->exited_value;
-    value->exited_value = ev->exited_value;
-    value->time_enabled = ev->exited_enabled;
-    value->time_running = ev->exited_running;
-    value->n_exited = ev->n_exited;
-    value->scaled = ev->exited_scaled;
-
+    *value = (QphPerfEventValue){.n_exited = ev->n_exited};
     for (guint i = 0; i < n; i++) {
         QphPerfReadBuf buf;
-        gboolean scaled;
-        guint64 v;
 
-        if (!qph_perf_read_fd(th[i].fd, &buf)) {
+        if (!qph_perf_read_thread(ev, &th[i], &buf)) {
             qph_perf_read_error(ev, th[i].tid, errno, error);
             return FALSE;
         }
-        v = qph_perf_scale(&buf, &scaled);
-        value->value += v;
-        value->time_enabled += buf.time_enabled;
-        value->time_running += buf.time_running;
-        value->scaled |= scaled;
-        if (threads && i < n_threads) {
-            threads[i] = (QphPerfThreadValue){
-                .tid = th[i].tid,
-                .value = v,
-                .raw = buf.value,
-                .time_enabled = buf.time_enabled,
-                .time_running = buf.time_running,
-                .scaled = scaled,
-            };
+        qph_perf_account(&th[i], &buf, value,
+                         threads && i < n_threads ? &threads[i] : NULL);
+    }
+    return TRUE;
+}
+
+/**
+ * qph_perf_group_read: read the events @evs of one group, one read() of
+ * the leader's fd per thread.
+ * @leader: the group's leader (one of @evs, or kept only for the group)
+ * @evs: events whose leader is @leader (or @leader itself)
+ * @n: how many
+ * @values: @n totals
+ * @threads: @n arrays of qph_perf_event_get_n_threads() entries, or NULL
+ *
+ * The same readings as qph_perf_event_read() on each event, for a
+ * fraction of the system calls.
+ */
+gboolean
+qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs, guint n,
+                    QphPerfEventValue *values,
+                    QphPerfThreadValue *const *threads, GError **error)
+{
+    const QphPerfThread *lth = (const QphPerfThread *)leader->threads->data;
+
+    for (guint k = 0; k < n; k++) {
+        values[k] = (QphPerfEventValue){.n_exited = evs[k]->n_exited};
+    }
+    for (guint i = 0; i < leader->threads->len; i++) {
+        QphPerfGroupBuf g;
+
+        if (!qph_perf_read_group_fd(lth[i].fd, &g)) {
+            qph_perf_read_error(leader, lth[i].tid, errno, error);
+            return FALSE;
+        }
+        for (guint k = 0; k < n; k++) {
+            gboolean found;
+            guint j = qph_perf_event_find(evs[k], lth[i].tid, &found);
+            const QphPerfThread *th;
+            QphPerfReadBuf buf;
+
+            if (!found) {
+                continue; /* gone before this event was opened there */
+            }
+            th = &g_array_index(evs[k]->threads, QphPerfThread, j);
+            if (!qph_perf_group_pick(&g, th->id, &buf)) {
+                qph_perf_read_error(evs[k], th->tid, 0, error);
+                return FALSE;
+            }
+            qph_perf_account(th, &buf, &values[k],
+                             threads ? &threads[k][j] : NULL);
         }
     }
     return TRUE;

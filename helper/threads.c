@@ -3,8 +3,9 @@
  *
  * /proc/PID/task is the only complete list: a QEMU started before the
  * helper already has its vCPU and iothreads, which perf's inherit flag
- * would never see.  The list is a snapshot; threads come and go between
- * two scans, which the caller (perf-set.c) handles by rescanning.
+ * alone would never see.  The list is a snapshot; perf-set.c combines it
+ * with inherit, and with the pid namespace's last allocated id, to miss
+ * no thread created while it opens counters.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -121,6 +122,30 @@ qph_threads_get_name(pid_t pid, pid_t tid, GError **error)
 }
 
 /**
+ * qph_threads_contain: binary search in a list from qph_threads_list().
+ */
+gboolean
+qph_threads_contain(const GArray *tids, pid_t tid)
+{
+    guint lo = 0, hi = tids ? tids->len : 0;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        pid_t t = g_array_index(tids, pid_t, mid);
+
+        if (t == tid) {
+            return TRUE;
+        }
+        if (t < tid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return FALSE;
+}
+
+/**
  * qph_threads_exists: whether /proc/@pid/task/@tid exists right now.
  */
 gboolean
@@ -130,4 +155,24 @@ qph_threads_exists(pid_t pid, pid_t tid)
         g_strdup_printf("/proc/%d/task/%d", (int)pid, (int)tid);
 
     return access(path, F_OK) == 0;
+}
+
+/**
+ * qph_threads_last_pid: /proc/sys/kernel/ns_last_pid, or -1.
+ */
+gint64
+qph_threads_last_pid(void)
+{
+    g_autofree char *contents = NULL;
+    guint64 v;
+
+    if (!g_file_get_contents("/proc/sys/kernel/ns_last_pid", &contents, NULL,
+                             NULL)) {
+        return -1;
+    }
+    g_strstrip(contents);
+    if (!g_ascii_string_to_unsigned(contents, 10, 0, G_MAXINT32, &v, NULL)) {
+        return -1;
+    }
+    return (gint64)v;
 }

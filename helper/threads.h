@@ -21,5 +21,14 @@ GArray *qph_threads_list(pid_t pid, GError **error);
 /* The name of thread @tid of process @pid without the trailing newline. */
 char *qph_threads_get_name(pid_t pid, pid_t tid, GError **error);
 
+/* Whether @tid is in @tids, a sorted GArray of pid_t (NULL: empty). */
+gboolean qph_threads_contain(const GArray *tids, pid_t tid);
+
 /* TRUE when /proc still lists @tid as a thread of @pid. */
 gboolean qph_threads_exists(pid_t pid, pid_t tid);
+
+/*
+ * The last process id the kernel allocated in this pid namespace
+ * (/proc/sys/kernel/ns_last_pid), or -1 when it cannot be read.
+ */
+gint64 qph_threads_last_pid(void);

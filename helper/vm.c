@@ -1,13 +1,15 @@
 /*
  * vm.c: what the helper knows and counts about its one VM
  *
- * Counters cover every thread of the QEMU process.  Threads are listed from
- * /proc when a client asks (set-perf-events, query-perf-events) and right
- * after a forwarded command that may have created some (device_add,
- * object-add, ...), so no timer runs: a thread that appears is counted from
- * the moment the helper next looks, never twice (one descriptor per event
- * and thread, no inherit).  Labels for vCPUs and iothreads are asked of
- * QEMU only when the set of threads has changed since they were last asked.
+ * Counters cover every thread of the QEMU process: perf-set.c opens them
+ * with inherit on the threads that exist at enable, so threads created
+ * later count without the helper looking.  Threads are still listed from
+ * /proc when a client asks and after a forwarded command that may have
+ * changed them (device_add, object-add, ...), to note which counted
+ * threads exited and to keep resctrl's group complete; no timer runs.
+ * Queries are answered from what the helper holds and never wait on QEMU:
+ * thread labels come from /proc and from QEMU's answers cached in the
+ * background (see Labels).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -29,11 +31,16 @@ struct QphVm {
     QphResctrlMon *resctrl;
     gboolean resctrl_enabled[QPH_RESCTRL_FEATURE_LAST];
     GPtrArray *resctrl_order; /* enabled resctrl event names, in order */
-    GHashTable *labels;       /* tid -> QphThreadLabel * */
-    gboolean labels_stale;
     GPtrArray *enabled; /* QphVmEnabledEvent *, in the order enabled */
     QphVmChangedFunc changed;
     gpointer changed_data;
+    /* QEMU's last answers about threads (see Labels), NULL until asked */
+    GHashTable *qmp_labels; /* tid -> QmpLabel * */
+    GArray *qmp_seen;       /* the process's threads when they came */
+    guint64 refresh_handle; /* the refresh request in flight, or 0 */
+    gboolean refresh_again; /* something changed while it was */
+    QmpJson *refresh_cpus;  /* query-cpus-fast's return, meanwhile */
+    GHashTable *names;      /* tid -> comm of counted threads (read once) */
 };
 
 static void
@@ -52,6 +59,8 @@ label_free(QphThreadLabel *label)
     g_free(label);
 }
 
+static void vm_refresh_labels(QphVm *vm);
+
 void
 qph_vm_reading_free(QphVmReading *reading)
 {
@@ -67,6 +76,7 @@ qph_vm_reading_free(QphVmReading *reading)
         g_array_unref(reading->resctrl);
     }
     g_clear_pointer(&reading->labels, g_hash_table_unref);
+    g_clear_pointer(&reading->tids, g_array_unref);
     g_free(reading);
 }
 
@@ -82,9 +92,7 @@ qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
                                              : QPH_RESCTRL_DEFAULT_ROOT);
     vm->perf = qph_perf_set_new(pid);
     vm->resctrl_order = g_ptr_array_new_with_free_func(g_free);
-    vm->labels = g_hash_table_new_full(NULL, NULL, NULL,
-                                       (GDestroyNotify)label_free);
-    vm->labels_stale = TRUE;
+    vm->names = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     vm->enabled =
         g_ptr_array_new_with_free_func((GDestroyNotify)enabled_event_free);
     /* Groups of helpers that died are removed now, not when first needed,
@@ -102,10 +110,17 @@ qph_vm_free(QphVm *vm)
     if (!vm) {
         return;
     }
+    if (vm->refresh_handle && qph_proxy_get_upstream(vm->proxy)) {
+        qph_upstream_cancel(qph_proxy_get_upstream(vm->proxy),
+                            vm->refresh_handle);
+    }
+    g_clear_pointer(&vm->refresh_cpus, qmp_json_free);
+    g_clear_pointer(&vm->qmp_labels, g_hash_table_unref);
+    g_clear_pointer(&vm->qmp_seen, g_array_unref);
+    g_hash_table_unref(vm->names);
     g_clear_pointer(&vm->resctrl, qph_resctrl_mon_close);
     qph_perf_set_free(vm->perf);
     g_ptr_array_unref(vm->resctrl_order);
-    g_hash_table_unref(vm->labels);
     g_ptr_array_unref(vm->enabled);
     g_free(vm->resctrl_root);
     g_free(vm);
@@ -334,6 +349,12 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     if (vm_note_enabled(vm, changes, n, now) && vm->changed) {
         vm->changed(vm, vm->changed_data);
     }
+    /* New counters may be on threads that reuse an id once named. */
+    g_hash_table_remove_all(vm->names);
+    /* Labels are wanted from now on: have them before they are asked. */
+    if (qph_perf_set_get_n_events(vm->perf) > 0 && !vm->qmp_labels) {
+        vm_refresh_labels(vm);
+    }
     return TRUE;
 }
 
@@ -371,21 +392,30 @@ vm_rescan(QphVm *vm, GArray *tids)
 
 /* ---- Labels --------------------------------------------------------- */
 
+/*
+ * A thread's label comes first from its name: with debug-threads=on QEMU
+ * names vCPU threads "CPU N/KVM" (or /TCG, ...) and iothreads "IO ID".
+ * What the name cannot say (a vCPU's QOM path, an iothread id cut by the
+ * 15-byte comm limit, anything when threads are unnamed) comes from the
+ * last answers to query-cpus-fast and query-iothreads, asked in the
+ * background when a forwarded reply or event says the set of vCPUs or
+ * iothreads changed, one refresh at a time.  A query never waits for it.
+ */
+
+/* What QEMU said about a thread in its last answers. */
 typedef struct {
-    QphVm *vm;
-    gboolean labels;
-    QphVmReadDone done;
-    gpointer data;
-    QmpJson *cpus;      /* query-cpus-fast's return */
-    QmpJson *iothreads; /* query-iothreads' return */
-} ReadJob;
+    QphThreadKind kind; /* VCPU or IOTHREAD */
+    gint64 cpu_index;   /* -1 when several vCPUs share the thread */
+    char *qom_path;     /* NULL when several vCPUs share the thread */
+    char *iothread_id;
+} QmpLabel;
 
 static void
-read_job_free(ReadJob *job)
+qmp_label_free(QmpLabel *l)
 {
-    g_clear_pointer(&job->cpus, qmp_json_free);
-    g_clear_pointer(&job->iothreads, qmp_json_free);
-    g_free(job);
+    g_free(l->qom_path);
+    g_free(l->iothread_id);
+    g_free(l);
 }
 
 /* The "return" value of a reply from QEMU, or NULL. */
@@ -407,7 +437,8 @@ reply_return(const QphScannedMessage *msg)
 static gint64
 json_int(const QmpJson *obj, const char *key, gint64 def)
 {
-    const QmpJson *v = qmp_json_object_get(obj, key);
+    const QmpJson *v =
+        obj->type == QMP_JSON_OBJECT ? qmp_json_object_get(obj, key) : NULL;
 
     return v && v->type == QMP_JSON_INT ? v->i : def;
 }
@@ -416,184 +447,312 @@ json_int(const QmpJson *obj, const char *key, gint64 def)
 static const char *
 json_str(const QmpJson *obj, const char *key)
 {
-    const QmpJson *v = qmp_json_object_get(obj, key);
+    const QmpJson *v =
+        obj->type == QMP_JSON_OBJECT ? qmp_json_object_get(obj, key) : NULL;
 
     return v && v->type == QMP_JSON_STRING ? v->s : NULL;
 }
 
-/* The label of the thread whose id is @obj's "thread-id", or NULL. */
-static QphThreadLabel *
-vm_label_of(QphVm *vm, const QmpJson *obj)
+/* The QmpLabel of @obj's "thread-id", created as @kind when new. */
+static QmpLabel *
+vm_qmp_label(GHashTable *table, const QmpJson *obj, QphThreadKind kind,
+             gboolean *is_new)
 {
-    gint64 tid;
+    gint64 tid = json_int(obj, "thread-id", -1);
+    QmpLabel *l;
 
-    if (obj->type != QMP_JSON_OBJECT) {
+    *is_new = FALSE;
+    if (tid <= 0 || tid > G_MAXINT32) {
         return NULL;
     }
-    tid = json_int(obj, "thread-id", -1);
-    return tid > 0 ? g_hash_table_lookup(vm->labels, GINT_TO_POINTER(tid))
-                   : NULL;
+    l = g_hash_table_lookup(table, GINT_TO_POINTER((gint)tid));
+    if (!l) {
+        l = g_new0(QmpLabel, 1);
+        l->kind = kind;
+        l->cpu_index = -1;
+        g_hash_table_insert(table, GINT_TO_POINTER((gint)tid), l);
+        *is_new = TRUE;
+    }
+    return l;
 }
 
-static gboolean
-vm_labels_current(QphVm *vm, GArray *tids)
-{
-    if (vm->labels_stale || g_hash_table_size(vm->labels) != tids->len) {
-        return FALSE;
-    }
-    for (guint i = 0; i < tids->len; i++) {
-        if (!g_hash_table_contains(
-                vm->labels, GINT_TO_POINTER(g_array_index(tids, pid_t, i)))) {
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
+/* Replace the cached QMP labels with QEMU's answers. */
 static void
-vm_label_threads(QphVm *vm, GArray *tids, QmpJson *cpus, QmpJson *iothreads)
+vm_store_qmp_labels(QphVm *vm, const QmpJson *cpus, const QmpJson *iothreads)
 {
-    g_hash_table_remove_all(vm->labels);
-    for (guint i = 0; i < tids->len; i++) {
-        QphThreadLabel *label = g_new0(QphThreadLabel, 1);
+    GHashTable *table =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)qmp_label_free);
+    g_autoptr(GArray) tids = qph_threads_list(vm->pid, NULL);
 
-        label->tid = g_array_index(tids, pid_t, i);
-        label->kind = label->tid == vm->pid ? QPH_THREAD_MAIN_LOOP
-                                            : QPH_THREAD_OTHER;
-        label->cpu_index = -1;
-        label->name = qph_threads_get_name(vm->pid, label->tid, NULL);
-        g_hash_table_insert(vm->labels, GINT_TO_POINTER(label->tid), label);
-    }
     for (guint i = 0; cpus && cpus->type == QMP_JSON_ARRAY &&
                       i < cpus->elements->len;
          i++) {
-        QphThreadLabel *label = vm_label_of(vm, cpus->elements->pdata[i]);
+        const QmpJson *c = cpus->elements->pdata[i];
+        gboolean is_new;
+        QmpLabel *l = vm_qmp_label(table, c, QPH_THREAD_VCPU, &is_new);
 
-        if (label) {
-            label->kind = QPH_THREAD_VCPU;
-            label->cpu_index = json_int(cpus->elements->pdata[i], "cpu-index",
-                                        -1);
-            label->qom_path =
-                g_strdup(json_str(cpus->elements->pdata[i], "qom-path"));
+        if (!l) {
+            continue;
+        }
+        if (is_new) {
+            l->cpu_index = json_int(c, "cpu-index", -1);
+            l->qom_path = g_strdup(json_str(c, "qom-path"));
+        } else {
+            /* Several vCPUs on one thread (TCG thread=single): no one
+             * index or path is the thread's. */
+            l->cpu_index = -1;
+            g_clear_pointer(&l->qom_path, g_free);
         }
     }
     for (guint i = 0; iothreads && iothreads->type == QMP_JSON_ARRAY &&
                       i < iothreads->elements->len;
          i++) {
-        QphThreadLabel *label =
-            vm_label_of(vm, iothreads->elements->pdata[i]);
+        const QmpJson *t = iothreads->elements->pdata[i];
+        gboolean is_new;
+        QmpLabel *l = vm_qmp_label(table, t, QPH_THREAD_IOTHREAD, &is_new);
 
-        if (label) {
-            label->kind = QPH_THREAD_IOTHREAD;
-            label->iothread_id =
-                g_strdup(json_str(iothreads->elements->pdata[i], "id"));
+        if (l && is_new) {
+            l->iothread_id = g_strdup(json_str(t, "id"));
         }
     }
-    vm->labels_stale = FALSE;
+    g_clear_pointer(&vm->qmp_labels, g_hash_table_unref);
+    vm->qmp_labels = table;
+    /* Threads listed now and not in the answers are "other". */
+    g_clear_pointer(&vm->qmp_seen, g_array_unref);
+    vm->qmp_seen = g_steal_pointer(&tids);
 }
 
 static void
-read_job_fail(ReadJob *job, GError *error)
+vm_refresh_done(QphVm *vm, gboolean again)
 {
-    job->done(job->data, NULL, error);
-    read_job_free(job);
+    g_clear_pointer(&vm->refresh_cpus, qmp_json_free);
+    vm->refresh_handle = 0;
+    if (again && vm->refresh_again) {
+        vm_refresh_labels(vm);
+    }
 }
 
-/* Take the reading and hand it over. */
 static void
-read_job_finish(ReadJob *job)
+vm_refresh_iothreads(QphUpstream *up, const QphScannedMessage *msg,
+                     gpointer user_data)
 {
-    QphVm *vm = job->vm;
+    QphVm *vm = user_data;
+    g_autoptr(QmpJson) iothreads = NULL;
+
+    if (!msg) {
+        vm_refresh_done(vm, FALSE); /* QEMU's monitor closed */
+        return;
+    }
+    /* Machines without iothreads answer an empty list; errors are fine. */
+    iothreads = reply_return(msg);
+    vm_store_qmp_labels(vm, vm->refresh_cpus, iothreads);
+    vm_refresh_done(vm, TRUE);
+}
+
+static void
+vm_refresh_cpus(QphUpstream *up, const QphScannedMessage *msg,
+                gpointer user_data)
+{
+    QphVm *vm = user_data;
+
+    if (!msg) {
+        vm_refresh_done(vm, FALSE);
+        return;
+    }
+    vm->refresh_cpus = reply_return(msg);
+    vm->refresh_handle = qph_upstream_call(up, "query-iothreads", NULL,
+                                           vm_refresh_iothreads, vm);
+}
+
+/*
+ * Ask QEMU for vCPU and iothread labels in the background.  One refresh
+ * at a time: a change noted while one is under way asks again after it,
+ * so what is held never costs more than two requests however often
+ * things change, and a QEMU that does not answer holds one.
+ */
+static void
+vm_refresh_labels(QphVm *vm)
+{
+    QphUpstream *up = qph_proxy_get_upstream(vm->proxy);
+
+    if (vm->refresh_handle || !up) {
+        vm->refresh_again = vm->refresh_handle != 0;
+        return;
+    }
+    vm->refresh_again = FALSE;
+    vm->refresh_handle =
+        qph_upstream_call(up, "query-cpus-fast", NULL, vm_refresh_cpus, vm);
+}
+
+/* What a thread's comm says: "CPU 3/KVM", "ALL CPUs/TCG", "IO iot0". */
+static void
+label_from_name(QphThreadLabel *label, const char *main_name)
+{
+    const char *n = label->name;
+    guint64 idx;
+    const char *slash;
+
+    if (!n) {
+        return;
+    }
+    if (g_str_has_prefix(n, "CPU ") && (slash = strchr(n + 4, '/')) &&
+        slash > n + 4) {
+        g_autofree char *digits = g_strndup(n + 4, slash - (n + 4));
+
+        if (g_ascii_string_to_unsigned(digits, 10, 0, G_MAXINT32, &idx, NULL)) {
+            label->kind = QPH_THREAD_VCPU;
+            label->cpu_index = (gint64)idx;
+        }
+    } else if (g_str_has_prefix(n, "ALL CPUs/")) {
+        label->kind = QPH_THREAD_VCPU; /* single-threaded TCG: all vCPUs */
+    } else if (g_str_has_prefix(n, "IO ") && n[3]) {
+        label->kind = QPH_THREAD_IOTHREAD;
+        /* comm holds 15 bytes: a name that long may be cut. */
+        if (strlen(n) < 15) {
+            label->iothread_id = g_strdup(n + 3);
+        }
+    } else if (main_name && strcmp(n, main_name) != 0) {
+        label->kind = QPH_THREAD_OTHER; /* named by QEMU: not ours above */
+    }
+}
+
+/*
+ * The comm of @tid, read once: QEMU names a thread as it starts, and a
+ * counted thread's id is never another thread's while it is counted (an
+ * exited one is not labelled again).  An unreadable name is retried.
+ */
+static char *
+vm_thread_name(QphVm *vm, pid_t tid)
+{
+    const char *cached = g_hash_table_lookup(vm->names, GINT_TO_POINTER(tid));
+    char *name;
+
+    if (cached) {
+        return g_strdup(cached);
+    }
+    name = qph_threads_get_name(vm->pid, tid, NULL);
+    if (name) {
+        g_hash_table_insert(vm->names, GINT_TO_POINTER(tid), g_strdup(name));
+    }
+    return name;
+}
+
+/* The label of thread @tid, from its name and QEMU's cached answers. */
+static QphThreadLabel *
+vm_label(QphVm *vm, pid_t tid, const char *main_name)
+{
+    QphThreadLabel *label = g_new0(QphThreadLabel, 1);
+    const QmpLabel *q =
+        vm->qmp_labels
+            ? g_hash_table_lookup(vm->qmp_labels, GINT_TO_POINTER(tid))
+            : NULL;
+
+    label->tid = tid;
+    label->kind = QPH_THREAD_UNKNOWN;
+    label->cpu_index = -1;
+    label->name = vm_thread_name(vm, tid);
+    if (tid == vm->pid) {
+        label->kind = QPH_THREAD_MAIN_LOOP;
+        return label;
+    }
+    label_from_name(label, main_name);
+    if (label->kind == QPH_THREAD_IOTHREAD && !q &&
+        qph_threads_contain(vm->qmp_seen, tid)) {
+        /* Named "IO ..." but not an IOThread object QEMU lists (the
+         * monitor's own mon_iothread). */
+        label->kind = QPH_THREAD_OTHER;
+        g_clear_pointer(&label->iothread_id, g_free);
+    }
+    if (q && label->kind == QPH_THREAD_UNKNOWN) {
+        /* Unnamed threads: QEMU's word alone. */
+        label->kind = q->kind;
+        label->cpu_index = q->cpu_index;
+    }
+    if (q && q->kind == label->kind && label->kind == QPH_THREAD_VCPU &&
+        q->cpu_index == label->cpu_index) {
+        label->qom_path = g_strdup(q->qom_path);
+    } else if (q && q->kind == label->kind &&
+               label->kind == QPH_THREAD_IOTHREAD &&
+               (!label->iothread_id ||
+                g_strcmp0(label->iothread_id, q->iothread_id) == 0)) {
+        g_free(label->iothread_id);
+        label->iothread_id = g_strdup(q->iothread_id);
+    }
+    if (label->kind == QPH_THREAD_UNKNOWN && !q &&
+        qph_threads_contain(vm->qmp_seen, tid)) {
+        label->kind = QPH_THREAD_OTHER; /* QEMU listed it as neither */
+    }
+    return label;
+}
+
+/* Labels for every thread @perf has a live entry for. */
+static GHashTable *
+vm_labels_for(QphVm *vm, const QphPerfSetReading *perf)
+{
+    GHashTable *labels =
+        g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)label_free);
+    g_autofree char *main_name = vm_thread_name(vm, vm->pid);
+    gboolean stale = !vm->qmp_labels;
+
+    for (guint e = 0; e < perf->n_events; e++) {
+        for (guint i = 0; i < perf->events[e].n_threads; i++) {
+            const QphPerfThreadValue *t = &perf->events[e].threads[i];
+            QphThreadLabel *label;
+
+            if (t->exited ||
+                g_hash_table_contains(labels, GINT_TO_POINTER(t->tid))) {
+                continue;
+            }
+            label = vm_label(vm, t->tid, main_name);
+            stale |= !qph_threads_contain(vm->qmp_seen, t->tid);
+            g_hash_table_insert(labels, GINT_TO_POINTER(t->tid), label);
+        }
+    }
+    /* A counted thread QEMU was not asked about yet: ask, without
+     * waiting (threads created later need no label: they have no entry). */
+    if (stale) {
+        vm_refresh_labels(vm);
+    }
+    return labels;
+}
+
+/* Take the reading. */
+void
+qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
+{
     g_autoptr(QphVmReading) reading = g_new0(QphVmReading, 1);
     g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) tids = NULL;
 
-    if (job->labels && (job->cpus || job->iothreads)) {
-        g_autoptr(GArray) tids = qph_threads_list(vm->pid, NULL);
-
+    /* One listing of /proc/PID/task serves the rescan and the labels. */
+    if (labels || qph_perf_set_get_n_events(vm->perf) > 0 || vm->resctrl) {
+        tids = qph_threads_list(vm->pid, NULL);
         if (tids) {
-            vm_label_threads(vm, tids, job->cpus, job->iothreads);
+            vm_rescan(vm, tids);
         }
     }
     reading->perf = qph_perf_set_read(vm->perf, &error);
     if (!reading->perf) {
-        read_job_fail(job, g_steal_pointer(&error));
+        done(data, NULL, g_steal_pointer(&error));
         return;
     }
     reading->resctrl = g_array_new(FALSE, TRUE, sizeof(QphVmResctrlValue));
     for (guint i = 0; i < vm->resctrl_order->len; i++) {
-        QphVmResctrlValue v = { 0 };
+        QphVmResctrlValue v = {0};
 
-        qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i],
-                                       &v.feature);
-        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading,
-                                  &error)) {
+        qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i], &v.feature);
+        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading, &error)) {
             /* The group itself is unreadable: that is the query's error. */
-            read_job_fail(job, g_steal_pointer(&error));
+            done(data, NULL, g_steal_pointer(&error));
             return;
         }
         g_array_append_val(reading->resctrl, v);
     }
-    if (job->labels) {
-        reading->labels = g_hash_table_ref(vm->labels);
-    }
-    job->done(job->data, g_steal_pointer(&reading), NULL);
-    read_job_free(job);
-}
-
-static void
-read_job_iothreads(QphUpstream *up, const QphScannedMessage *msg,
-                   gpointer user_data)
-{
-    ReadJob *job = user_data;
-
-    if (!msg) {
-        read_job_fail(job, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
-                                       "QEMU's monitor closed during the "
-                                       "query."));
-        return;
-    }
-    /* Machines without iothreads answer an empty list; errors are fine. */
-    job->iothreads = reply_return(msg);
-    read_job_finish(job);
-}
-
-static void
-read_job_cpus(QphUpstream *up, const QphScannedMessage *msg,
-              gpointer user_data)
-{
-    ReadJob *job = user_data;
-
-    if (!msg) {
-        read_job_iothreads(up, NULL, job);
-        return;
-    }
-    job->cpus = reply_return(msg);
-    qph_upstream_call(up, "query-iothreads", NULL, read_job_iothreads, job);
-}
-
-void
-qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
-{
-    ReadJob *job = g_new0(ReadJob, 1);
-    g_autoptr(GArray) tids = NULL;
-
-    job->vm = vm;
-    job->labels = labels;
-    job->done = done;
-    job->data = data;
-    /* One listing of /proc/PID/task serves the rescan and the labels. */
-    if (labels || qph_perf_set_get_n_events(vm->perf) > 0 || vm->resctrl) {
-        tids = qph_threads_list(vm->pid, NULL);
-        vm_rescan(vm, tids);
-    }
     if (labels) {
-        if (!tids || !vm_labels_current(vm, tids)) {
-            qph_upstream_call(qph_proxy_get_upstream(vm->proxy),
-                              "query-cpus-fast", NULL, read_job_cpus, job);
-            return;
-        }
+        reading->labels = vm_labels_for(vm, reading->perf);
+        reading->tids = g_steal_pointer(&tids);
     }
-    read_job_finish(job);
+    done(data, g_steal_pointer(&reading), NULL);
 }
 
 /* ---- Hooks ---------------------------------------------------------- */
@@ -612,7 +771,9 @@ qph_vm_note_reply(QphVm *vm, const char *command,
         !qph_scanned_message_get(reply, "return")) {
         return;
     }
-    vm->labels_stale = TRUE;
+    if (vm->qmp_labels) {
+        vm_refresh_labels(vm);
+    }
     vm_rescan(vm, NULL);
 }
 
@@ -623,7 +784,9 @@ qph_vm_note_event(QphVm *vm, const QphScannedMessage *event)
 
     if (name && g_strstr_len(event->data + name->value_offset, name->value_len,
                              "DEVICE_DELETED")) {
-        vm->labels_stale = TRUE;
+        if (vm->qmp_labels) {
+            vm_refresh_labels(vm);
+        }
         vm_rescan(vm, NULL);
     }
 }

@@ -3,8 +3,9 @@
  *
  * The enabled perf events and resctrl monitoring belong to the VM, not to a
  * client: every client sees the same set.  Thread labels (vCPU index and
- * QOM path, iothread ids) come from QEMU through the helper's own upstream
- * requests, which no client sees.
+ * QOM path, iothread ids) come from thread names in /proc and from QEMU
+ * through the helper's own upstream requests, which no client sees, made
+ * in the background and never waited for.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -25,6 +26,7 @@ typedef enum {
     QPH_THREAD_VCPU,
     QPH_THREAD_IOTHREAD,
     QPH_THREAD_OTHER,
+    QPH_THREAD_UNKNOWN, /* its name does not say, QEMU not asked yet */
 } QphThreadKind;
 
 /* What QEMU and /proc say about one thread. */
@@ -48,6 +50,7 @@ typedef struct {
     QphPerfSetReading *perf;     /* enabled perf events */
     GArray *resctrl;             /* QphVmResctrlValue, enabled ones */
     GHashTable *labels;          /* tid -> QphThreadLabel *, or NULL */
+    GArray *tids;                /* with labels: live threads, sorted */
 } QphVmReading;
 
 void qph_vm_reading_free(QphVmReading *reading);
@@ -80,8 +83,10 @@ gboolean qph_vm_get_enabled_at(QphVm *vm, const char *name, gint64 *at);
 typedef void (*QphVmChangedFunc)(QphVm *vm, gpointer data);
 void qph_vm_set_changed_func(QphVm *vm, QphVmChangedFunc func, gpointer data);
 
-/* query-perf-events: rescans threads; with @labels, first asks QEMU for
- * vCPU and iothread labels when threads have changed since last asked. */
+/* query-perf-events: notes exited threads and reads; with @labels, labels
+ * the live counted threads from /proc and cached QEMU answers (asking QEMU
+ * again in the background when they may be stale).  @done is called
+ * before this returns: nothing waits on QEMU. */
 typedef void (*QphVmReadDone)(gpointer data, QphVmReading *reading,
                               GError *error);
 void qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done,

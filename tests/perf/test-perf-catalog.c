@@ -134,7 +134,8 @@ test_catalog_encode(gconstpointer data)
                      PERF_FORMAT_TOTAL_TIME_ENABLED |
                          PERF_FORMAT_TOTAL_TIME_RUNNING);
     g_assert_false(attr->disabled);
-    g_assert_false(attr->inherit);
+    g_assert_true(attr->inherit);        /* threads created later count too */
+    g_assert_true(attr->inherit_thread); /* forked processes do not */
     g_assert_false(attr->exclude_user);
     g_assert_false(attr->exclude_kernel);
     g_assert_cmpuint(attr->sample_period, ==, 0);

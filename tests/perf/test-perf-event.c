@@ -260,7 +260,7 @@ test_task_clock_counts(void)
     g_assert_cmpuint(th[b].value, >=, 90 * NS_PER_MS);
     g_assert_cmpuint(th[b].value, <, 5000 * NS_PER_MS);
     sum = th[0].value + th[1].value;
-    g_assert_cmpuint(v.value, ==, sum + v.exited_value);
+    g_assert_cmpuint(v.value, ==, sum);
     g_assert_cmpuint(v.exited_value, ==, 0);
     g_assert_cmpuint(v.time_enabled, ==,
                      th[0].time_enabled + th[1].time_enabled);
@@ -302,39 +302,73 @@ test_attach_twice(void)
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
 
-/* A thread that exited is retired: fd closed, final count kept. */
+/* A thread that exited keeps its fd and its count, marked exited. */
 static void
-test_retire_keeps_count(void)
+test_exited_thread_kept(void)
 {
     g_autoptr(QphPerfEvent) ev = event_new_ok("task_clock");
     g_autoptr(GError) error = NULL;
-    TestThread *t = test_thread_new("qph-retire");
+    TestThread *t = test_thread_new("qph-exits");
     pid_t tid = test_thread_get_tid(t);
-    guint fds = test_count_open_fds();
+    QphPerfThreadValue th[1];
     QphPerfEventValue v;
+    guint fds;
 
     g_assert_true(qph_perf_event_attach(ev, tid, &error));
     test_thread_spin(t, 60);
     test_thread_finish(t);
+    fds = test_count_open_fds();
 
-    g_assert_true(qph_perf_event_retire(ev, tid, &error));
-    g_assert_no_error(error);
-    g_assert_cmpuint(qph_perf_event_get_n_threads(ev), ==, 0);
-    g_assert_false(qph_perf_event_has_thread(ev, tid));
+    qph_perf_event_mark_exited(ev, tid);
+    qph_perf_event_mark_exited(ev, tid); /* twice is once */
+    qph_perf_event_mark_exited(ev, 1);   /* not attached: ignored */
+    g_assert_cmpuint(qph_perf_event_get_n_threads(ev), ==, 1);
+    g_assert_true(qph_perf_event_thread_exited(ev, 0));
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 
-    g_assert_true(qph_perf_event_read(ev, &v, NULL, 0, &error));
+    g_assert_true(qph_perf_event_read(ev, &v, th, 1, &error));
+    g_assert_no_error(error);
     g_test_message("exited thread kept %" G_GUINT64_FORMAT " ns",
                    v.exited_value);
     g_assert_cmpuint(v.exited_value, >=, 55 * NS_PER_MS);
     g_assert_cmpuint(v.value, ==, v.exited_value);
     g_assert_cmpuint(v.n_exited, ==, 1);
-    g_assert_cmpuint(v.time_enabled, >, 0);
+    g_assert_true(th[0].exited);
+    g_assert_false(th[0].unscheduled);
+    g_assert_false(v.overflow);
+}
 
-    /* Retiring an unknown thread is a no-op. */
-    g_assert_true(qph_perf_event_retire(ev, tid, &error));
-    g_assert_true(qph_perf_event_read(ev, &v, NULL, 0, &error));
-    g_assert_cmpuint(v.n_exited, ==, 1);
+/*
+ * A thread created after the counter was opened on its creator is counted
+ * in the creator's fd (perf inherit), while it runs and after it ends:
+ * no rescan, no fd of its own.
+ */
+static void
+test_inherit_counts_new_thread(void)
+{
+    g_autoptr(QphPerfEvent) ev = event_new_ok("task_clock");
+    g_autoptr(GError) error = NULL;
+    QphPerfThreadValue th[1];
+    QphPerfEventValue v;
+    TestThread *t;
+    guint fds;
+
+    g_assert_true(qph_perf_event_attach(ev, test_gettid(), &error));
+    fds = test_count_open_fds();
+    t = test_thread_new("qph-child");
+    test_thread_spin(t, 80);
+    test_thread_finish(t);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+    g_assert_cmpuint(qph_perf_event_get_n_threads(ev), ==, 1);
+
+    g_assert_true(qph_perf_event_read(ev, &v, th, 1, &error));
+    g_assert_no_error(error);
+    g_test_message("creator's fd after its child spun 80 ms: %" G_GUINT64_FORMAT
+                   " ns",
+                   th[0].value);
+    g_assert_cmpuint(th[0].value, >=, 75 * NS_PER_MS);
+    g_assert_cmpuint(v.value, ==, th[0].value);
+    g_assert_false(th[0].exited);
 }
 
 /* Every software catalog event opens and reads on this host. */
@@ -722,7 +756,9 @@ main(int argc, char **argv)
                     test_hardware_enoent_sentence);
     g_test_add_func("/perf/event/task-clock-counts", test_task_clock_counts);
     g_test_add_func("/perf/event/attach-twice", test_attach_twice);
-    g_test_add_func("/perf/event/retire-keeps-count", test_retire_keeps_count);
+    g_test_add_func("/perf/event/exited-thread-kept", test_exited_thread_kept);
+    g_test_add_func("/perf/event/inherit-counts-new-thread",
+                    test_inherit_counts_new_thread);
     g_test_add_func("/perf/event/software-catalog-counts",
                     test_software_catalog_counts);
     g_test_add_func("/perf/event/attach-gone-thread", test_attach_gone_thread);

@@ -63,17 +63,22 @@ find_thread(const QphPerfSetEventValue *ev, pid_t tid)
     return found;
 }
 
-/* value == sum of the threads + exited, for every event. */
+/* value == sum of the threads (exited ones are in threads[]), for every
+ * event; exited_value == sum of those marked exited. */
 static void
 assert_sums(const QphPerfSetReading *r)
 {
     for (guint e = 0; e < r->n_events; e++) {
-        guint64 sum = r->events[e].exited_value;
+        guint64 sum = 0, exited = 0;
 
         for (guint i = 0; i < r->events[e].n_threads; i++) {
             sum += r->events[e].threads[i].value;
+            if (r->events[e].threads[i].exited) {
+                exited += r->events[e].threads[i].value;
+            }
         }
         g_assert_cmpuint(r->events[e].value, ==, sum);
+        g_assert_cmpuint(r->events[e].exited_value, ==, exited);
     }
 }
 
@@ -118,12 +123,13 @@ test_set_enable_disable_fds(void)
     update_ok(set, on, G_N_ELEMENTS(on));
     g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
 
-    update_ok(set, off_tc, 1);
-    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    /* page_faults is a member of task_clock's group: its fds go. */
+    update_ok(set, off_pf, 1);
+    g_assert_false(qph_perf_set_is_enabled(set, "page_faults"));
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, threads);
     g_assert_cmpuint(test_count_open_fds(), ==, fds + threads);
 
-    update_ok(set, off_pf, 1);
+    update_ok(set, off_tc, 1);
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 
@@ -133,6 +139,101 @@ test_set_enable_disable_fds(void)
     /* Freeing the set closes everything too. */
     update_ok(set, on, G_N_ELEMENTS(on));
     qph_perf_set_free(g_steal_pointer(&set));
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
+}
+
+/* Event @name of reading @r, by value. */
+static guint64
+value_of(const QphPerfSetReading *r, const char *name)
+{
+    const QphPerfSetEventValue *ev = find_event(r, name);
+
+    g_assert_nonnull(ev);
+    return ev->value;
+}
+
+/* One event read on its own, fd by fd. */
+static guint64
+read_alone(const QphPerfSet *set, const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    QphPerfEventValue v;
+
+    for (guint i = 0; i < qph_perf_set_get_n_events(set); i++) {
+        QphPerfEvent *ev = (QphPerfEvent *)qph_perf_set_get_event(set, i);
+
+        if (g_str_equal(qph_perf_event_get_name(ev), name)) {
+            g_assert_true(qph_perf_event_read(ev, &v, NULL, 0, &error));
+            g_assert_no_error(error);
+            return v.value;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/*
+ * Software events enabled together are read as one group per thread:
+ * each event's value from the group read lies between two reads of that
+ * event alone (counters only grow), so no value lands on another event;
+ * disabling the group's leader keeps its fds for the others, which still
+ * read, until the last one is disabled.
+ */
+static void
+test_set_group_reads(void)
+{
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    const QphPerfChange on[] = {{"task_clock", TRUE},
+                                {"page_faults", TRUE},
+                                {"context_switches", TRUE}};
+    const QphPerfChange off_leader[] = {{"task_clock", FALSE}};
+    const QphPerfChange off_rest[] = {{"page_faults", FALSE},
+                                      {"context_switches", FALSE}};
+    const char *names[] = {"task_clock", "page_faults", "context_switches"};
+    guint threads = test_count_threads();
+    guint fds = test_count_open_fds();
+
+    update_ok(set, on, G_N_ELEMENTS(on));
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_assert_true(
+            qph_perf_event_is_grouped(qph_perf_set_get_event(set, i)));
+    }
+    test_spin_cpu_ms(20);
+    for (guint round = 0; round < 3; round++) {
+        guint64 before[3], after[3];
+        g_autoptr(QphPerfSetReading) r = NULL;
+
+        for (guint i = 0; i < 3; i++) {
+            before[i] = read_alone(set, names[i]);
+        }
+        r = read_ok(set);
+        for (guint i = 0; i < 3; i++) {
+            after[i] = read_alone(set, names[i]);
+        }
+        assert_sums(r);
+        for (guint i = 0; i < 3; i++) {
+            g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
+            g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
+        }
+        g_assert_cmpuint(value_of(r, "task_clock"), >=, 15 * NS_PER_MS);
+        test_spin_cpu_ms(5);
+    }
+
+    update_ok(set, off_leader, 1);
+    g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
+    g_assert_cmpuint(qph_perf_set_get_n_events(set), ==, 2);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 3 * threads);
+    {
+        g_autoptr(QphPerfSetReading) r = read_ok(set);
+
+        g_assert_cmpuint(r->n_events, ==, 2);
+        g_assert_cmpstr(r->events[0].name, ==, "page_faults");
+        g_assert_cmpstr(r->events[1].name, ==, "context_switches");
+        g_assert_cmpuint(value_of(r, "page_faults"), <=,
+                         read_alone(set, "page_faults"));
+        assert_sums(r);
+    }
+    update_ok(set, off_rest, G_N_ELEMENTS(off_rest));
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
 
@@ -263,43 +364,49 @@ test_set_read(void)
     test_thread_finish(busy);
 }
 
-/* A new thread is picked up by rescan, once. */
+/*
+ * A thread created after enabling gets no fd of its own, rescan or not:
+ * the kernel counts it in its creator's entry (here the test's main
+ * thread), while it runs and after it ends.
+ */
 static void
-test_set_rescan_new_thread(void)
+test_set_new_thread_inherited(void)
 {
     g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
     g_autoptr(GError) error = NULL;
     g_autoptr(QphPerfSetReading) r = NULL;
+    g_autoptr(QphPerfSetReading) r0 = NULL;
     const QphPerfChange on[] = {{"task_clock", TRUE}};
-    const QphPerfThreadValue *nt;
+    const QphPerfThreadValue *creator, *creator0;
     TestThread *t;
-    guint held, fds;
+    pid_t tid;
+    guint held;
 
     update_ok(set, on, 1);
     held = qph_perf_set_count_fds(set);
+    r0 = read_ok(set);
+    creator0 = find_thread(&r0->events[0], test_gettid());
+    g_assert_nonnull(creator0);
     t = test_thread_new("qph-new");
-    fds = test_count_open_fds();
+    tid = test_thread_get_tid(t);
+    test_thread_spin(t, 50);
+    test_thread_finish(t);
 
     g_assert_true(qph_perf_set_rescan(set, &error));
     g_assert_no_error(error);
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held + 1);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 1);
-    /* Again: nothing new, nothing opened twice. */
-    g_assert_true(qph_perf_set_rescan(set, &error));
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held + 1);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 1);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held);
+    g_assert_false(qph_perf_set_is_counted(set, tid));
+    g_assert_true(qph_perf_set_is_counted(set, test_gettid()));
 
-    test_thread_spin(t, 50);
     r = read_ok(set);
-    nt = find_thread(&r->events[0], test_thread_get_tid(t));
-    g_assert_nonnull(nt);
-    g_assert_cmpuint(nt->value, >=, 45 * NS_PER_MS);
-    g_assert_cmpuint(nt->value, <, 1000 * NS_PER_MS);
+    g_assert_null(find_thread(&r->events[0], tid));
+    creator = find_thread(&r->events[0], test_gettid());
+    g_assert_nonnull(creator);
+    g_assert_cmpuint(creator->value - creator0->value, >=, 45 * NS_PER_MS);
     assert_sums(r);
-    test_thread_finish(t);
 }
 
-/* A thread that exits is retired by rescan; its count stays in. */
+/* A thread that exits keeps its fd, marked exited; its count stays in. */
 static void
 test_set_rescan_exited_thread(void)
 {
@@ -310,6 +417,7 @@ test_set_rescan_exited_thread(void)
     TestThread *t = test_thread_new("qph-exits");
     pid_t tid = test_thread_get_tid(t);
     const QphPerfSetEventValue *tc;
+    const QphPerfThreadValue *et;
     guint held, fds;
 
     update_ok(set, on, G_N_ELEMENTS(on));
@@ -320,12 +428,14 @@ test_set_rescan_exited_thread(void)
 
     g_assert_true(qph_perf_set_rescan(set, &error));
     g_assert_no_error(error);
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held - 2);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds - 2);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, held);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds);
 
     r = read_ok(set);
     tc = find_event(r, "task_clock");
-    g_assert_null(find_thread(tc, tid));
+    et = find_thread(tc, tid);
+    g_assert_nonnull(et);
+    g_assert_true(et->exited);
     g_assert_cmpuint(tc->n_exited, ==, 1);
     g_test_message("exited thread kept %" G_GUINT64_FORMAT " ns",
                    tc->exited_value);
@@ -441,7 +551,9 @@ main(int argc, char **argv)
                     test_set_failure_keeps_state);
     g_test_add_func("/perf/set/names", test_set_names);
     g_test_add_func("/perf/set/read", test_set_read);
-    g_test_add_func("/perf/set/rescan-new-thread", test_set_rescan_new_thread);
+    g_test_add_func("/perf/set/group-reads", test_set_group_reads);
+    g_test_add_func("/perf/set/new-thread-inherited",
+                    test_set_new_thread_inherited);
     g_test_add_func("/perf/set/rescan-exited-thread",
                     test_set_rescan_exited_thread);
     g_test_add_func("/perf/set/gone-process", test_set_gone_process);

@@ -488,7 +488,8 @@ test_query_reply(void)
     kt = keys_of(
         g_ptr_array_index(qmp_json_object_get(e0, "threads")->elements, 1));
     g_assert_cmpstr(kt, ==,
-                    "thread-id name kind value scaled cpu-index qom-path");
+                    "thread-id name kind value scaled unscheduled cpu-index "
+                    "qom-path");
     kd = keys_of(
         g_ptr_array_index(qmp_json_object_get(e1, "domains")->elements, 1));
     g_assert_cmpstr(kd, ==, "domain status");
