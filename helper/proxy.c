@@ -57,6 +57,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* Out of descriptors: how long the listener is set aside, and how often
+ * the failure is logged at most. */
+#define QPH_PROXY_ACCEPT_RETRY_MS 250
+#define QPH_PROXY_ACCEPT_LOG_S 10
+
 struct QphProxy {
     QphProxyOptions opts;
     QphUpstream *upstream;
@@ -66,6 +71,9 @@ struct QphProxy {
     gboolean created_socket;
     char *listen_path;
     guint listen_source;
+    guint accept_retry;     /* timer while out of descriptors */
+    guint64 accept_failures; /* since the last logged one */
+    gint64 accept_logged;   /* monotonic time of that log line, or 0 */
     GHashTable *clients; /* QphClient * set */
     guint next_serial;
     GStrv qemu_commands_shadowed; /* own commands QEMU offers too */
@@ -111,6 +119,59 @@ proxy_peer_allowed(QphProxy *proxy, int fd)
     return FALSE;
 }
 
+static gboolean proxy_accept(gint fd, GIOCondition cond, gpointer data);
+
+/* Watch the listening socket again (or for the first time). */
+static void
+proxy_watch_listener(QphProxy *proxy)
+{
+    if (!proxy->listen_source && proxy->listen_fd >= 0 && !proxy->finished) {
+        proxy->listen_source =
+            g_unix_fd_add(proxy->listen_fd, G_IO_IN, proxy_accept, proxy);
+    }
+}
+
+static gboolean
+proxy_accept_retry(gpointer data)
+{
+    QphProxy *proxy = data;
+
+    proxy->accept_retry = 0;
+    proxy_watch_listener(proxy);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * accept() failed for want of a descriptor (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM).  The connection stays in the backlog and the listening socket
+ * stays readable, so watching it would spin: stop watching until a client
+ * leaves (qph_proxy_client_closed) or QPH_PROXY_ACCEPT_RETRY_MS have
+ * passed.  One log line per QPH_PROXY_ACCEPT_LOG_S at most, with how many
+ * failures it stands for.
+ */
+static void
+proxy_accept_starved(QphProxy *proxy, int err)
+{
+    gint64 now = g_get_monotonic_time();
+
+    proxy->accept_failures++;
+    if (!proxy->accept_logged ||
+        now - proxy->accept_logged >= QPH_PROXY_ACCEPT_LOG_S * G_USEC_PER_SEC) {
+        g_warning("Unable to accept a client: %s (%" G_GUINT64_FORMAT
+                  " time(s) since the last message); not accepting for "
+                  "%u ms or until a client leaves",
+                  g_strerror(err), proxy->accept_failures,
+                  QPH_PROXY_ACCEPT_RETRY_MS);
+        proxy->accept_logged = now;
+        proxy->accept_failures = 0;
+    }
+    g_clear_handle_id(&proxy->listen_source, g_source_remove);
+    if (!proxy->accept_retry) {
+        proxy->accept_retry = g_timeout_add(QPH_PROXY_ACCEPT_RETRY_MS,
+                                            proxy_accept_retry, proxy);
+    }
+}
+
 static gboolean
 proxy_accept(gint fd, GIOCondition cond, gpointer data)
 {
@@ -119,8 +180,12 @@ proxy_accept(gint fd, GIOCondition cond, gpointer data)
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (cfd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM) {
+            proxy_accept_starved(proxy, errno);
+            return G_SOURCE_REMOVE; /* listen_source is cleared */
+        }
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-            /* EMFILE and the like: keep serving those already connected. */
             g_warning("Unable to accept a client: %s", g_strerror(errno));
         }
         return G_SOURCE_CONTINUE;
@@ -218,7 +283,9 @@ proxy_listen(QphProxy *proxy, GError **error)
         return FALSE;
     }
     umask(old_umask);
-    if (listen(fd, 128) < 0 ||
+    /* A burst of connects (a fleet's exporter restarting) waits in the
+     * backlog instead of failing with EAGAIN. */
+    if (listen(fd, SOMAXCONN) < 0 ||
         (proxy->opts.socket_gid != (gid_t)-1 &&
          chown(path, (uid_t)-1, proxy->opts.socket_gid) < 0) ||
         chmod(path, proxy->opts.socket_mode) < 0) {
@@ -267,8 +334,7 @@ proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
         proxy_finish(proxy, error);
         return;
     }
-    proxy->listen_source =
-        g_unix_fd_add(proxy->listen_fd, G_IO_IN, proxy_accept, proxy);
+    proxy_watch_listener(proxy);
     g_debug("Serving QMP for QEMU pid %d", (int)proxy->qemu_pid);
 }
 
@@ -344,9 +410,8 @@ qph_proxy_free(QphProxy *proxy)
     if (!proxy) {
         return;
     }
-    if (proxy->listen_source) {
-        g_source_remove(proxy->listen_source);
-    }
+    g_clear_handle_id(&proxy->listen_source, g_source_remove);
+    g_clear_handle_id(&proxy->accept_retry, g_source_remove);
     if (proxy->created_socket) {
         unlink(proxy->listen_path);
     }
@@ -403,8 +468,14 @@ qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
 {
     g_debug("Client %u disconnected", qph_client_get_serial(client));
     g_hash_table_remove(proxy->clients, client);
-    /* Called from the client's own channel callback: free it afterwards. */
+    /* Called from the client's own channel callback: free it afterwards
+     * (its descriptor is closed by then).  A listener set aside for want
+     * of descriptors is watched again once it is. */
     g_idle_add(proxy_free_client_idle, client);
+    if (proxy->accept_retry) {
+        g_clear_handle_id(&proxy->accept_retry, g_source_remove);
+        proxy->accept_retry = g_timeout_add(0, proxy_accept_retry, proxy);
+    }
 }
 
 gboolean
