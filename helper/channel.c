@@ -406,6 +406,13 @@ qph_channel_write_bytes(QphChannel *ch, GBytes *bytes)
 }
 
 void
+qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
+                            guint n_fds)
+{
+    channel_enqueue(ch, g_bytes_ref(bytes), fds, n_fds);
+}
+
+void
 qph_channel_set_reading(QphChannel *ch, gboolean reading)
 {
     if (ch->reading == reading) {

@@ -46,6 +46,9 @@ int qph_channel_get_fd(QphChannel *ch);
 void qph_channel_write(QphChannel *ch, const char *buf, gsize len, int *fds,
                        guint n_fds);
 void qph_channel_write_bytes(QphChannel *ch, GBytes *bytes);
+/* Both: @bytes referenced, not copied (a large request is not doubled). */
+void qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
+                                 guint n_fds);
 
 /* Bytes queued and not yet accepted by the kernel. */
 gsize qph_channel_get_queued(const QphChannel *ch);

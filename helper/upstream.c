@@ -32,15 +32,18 @@ typedef enum {
 } UpstreamState;
 
 typedef struct {
+    guint64 id;
     QphUpstreamReplyFunc cb; /* NULL once cancelled */
     gpointer user_data;
     gboolean fair;           /* a client's in-band request (see Fairness) */
+    gboolean inband;         /* not exec-oob: answered in order */
+    gboolean idless;         /* sent without the helper's id (see below) */
 } Pending;
 
 /* A request not sent yet: waiting for its turn, or held back behind a
- * descriptor barrier (see qph_upstream_forward). */
+ * barrier (see upstream_submit). */
 typedef struct {
-    guint64 id;
+    Pending *p; /* owned by the pending table */
     GBytes *bytes;
     int *fds;
     guint n_fds;
@@ -64,8 +67,12 @@ struct QphUpstream {
     pid_t peer_pid;
     guint64 next_id;
     GHashTable *pending; /* guint64 id -> Pending * */
-    guint64 fd_barrier;  /* id of the unanswered request that carried fds */
+    /* The unanswered request nothing may be sent after: one that carried
+     * descriptors, or one sent without an id. */
+    guint64 barrier;
     GQueue deferred;     /* Deferred *, in the order clients sent them */
+    GQueue inband;       /* Pending * sent in-band, in the order sent */
+    Pending *idless;     /* the one request in QEMU without an id, or NULL */
 
     /* Fairness: client in-band requests sent and not answered yet (at most
      * QPH_UPSTREAM_FAIR_WINDOW), and the owners with requests waiting. */
@@ -282,55 +289,59 @@ deferred_free(Deferred *d)
     g_free(d);
 }
 
-/* Send @bytes now; a message with descriptors becomes the barrier. */
+/* Send @d now (its descriptors go to the channel); a message with
+ * descriptors or without an id becomes the barrier. */
 static void
-upstream_send(QphUpstream *up, guint64 id, GBytes *bytes, int *fds,
-              guint n_fds)
+upstream_send(QphUpstream *up, Deferred *d)
 {
-    gsize len;
-    const char *data = g_bytes_get_data(bytes, &len);
-
-    qph_channel_write(up->ch, data, len, fds, n_fds);
-    if (n_fds > 0) {
-        up->fd_barrier = id;
+    qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
+    if (d->n_fds > 0 || d->p->idless) {
+        up->barrier = d->p->id;
     }
+    d->n_fds = 0; /* the channel owns them now */
+    if (d->p->idless) {
+        up->idless = d->p;
+    }
+    if (d->p->inband) {
+        g_queue_push_tail(&up->inband, d->p);
+    }
+    deferred_free(d);
 }
 
-/* The request that carried descriptors has been answered (so QEMU has
- * taken them): send what waited behind it, up to the next one with
- * descriptors. */
+/* The barrier request has been answered (so QEMU has taken its
+ * descriptors, or its id-less answer is known to be its own): send what
+ * waited behind it, up to the next barrier. */
 static void
 upstream_release_barrier(QphUpstream *up)
 {
     Deferred *d;
 
-    up->fd_barrier = 0;
-    while (!up->fd_barrier && (d = g_queue_pop_head(&up->deferred))) {
-        upstream_send(up, d->id, d->bytes, d->fds, d->n_fds);
-        d->n_fds = 0; /* the channel owns them now */
-        deferred_free(d);
+    up->barrier = 0;
+    while (!up->barrier && (d = g_queue_pop_head(&up->deferred))) {
+        upstream_send(up, d);
     }
 }
 
 /*
- * Send @d now, or behind the descriptor barrier; @d is consumed.
+ * Send @d now, or behind the barrier; @d is consumed.
  *
  * QEMU keeps only the descriptors of the latest recvmsg() and, with OOB
  * negotiated, reads ahead of the command it is running.  So while a
  * request that carried descriptors is unanswered, nothing more is sent:
  * another client's descriptors would replace them before they are used.
- * Requests queue behind it in order.
+ * A request sent without an id (qph_upstream_prepare_forward) is a
+ * barrier too, so that at most one id-less answer is ever owed and it is
+ * known whose it is, even for exec-oob.  Requests queue behind it in
+ * order.
  */
 static void
 upstream_submit(QphUpstream *up, Deferred *d)
 {
-    if (up->fd_barrier || !g_queue_is_empty(&up->deferred)) {
+    if (up->barrier || !g_queue_is_empty(&up->deferred)) {
         g_queue_push_tail(&up->deferred, d);
         return;
     }
-    upstream_send(up, d->id, d->bytes, d->fds, d->n_fds);
-    d->n_fds = 0; /* the channel owns them now */
-    deferred_free(d);
+    upstream_send(up, d);
 }
 
 static void
@@ -384,20 +395,61 @@ upstream_enter_rotation(QphUpstream *up, Turn *t)
     }
 }
 
+/*
+ * The request an answer without the helper's id belongs to: the one sent
+ * without an id, if any (at most one is in QEMU, see upstream_submit);
+ * else, since QEMU answers in-band requests in order, the oldest in-band
+ * request in flight.  The latter only happens when QEMU rejected what it
+ * was sent before reading an id ("JSON token count limit exceeded"): the
+ * helper checks the limits first, but whatever QEMU says, no request
+ * stays in flight forever.
+ */
+static Pending *
+upstream_idless_owner(QphUpstream *up, const QphScannedMessage *msg)
+{
+    Pending *p = up->idless;
+
+    if (!p) {
+        p = g_queue_peek_head(&up->inband);
+        if (p) {
+            g_warning("QEMU answered without an id; taking it as the answer "
+                      "to the oldest request in flight (%" G_GUINT64_FORMAT
+                      "): %.*s",
+                      p->id, (int)MIN(msg->len, 200), msg->data);
+        }
+    }
+    return p;
+}
+
 static void
 upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
     gboolean found;
     guint64 id;
     g_autofree guint64 *key = NULL;
-    Pending *p;
+    Pending *p = NULL;
 
     if (up->state == UPSTREAM_GREETING) {
         upstream_handle_greeting(up, msg);
         return;
     }
     id = reply_id(msg, &found);
-    if (!found) {
+    if (found) {
+        p = g_hash_table_lookup(up->pending, &id);
+        if (!p) {
+            g_warning("Dropping a reply from QEMU with unknown id %"
+                      G_GUINT64_FORMAT, id);
+            return;
+        }
+    } else if (qph_scanned_message_get(msg, "return") ||
+               qph_scanned_message_get(msg, "error")) {
+        p = upstream_idless_owner(up, msg);
+        if (!p) {
+            g_warning("Dropping an answer from QEMU to no request: %.*s",
+                      (int)MIN(msg->len, 200), msg->data);
+            return;
+        }
+    } else {
         if (qph_scanned_message_get(msg, "event")) {
             if (up->state == UPSTREAM_READY && up->cb.event) {
                 up->cb.event(up, msg, up->opaque);
@@ -410,13 +462,14 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         return;
     }
     /* Stolen, not removed: the callback may register new requests. */
-    if (!g_hash_table_steal_extended(up->pending, &id, (gpointer *)&key,
-                                     (gpointer *)&p)) {
-        g_warning("Dropping a reply from QEMU with unknown id %" G_GUINT64_FORMAT,
-                  id);
-        return;
+    g_hash_table_steal_extended(up->pending, &p->id, (gpointer *)&key, NULL);
+    if (p->inband) {
+        g_queue_remove(&up->inband, p);
     }
-    if (id == up->fd_barrier) {
+    if (p == up->idless) {
+        up->idless = NULL;
+    }
+    if (p->id == up->barrier) {
         upstream_release_barrier(up);
     }
     if (p->fair) {
@@ -511,6 +564,8 @@ upstream_fail_pending(QphUpstream *up)
     gpointer key, value;
     g_autoptr(GPtrArray) callbacks = g_ptr_array_new_with_free_func(g_free);
 
+    g_queue_clear(&up->inband);
+    up->idless = NULL;
     g_hash_table_iter_init(&it, up->pending);
     while (g_hash_table_iter_next(&it, &key, &value)) {
         g_ptr_array_add(callbacks, value);
@@ -555,6 +610,7 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->next_id = 1;
     up->in = g_byte_array_new();
     g_queue_init(&up->deferred);
+    g_queue_init(&up->inband);
     g_queue_init(&up->turns);
     up->owners = g_hash_table_new_full(NULL, NULL, NULL,
                                        (GDestroyNotify)turn_free);
@@ -573,6 +629,7 @@ qph_upstream_free(QphUpstream *up)
     qph_channel_free(up->ch);
     g_queue_clear_full(&up->deferred, (GDestroyNotify)deferred_free);
     g_queue_clear(&up->turns);
+    g_queue_clear(&up->inband);
     g_hash_table_destroy(up->owners);
     g_hash_table_destroy(up->pending);
     g_byte_array_unref(up->in);
@@ -606,7 +663,7 @@ qph_upstream_get_pending(QphUpstream *up)
     return g_hash_table_size(up->pending);
 }
 
-static guint64
+static Pending *
 upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
                   gpointer user_data, gboolean fair)
 {
@@ -614,11 +671,12 @@ upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
     Pending *p = g_new0(Pending, 1);
 
     *key = up->next_id++;
+    p->id = *key;
     p->cb = cb;
     p->user_data = user_data;
     p->fair = fair;
     g_hash_table_insert(up->pending, key, p);
-    return *key;
+    return p;
 }
 
 /**
@@ -648,17 +706,92 @@ qph_upstream_splice_id(GString *out, const char *msg, gsize len,
     }
 }
 
-guint64
-qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
-                     gsize len, gsize id_offset, gsize id_len, int *fds,
-                     guint n_fds, QphUpstreamReplyFunc cb, gpointer user_data)
+/* @msg without its member @id (and the comma that separated it). */
+static void
+remove_member(GString *out, const QmpMessage *msg, const QmpMessageMember *id)
 {
-    guint64 id = upstream_register(up, cb, user_data, owner != NULL);
-    g_autoptr(GString) out = g_string_sized_new(len + 32);
+    gsize start = id->key_offset, end = id->value_offset + id->value_len;
+
+    for (guint i = 0; i < msg->members->len; i++) {
+        const QmpMessageMember *m = msg->members->pdata[i];
+
+        if (m != id) {
+            continue;
+        }
+        if (i > 0) {
+            const QmpMessageMember *prev = msg->members->pdata[i - 1];
+
+            start = prev->value_offset + prev->value_len;
+        } else if (msg->members->len > 1) {
+            end = ((const QmpMessageMember *)msg->members->pdata[1])
+                      ->key_offset;
+        }
+        break;
+    }
+    g_string_append_len(out, msg->data, start);
+    g_string_append_len(out, msg->data + end, msg->len - end);
+}
+
+/**
+ * qph_upstream_prepare_forward:
+ * Append to @out what carries the client's request @msg (whose id member
+ * is @id, or NULL) to QEMU: the message with the helper's id @helper_id
+ * spliced in, if QEMU's framing would still take it whole under @limits
+ * (the splice adds up to 4 tokens and a few bytes of tokens); else the
+ * message without any id, which QEMU takes exactly as the client sent it
+ * (or with fewer tokens) and answers without an id.
+ * Returns TRUE when the helper's id was spliced in.
+ */
+gboolean
+qph_upstream_prepare_forward(GString *out, const QmpMessage *msg,
+                             const QmpMessageMember *id, guint64 helper_id,
+                             const QmpJsonLimits *limits)
+{
+    char idbuf[32];
+    guint64 digits = g_snprintf(idbuf, sizeof(idbuf), "%" G_GUINT64_FORMAT,
+                                helper_id);
+    guint64 tokens, size;
+
+    if (id) {
+        /* The id's tokens (at least one, of at least value_len bytes for
+         * a scalar, of at least "{}" for a compound) become one. */
+        gboolean scalar = id->value_type != QMP_JSON_OBJECT &&
+                          id->value_type != QMP_JSON_ARRAY;
+
+        tokens = msg->n_tokens;
+        size = msg->token_size - (scalar ? id->value_len : 2) + digits;
+    } else {
+        /* "id" : N , */
+        tokens = (guint64)msg->n_tokens + 4;
+        size = msg->token_size + 4 + 1 + digits + 1;
+    }
+    if (tokens <= limits->token_count && size < limits->token_size) {
+        qph_upstream_splice_id(out, msg->data, msg->len,
+                               id ? id->value_offset : 0,
+                               id ? id->value_len : 0, helper_id);
+        return TRUE;
+    }
+    if (id) {
+        remove_member(out, msg, id);
+    } else {
+        g_string_append_len(out, msg->data, msg->len);
+    }
+    return FALSE;
+}
+
+guint64
+qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
+                     const QmpMessageMember *id, int *fds, guint n_fds,
+                     QphUpstreamReplyFunc cb, gpointer user_data)
+{
+    Pending *p = upstream_register(up, cb, user_data, owner != NULL);
+    g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
     Deferred *d = g_new0(Deferred, 1);
 
-    qph_upstream_splice_id(out, msg, len, id_offset, id_len, id);
-    d->id = id;
+    p->inband = owner != NULL;
+    p->idless = !qph_upstream_prepare_forward(out, msg, id, p->id,
+                                              &qmp_json_qemu_limits);
+    d->p = p;
     d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
     d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
     d->n_fds = n_fds;
@@ -685,10 +818,10 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
             }
             g_queue_push_tail(&t->queue, d);
         }
-        return id;
+        return p->id;
     }
     upstream_submit(up, d);
-    return id;
+    return p->id;
 }
 
 void
@@ -705,8 +838,10 @@ qph_upstream_drop_owner(QphUpstream *up, gpointer owner)
     }
     /* Never sent: nobody waits for these ids; their descriptors close. */
     while ((d = g_queue_pop_head(&t->queue))) {
-        g_hash_table_remove(up->pending, &d->id);
+        guint64 id = d->p->id;
+
         deferred_free(d);
+        g_hash_table_remove(up->pending, &id);
     }
     g_hash_table_remove(up->owners, owner);
 }
@@ -715,20 +850,22 @@ guint64
 qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
                   QphUpstreamReplyFunc cb, gpointer user_data)
 {
-    guint64 id = upstream_register(up, cb, user_data, FALSE);
+    Pending *p = upstream_register(up, cb, user_data, FALSE);
     g_autofree char *text = NULL;
 
     if (arguments) {
         text = g_strdup_printf("{\"execute\": \"%s\", \"arguments\": %s, "
                                "\"id\": %" G_GUINT64_FORMAT "}",
-                               command, arguments, id);
+                               command, arguments, p->id);
     } else {
         text = g_strdup_printf("{\"execute\": \"%s\", \"id\": %" G_GUINT64_FORMAT
                                "}",
-                               command, id);
+                               command, p->id);
     }
     upstream_send_raw(up, text);
-    return id;
+    p->inband = TRUE;
+    g_queue_push_tail(&up->inband, p);
+    return p->id;
 }
 
 void

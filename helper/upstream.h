@@ -15,6 +15,8 @@
 #include <glib.h>
 #include <sys/types.h>
 
+#include "qmp/json-streamer.h"
+
 #define QPH_SCAN_MAX_MEMBERS 8
 
 /* One top-level member of a message QEMU sent. */
@@ -73,19 +75,20 @@ pid_t qph_upstream_get_peer_pid(QphUpstream *up);
 
 /**
  * qph_upstream_forward:
- * Send a client's message with its id replaced by the helper's own.
+ * Send a client's message @msg with its id replaced by the helper's own
+ * (see qph_upstream_prepare_forward() for when it goes without one).
  * @owner: the client session for an in-band request, which then waits for
  * its turn: at most QPH_UPSTREAM_FAIR_WINDOW of them are in QEMU at once,
  * and the next one is taken round-robin from the owners with one waiting.
  * NULL for exec-oob, which goes at once.
- * @id_offset/@id_len: the span of the client's id value in @msg, or
- * @id_len == 0 when the client sent none (then an id is added).
+ * @id: the client's id member, or NULL when the client sent none.
  * @fds: descriptors to send with the message (ownership taken; the array
  * stays the caller's).
+ * The reply given to @cb carries the helper's id, or none.
  * Returns a handle for qph_upstream_cancel().
  */
-guint64 qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
-                             gsize len, gsize id_offset, gsize id_len,
+guint64 qph_upstream_forward(QphUpstream *up, gpointer owner,
+                             const QmpMessage *msg, const QmpMessageMember *id,
                              int *fds, guint n_fds, QphUpstreamReplyFunc cb,
                              gpointer user_data);
 
