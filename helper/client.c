@@ -74,6 +74,10 @@ struct QphClient {
      * depends on its outcome: hold it (bounded by not reading meanwhile). */
     gboolean holding;
     gboolean releasing; /* inside client_release() */
+    /* Output past QPH_CLIENT_MAX_QUEUED: is the client still reading? */
+    guint stall_timer;
+    guint64 stall_sent;  /* qph_channel_get_sent() at the last progress */
+    gint64 stall_since;  /* monotonic time of that progress */
     GQueue held;      /* HeldMessage *; also requests past the in-flight
                        * limit */
 };
@@ -153,17 +157,59 @@ client_update_flow(QphClient *client)
     }
 }
 
+/* Not a graceful shutdown: that would wait for the client to read what it
+ * never reads, and keep its socket and queue forever. */
+static void
+client_disconnect_stalled(QphClient *client, const char *why)
+{
+    g_message("Client %u %s (%zu bytes queued); disconnecting it",
+              client->serial, why, qph_channel_get_queued(client->ch));
+    g_clear_handle_id(&client->stall_timer, g_source_remove);
+    qph_channel_abort(client->ch);
+}
+
+/* Every second while output is past QPH_CLIENT_MAX_QUEUED: a client that
+ * took nothing for QPH_CLIENT_STALL_S is not reading. */
+static gboolean
+client_stall_check(gpointer data)
+{
+    QphClient *client = data;
+    guint64 sent = qph_channel_get_sent(client->ch);
+    gint64 now = g_get_monotonic_time();
+
+    if (qph_channel_get_queued(client->ch) <= QPH_CLIENT_MAX_QUEUED) {
+        client->stall_timer = 0;
+        return G_SOURCE_REMOVE;
+    }
+    if (sent != client->stall_sent) {
+        client->stall_sent = sent;
+        client->stall_since = now;
+    } else if (now - client->stall_since >=
+               QPH_CLIENT_STALL_S * G_USEC_PER_SEC) {
+        client->stall_timer = 0; /* removed by returning */
+        client_disconnect_stalled(client, "has read none of its output for "
+                                          G_STRINGIFY(QPH_CLIENT_STALL_S)
+                                          " s");
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 static void
 client_write(QphClient *client, GBytes *bytes)
 {
+    gsize queued;
+
     qph_channel_write_bytes(client->ch, bytes);
-    if (qph_channel_get_queued(client->ch) > QPH_CLIENT_HARD_QUEUED) {
-        g_message("Client %u does not read its replies (%zu bytes queued); "
-                  "disconnecting it",
-                  client->serial, qph_channel_get_queued(client->ch));
-        /* Not a graceful shutdown: that would wait for the client to read
-         * what it never reads, and keep its socket and queue forever. */
-        qph_channel_abort(client->ch);
+    queued = qph_channel_get_queued(client->ch);
+    if (queued > QPH_CLIENT_HARD_QUEUED) {
+        client_disconnect_stalled(client, "does not keep up with its output");
+    } else if (queued > QPH_CLIENT_MAX_QUEUED && !client->stall_timer &&
+               !qph_channel_is_closed(client->ch)) {
+        client->stall_sent = qph_channel_get_sent(client->ch);
+        client->stall_since = g_get_monotonic_time();
+        client->stall_timer = g_timeout_add_seconds(1, client_stall_check,
+                                                    client);
     }
 }
 
@@ -770,6 +816,7 @@ qph_client_free(QphClient *client)
         slot_free(slot);
     }
     g_queue_clear_full(&client->held, (GDestroyNotify)held_free);
+    g_clear_handle_id(&client->stall_timer, g_source_remove);
     client_close_fds(client);
     qph_channel_free(client->ch);
     qmp_streamer_free(client->streamer);

@@ -23,6 +23,8 @@
 
 /* QEMU never sends more than a few MiB at once; past this, it is broken. */
 #define QPH_UPSTREAM_MAX_MESSAGE (256u << 20)
+/* A read buffer larger than this is released once its messages are done. */
+#define QPH_UPSTREAM_KEEP_BUFFER (1u << 20)
 
 typedef enum {
     UPSTREAM_GREETING,
@@ -530,6 +532,11 @@ upstream_scan(QphUpstream *up)
     }
     if (!up->in_message) {
         g_byte_array_set_size(up->in, 0);
+        if (len > QPH_UPSTREAM_KEEP_BUFFER) {
+            /* Do not keep a large reply's buffer for ever. */
+            g_byte_array_unref(up->in);
+            up->in = g_byte_array_new();
+        }
     } else if (len - up->msg_start > QPH_UPSTREAM_MAX_MESSAGE) {
         g_warning("QEMU sent a message over %u bytes; dropping the "
                   "connection", QPH_UPSTREAM_MAX_MESSAGE);

@@ -206,3 +206,54 @@ def test_requests_near_token_count_limit(rig):
         assert c.command("query-status")
         assert rig.client().command("query-status")
     probe.check("two 2,097,149-token requests")
+
+
+# -- item 4: large replies --------------------------------------------------------
+
+def read_line_big(sock, timeout=120, pause=None, pause_for=0.0):
+    """One CRLF-terminated line of any size, read as fast as possible (or,
+    with @pause, a 64 KiB read every @pause seconds for @pause_for s)."""
+    buf = bytearray()
+    sock.settimeout(timeout)
+    t0 = time.monotonic()
+    while not buf.endswith(b"\r\n"):
+        chunk = sock.recv(64 * 1024 if pause else 1 << 20)
+        if not chunk:
+            raise qmp.QMPClosed(f"closed after {len(buf)} bytes")
+        buf += chunk
+        if pause and time.monotonic() - t0 < pause_for:
+            time.sleep(pause)
+    return bytes(buf)
+
+
+XP = {"command-line": "xp /3000000xb 0"}
+
+
+def test_large_reply_reaches_reader(rig):
+    """human-monitor-command "xp /3000000xb 0" (about 22.9 MB from QEMU):
+    a client reading as fast as it can, and one that first reads 64 KiB
+    every 2 s for longer than QPH_CLIENT_STALL_S (10 s), get QEMU's answer
+    byte for byte; the helper's peak memory (VmHWM) is reported."""
+    d = rig.direct()
+    d.command("stop")  # guest memory stays as it is for both reads
+    d.send_raw(qmp.request("human-monitor-command", XP, id="xp"))
+    direct = read_line_big(d.sock)
+    print(f"\nQEMU's answer: {len(direct)} bytes")
+    assert len(direct) > 20_000_000 and direct.endswith(b'"id": "xp"}\r\n')
+    pid = rig.helper.pid
+    hwm0 = vm_hwm_kib(pid)
+    with Prober(rig) as probe:
+        c = rig.client()
+        c.send_raw(qmp.request("human-monitor-command", XP, id="xp"))
+        fast = read_line_big(c.sock)
+        hwm_fast = vm_hwm_kib(pid)
+        c.send_raw(qmp.request("human-monitor-command", XP, id="xp"))
+        slow = read_line_big(c.sock, pause=2.0, pause_for=12.0)
+    worst = probe.check("two 22.9 MB replies")
+    print(f"large reply: helper VmHWM {hwm0 // 1024} MiB before, {hwm_fast // 1024} MiB after "
+          f"one, {vm_hwm_kib(pid) // 1024} MiB after both; other client worst "
+          f"{worst * 1000:.0f} ms")
+    assert fast == direct
+    assert slow == direct
+    assert c.command("query-status")
+    d.command("cont")
