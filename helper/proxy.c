@@ -374,6 +374,14 @@ proxy_upstream_event(QphUpstream *up, const QphScannedMessage *msg,
 }
 
 static void
+proxy_upstream_failed(QphUpstream *up, const GError *error, gpointer opaque)
+{
+    g_autoptr(GError) copy = g_error_copy(error);
+
+    proxy_finish(opaque, copy);
+}
+
+static void
 proxy_upstream_closed(QphUpstream *up, gpointer opaque)
 {
     g_debug("QEMU's monitor closed");
@@ -386,6 +394,7 @@ qph_proxy_new(const QphProxyOptions *opts, int qemu_fd, pid_t qemu_pid,
 {
     static const QphUpstreamCallbacks callbacks = {
         .ready = proxy_upstream_ready,
+        .failed = proxy_upstream_failed,
         .event = proxy_upstream_event,
         .closed = proxy_upstream_closed,
     };

@@ -15,6 +15,7 @@
 
 #include "qmp/json-streamer.h"
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,10 @@ struct QphUpstream {
     GQueue turns;        /* Turn * with requests waiting, least recently
                           * served first */
     GHashTable *owners;  /* owner -> its Turn, until qph_upstream_drop_owner */
+
+    /* Until negotiated: a bound on the wait, and what the peer said. */
+    guint greeting_timer;
+    GString *early;
 
     /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
     GByteArray *in;
@@ -217,6 +222,54 @@ reply_id(const QphScannedMessage *msg, gboolean *found)
     return g_ascii_strtoull(buf, NULL, 10);
 }
 
+/* What the peer sent before negotiation, quoted for an error message. */
+static char *
+upstream_early_text(QphUpstream *up)
+{
+    g_autofree char *escaped = NULL;
+
+    if (!up->early || up->early->len == 0) {
+        return g_strdup("nothing");
+    }
+    escaped = g_strescape(up->early->str, NULL);
+    return g_strdup_printf("'%s'", escaped);
+}
+
+/* The peer is no usable QMP monitor: stop reading it, tell the owner. */
+static void G_GNUC_PRINTF(2, 3)
+upstream_fail(QphUpstream *up, const char *format, ...)
+{
+    g_autoptr(GError) error = NULL;
+    va_list ap;
+
+    if (up->state == UPSTREAM_CLOSED) {
+        return;
+    }
+    va_start(ap, format);
+    error = g_error_new_valist(G_FILE_ERROR, G_FILE_ERROR_INVAL, format,
+                               ap);
+    va_end(ap);
+    up->state = UPSTREAM_CLOSED;
+    g_clear_handle_id(&up->greeting_timer, g_source_remove);
+    qph_channel_set_reading(up->ch, FALSE);
+    if (up->cb.failed) {
+        up->cb.failed(up, error, up->opaque);
+    }
+}
+
+static gboolean
+upstream_greeting_timeout(gpointer data)
+{
+    QphUpstream *up = data;
+    g_autofree char *said = upstream_early_text(up);
+
+    up->greeting_timer = 0;
+    upstream_fail(up, "QEMU's monitor did not greet and negotiate as QMP "
+                      "within %d s (another client may hold it); it sent %s",
+                  QPH_UPSTREAM_GREETING_S, said);
+    return G_SOURCE_REMOVE;
+}
+
 static void
 upstream_send_raw(QphUpstream *up, const char *text)
 {
@@ -227,10 +280,20 @@ static void
 upstream_negotiated(QphUpstream *up, const QphScannedMessage *msg,
                     gpointer user_data)
 {
-    if (!msg || !qph_scanned_message_get(msg, "return")) {
-        g_warning("QEMU refused the helper's capabilities negotiation: %.*s",
-                  msg ? (int)msg->len : 0, msg ? msg->data : "");
+    if (!msg) {
+        return; /* closed: the owner hears of it */
+    }
+    if (!qph_scanned_message_get(msg, "return")) {
+        g_autofree char *text = g_strndup(msg->data, MIN(msg->len, 400));
+
+        upstream_fail(up, "QEMU refused the helper's capabilities "
+                          "negotiation: %s", text);
         return;
+    }
+    g_clear_handle_id(&up->greeting_timer, g_source_remove);
+    if (up->early) {
+        g_string_free(up->early, TRUE);
+        up->early = NULL;
     }
     up->state = UPSTREAM_READY;
     if (up->cb.ready) {
@@ -258,8 +321,12 @@ upstream_handle_greeting(QphUpstream *up, const QphScannedMessage *msg)
     /* QEMU ends every line with CRLF, the greeting included. */
     g_string_append(line, "\r\n");
     up->greeting = g_string_free_to_bytes(g_steal_pointer(&line));
-    if (!greeting) {
-        g_warning("QEMU's greeting is not valid JSON: %s", error_text);
+    if (!qmp || qmp->type != QMP_JSON_OBJECT) {
+        g_autofree char *text = g_strndup(msg->data, MIN(msg->len, 400));
+
+        upstream_fail(up, "QEMU's monitor is not QMP: its first message is "
+                          "not a QMP greeting: %s", text);
+        return;
     }
     for (guint i = 0; caps && caps->type == QMP_JSON_ARRAY &&
                       i < caps->elements->len;
@@ -498,6 +565,14 @@ upstream_scan(QphUpstream *up)
         char c = p[i];
 
         if (!up->in_message) {
+            if (up->state == UPSTREAM_GREETING && c != '{' && !is_space(c)) {
+                /* An HMP banner, or no monitor at all. */
+                g_autofree char *said = upstream_early_text(up);
+
+                upstream_fail(up, "QEMU's monitor is not QMP: it sent %s",
+                              said);
+                return;
+            }
             if (c == '{') {
                 up->in_message = TRUE;
                 up->msg_start = i;
@@ -528,6 +603,9 @@ upstream_scan(QphUpstream *up)
             up->in_message = FALSE;
             qph_upstream_scan_members(&msg);
             upstream_handle_message(up, &msg);
+            if (up->state == UPSTREAM_CLOSED) {
+                return; /* not a QMP monitor after all */
+            }
         }
     }
     if (!up->in_message) {
@@ -559,6 +637,12 @@ upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
     /* QEMU never sends descriptors on the monitor. */
     for (guint i = 0; i < n_fds; i++) {
         close(fds[i]);
+    }
+    if (up->state == UPSTREAM_CLOSED) {
+        return;
+    }
+    if (up->early && up->early->len < 200) {
+        g_string_append_len(up->early, buf, MIN(len, 200 - up->early->len));
     }
     g_byte_array_append(up->in, (const guint8 *)buf, len);
     upstream_scan(up);
@@ -593,6 +677,12 @@ upstream_closed(QphChannel *ch, gpointer opaque)
 {
     QphUpstream *up = opaque;
 
+    if (up->state == UPSTREAM_GREETING || up->state == UPSTREAM_NEGOTIATING) {
+        g_autofree char *said = upstream_early_text(up);
+
+        upstream_fail(up, "QEMU's monitor closed the connection before "
+                          "negotiating QMP; it sent %s", said);
+    }
     up->state = UPSTREAM_CLOSED;
     upstream_fail_pending(up);
     if (up->cb.closed) {
@@ -624,6 +714,9 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
+    up->early = g_string_new(NULL);
+    up->greeting_timer = g_timeout_add_seconds(QPH_UPSTREAM_GREETING_S,
+                                               upstream_greeting_timeout, up);
     return up;
 }
 
@@ -632,6 +725,10 @@ qph_upstream_free(QphUpstream *up)
 {
     if (!up) {
         return;
+    }
+    g_clear_handle_id(&up->greeting_timer, g_source_remove);
+    if (up->early) {
+        g_string_free(up->early, TRUE);
     }
     qph_channel_free(up->ch);
     g_queue_clear_full(&up->deferred, (GDestroyNotify)deferred_free);

@@ -51,10 +51,17 @@ typedef void (*QphUpstreamReplyFunc)(QphUpstream *up,
 
 typedef struct {
     void (*ready)(QphUpstream *up, gpointer opaque);
+    /* The peer is not a QMP monitor, refused negotiation, or sent no
+     * greeting within QPH_UPSTREAM_GREETING_S; @error says what it
+     * answered.  Nothing more is read from it. */
+    void (*failed)(QphUpstream *up, const GError *error, gpointer opaque);
     void (*event)(QphUpstream *up, const QphScannedMessage *msg,
                   gpointer opaque);
     void (*closed)(QphUpstream *up, gpointer opaque);
 } QphUpstreamCallbacks;
+
+/* How long QEMU's monitor may take to greet and negotiate. */
+#define QPH_UPSTREAM_GREETING_S 10
 
 /* Take ownership of the connected socket @fd (non-blocking is set here). */
 QphUpstream *qph_upstream_new(int fd, const QphUpstreamCallbacks *cb,

@@ -1,0 +1,113 @@
+"""An upstream that is not a QMP monitor, or will not negotiate (issue 11,
+item 7): in attach mode the helper exits with status 1 and an error that
+says what the socket answered, within QPH_UPSTREAM_GREETING_S (10 s),
+instead of waiting for ever without listening.
+
+The not-QMP monitors are real: QEMU's human monitor, and a QMP monitor
+that another client holds (QEMU greets one client at a time).  A server
+that refuses negotiation or greets with something else cannot be had from
+QEMU; a few lines of Python play it.
+"""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from rel import fc, qmp, require, short_tmp  # noqa: F401 (fixture)
+
+
+def run_helper(dir, qemu_sock, timeout=30):
+    """The helper attached to @qemu_sock: (exit status, output, seconds)."""
+    listen = str(dir / "helper.sock")
+    t0 = time.monotonic()
+    p = subprocess.run([str(fc.HELPER), "--qemu", qemu_sock, "--listen", listen],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    took = time.monotonic() - t0
+    assert not os.path.exists(listen)
+    return p.returncode, (p.stdout + p.stderr).decode(errors="replace"), took
+
+
+def test_human_monitor(short_tmp):
+    require()
+    hmp = str(short_tmp / "hmp.sock")
+    vm = fc.VM(short_tmp, extra_args=["-monitor", f"unix:{hmp},server=on,wait=off"]).start()
+    try:
+        qmp.wait_for_listening(hmp, 10, vm.proc)
+        rc, out, took = run_helper(short_tmp, hmp)
+    finally:
+        vm.kill()
+    print(f"\nHMP upstream: exit {rc} after {took:.2f} s: {out.strip()}")
+    assert rc == 1
+    assert "QEMU's monitor is not QMP: it sent 'QEMU " in out, out
+
+
+def test_monitor_held_by_another_client(short_tmp):
+    require()
+    vm = fc.VM(short_tmp).start()
+    try:
+        holder = qmp.QMPClient(vm.proxied_path)  # QEMU greets only this one
+        rc, out, took = run_helper(short_tmp, vm.proxied_path)
+        holder.close()
+    finally:
+        vm.kill()
+    print(f"\nheld monitor: exit {rc} after {took:.2f} s: {out.strip()}")
+    assert rc == 1
+    assert "did not greet and negotiate as QMP within 10 s" in out, out
+    assert "it sent nothing" in out
+
+
+class FakeMonitor:
+    """A unix socket server that answers the first connection with
+    @greeting and every request with @reply."""
+
+    def __init__(self, path, greeting, reply=None):
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.greeting, self.reply = greeting, reply
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        conn, _ = self.srv.accept()
+        with conn:
+            conn.sendall(self.greeting)
+            conn.settimeout(30)
+            try:
+                while conn.recv(4096):
+                    if self.reply:
+                        conn.sendall(self.reply)
+            except OSError:
+                pass
+
+    def close(self):
+        self.srv.close()
+
+
+GREETING = (b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, '
+            b'"package": ""}, "capabilities": []}}\r\n')
+
+
+@pytest.mark.parametrize("greeting,reply,expect", [
+    (GREETING, b'{"id": 1, "error": {"class": "GenericError", "desc": "no"}}\r\n',
+     "QEMU refused the helper's capabilities negotiation: "
+     '{"id": 1, "error": {"class": "GenericError", "desc": "no"}}'),
+    (b'{"hello": "world"}\r\n', None,
+     "its first message is not a QMP greeting: {\"hello\": \"world\"}"),
+    (b"SSH-2.0-OpenSSH_9.2\r\n", None, "QEMU's monitor is not QMP: it sent 'SSH-2.0-OpenSSH_9.2"),
+], ids=["refuses-negotiation", "json-not-qmp", "not-json"])
+def test_fake_upstream(short_tmp, greeting, reply, expect):
+    fc.require_helper_binary()
+    path = str(short_tmp / "fake.sock")
+    fake = FakeMonitor(path, greeting, reply)
+    try:
+        rc, out, took = run_helper(short_tmp, path)
+    finally:
+        fake.close()
+    print(f"\n{expect[:30]}: exit {rc} after {took:.2f} s")
+    assert rc == 1
+    assert expect in out, out
