@@ -46,6 +46,7 @@
 #include "helper/client.h"
 #include "helper/dispatch.h"
 #include "helper/introspect.h"
+#include "helper/relay.h"
 #include "helper/vm.h"
 
 #include <errno.h>
@@ -75,6 +76,7 @@ struct QphProxy {
     guint64 accept_failures; /* since the last logged one */
     gint64 accept_logged;   /* monotonic time of that log line, or 0 */
     GHashTable *clients; /* QphClient * set */
+    QphRelay *relay;     /* wrapper mode, QEMU's monitor not QMP */
     guint next_serial;
     GStrv qemu_commands_shadowed; /* own commands QEMU offers too */
     QphProxyDoneFunc done;
@@ -374,11 +376,42 @@ proxy_upstream_event(QphUpstream *up, const QphScannedMessage *msg,
 }
 
 static void
+proxy_relay_done(QphRelay *relay, gpointer opaque)
+{
+    g_debug("QEMU's monitor closed");
+    proxy_finish(opaque, NULL);
+}
+
+/*
+ * QEMU's monitor is not QMP or will not negotiate.  Attached, that is the
+ * helper's end.  In the libvirt wrapper's fd mode the helper holds the
+ * VM's only monitor: say so, and pass it through as it is.
+ */
+static void
 proxy_upstream_failed(QphUpstream *up, const GError *error, gpointer opaque)
 {
+    QphProxy *proxy = opaque;
     g_autoptr(GError) copy = g_error_copy(error);
+    g_autoptr(GBytes) replay = NULL;
+    g_autoptr(GError) listen_error = NULL;
+    int fd;
 
-    proxy_finish(opaque, copy);
+    if (proxy->opts.listen_fd < 0) {
+        proxy_finish(proxy, copy);
+        return;
+    }
+    g_warning("%s; passing QEMU's monitor through as it is, to one client "
+              "at a time, without the helper's commands", error->message);
+    fd = qph_upstream_take_fd(up, &replay);
+    if (fd < 0 || !proxy_listen(proxy, &listen_error)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        proxy_finish(proxy, listen_error ? listen_error : copy);
+        return;
+    }
+    proxy->relay = qph_relay_new(proxy->listen_fd, fd, replay,
+                                 proxy_relay_done, proxy);
 }
 
 static void
@@ -407,6 +440,8 @@ qph_proxy_new(const QphProxyOptions *opts, int qemu_fd, pid_t qemu_pid,
     proxy->opaque = opaque;
     proxy->clients = g_hash_table_new(NULL, NULL);
     proxy->upstream = qph_upstream_new(qemu_fd, &callbacks, proxy);
+    /* Under libvirt a slow QEMU is waited for; giving up helps nobody. */
+    qph_upstream_set_patient(proxy->upstream, opts->listen_fd >= 0);
     return proxy;
 }
 
@@ -433,6 +468,7 @@ qph_proxy_free(QphProxy *proxy)
         qph_client_free(client);
     }
     g_hash_table_destroy(proxy->clients);
+    g_clear_pointer(&proxy->relay, qph_relay_free);
     /* Counters and the resctrl group go before the upstream does. */
     g_clear_pointer(&proxy->vm, qph_vm_free);
     qph_upstream_free(proxy->upstream);

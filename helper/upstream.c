@@ -24,6 +24,8 @@
 
 /* QEMU never sends more than a few MiB at once; past this, it is broken. */
 #define QPH_UPSTREAM_MAX_MESSAGE (256u << 20)
+/* What a monitor sent before negotiating is kept up to this much. */
+#define QPH_UPSTREAM_RAW_MAX (64u * 1024)
 /* A read buffer larger than this is released once its messages are done. */
 #define QPH_UPSTREAM_KEEP_BUFFER (1u << 20)
 
@@ -87,7 +89,8 @@ struct QphUpstream {
 
     /* Until negotiated: a bound on the wait, and what the peer said. */
     guint greeting_timer;
-    GString *early;
+    GByteArray *raw;   /* what it sent (up to QPH_UPSTREAM_RAW_MAX bytes) */
+    gboolean patient;  /* the greeting timeout only warns */
 
     /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
     GByteArray *in;
@@ -226,12 +229,14 @@ reply_id(const QphScannedMessage *msg, gboolean *found)
 static char *
 upstream_early_text(QphUpstream *up)
 {
+    g_autofree char *text = NULL;
     g_autofree char *escaped = NULL;
 
-    if (!up->early || up->early->len == 0) {
+    if (!up->raw || up->raw->len == 0) {
         return g_strdup("nothing");
     }
-    escaped = g_strescape(up->early->str, NULL);
+    text = g_strndup((const char *)up->raw->data, MIN(up->raw->len, 200));
+    escaped = g_strescape(text, NULL);
     return g_strdup_printf("'%s'", escaped);
 }
 
@@ -264,6 +269,12 @@ upstream_greeting_timeout(gpointer data)
     g_autofree char *said = upstream_early_text(up);
 
     up->greeting_timer = 0;
+    if (up->patient) {
+        g_warning("QEMU's monitor has not greeted and negotiated as QMP "
+                  "within %d s; still waiting (it sent %s)",
+                  QPH_UPSTREAM_GREETING_S, said);
+        return G_SOURCE_REMOVE;
+    }
     upstream_fail(up, "QEMU's monitor did not greet and negotiate as QMP "
                       "within %d s (another client may hold it); it sent %s",
                   QPH_UPSTREAM_GREETING_S, said);
@@ -291,10 +302,7 @@ upstream_negotiated(QphUpstream *up, const QphScannedMessage *msg,
         return;
     }
     g_clear_handle_id(&up->greeting_timer, g_source_remove);
-    if (up->early) {
-        g_string_free(up->early, TRUE);
-        up->early = NULL;
-    }
+    g_clear_pointer(&up->raw, g_byte_array_unref);
     up->state = UPSTREAM_READY;
     if (up->cb.ready) {
         up->cb.ready(up, up->opaque);
@@ -641,8 +649,9 @@ upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
     if (up->state == UPSTREAM_CLOSED) {
         return;
     }
-    if (up->early && up->early->len < 200) {
-        g_string_append_len(up->early, buf, MIN(len, 200 - up->early->len));
+    if (up->raw && up->raw->len < QPH_UPSTREAM_RAW_MAX) {
+        g_byte_array_append(up->raw, (const guint8 *)buf,
+                            MIN(len, QPH_UPSTREAM_RAW_MAX - up->raw->len));
     }
     g_byte_array_append(up->in, (const guint8 *)buf, len);
     upstream_scan(up);
@@ -714,7 +723,7 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
-    up->early = g_string_new(NULL);
+    up->raw = g_byte_array_new();
     up->greeting_timer = g_timeout_add_seconds(QPH_UPSTREAM_GREETING_S,
                                                upstream_greeting_timeout, up);
     return up;
@@ -727,9 +736,7 @@ qph_upstream_free(QphUpstream *up)
         return;
     }
     g_clear_handle_id(&up->greeting_timer, g_source_remove);
-    if (up->early) {
-        g_string_free(up->early, TRUE);
-    }
+    g_clear_pointer(&up->raw, g_byte_array_unref);
     qph_channel_free(up->ch);
     g_queue_clear_full(&up->deferred, (GDestroyNotify)deferred_free);
     g_queue_clear(&up->turns);
@@ -981,4 +988,34 @@ qph_upstream_cancel(QphUpstream *up, guint64 handle)
         p->cb = NULL;
         p->user_data = NULL;
     }
+}
+
+void
+qph_upstream_set_patient(QphUpstream *up, gboolean patient)
+{
+    up->patient = patient;
+}
+
+/**
+ * qph_upstream_take_fd:
+ * After the failed callback: a descriptor for the monitor socket (a
+ * duplicate; the upstream reads nothing more from it) and, in @replay,
+ * what a client of it would have been sent first: QEMU's greeting if
+ * there was one, else the bytes it sent.  -1 if it cannot be had.
+ */
+int
+qph_upstream_take_fd(QphUpstream *up, GBytes **replay)
+{
+    int fd = qph_channel_is_closed(up->ch)
+                 ? -1
+                 : fcntl(qph_channel_get_fd(up->ch), F_DUPFD_CLOEXEC, 3);
+
+    if (up->greeting) {
+        *replay = g_bytes_ref(up->greeting);
+    } else if (up->raw) {
+        *replay = g_bytes_new(up->raw->data, up->raw->len);
+    } else {
+        *replay = NULL;
+    }
+    return fd;
 }

@@ -118,5 +118,11 @@ guint64 qph_upstream_call(QphUpstream *up, const char *command,
  * called. */
 void qph_upstream_cancel(QphUpstream *up, guint64 handle);
 
+/* A peer that takes more than QPH_UPSTREAM_GREETING_S to greet is only
+ * warned about (a QEMU of the libvirt wrapper may be slow to start). */
+void qph_upstream_set_patient(QphUpstream *up, gboolean patient);
+/* After a failure: the monitor socket for a plain relay (relay.c). */
+int qph_upstream_take_fd(QphUpstream *up, GBytes **replay);
+
 /* Requests sent and not yet answered. */
 guint qph_upstream_get_pending(QphUpstream *up);

@@ -111,3 +111,48 @@ def test_fake_upstream(short_tmp, greeting, reply, expect):
     print(f"\n{expect[:30]}: exit {rc} after {took:.2f} s")
     assert rc == 1
     assert expect in out, out
+
+
+def test_fd_mode_passes_a_human_monitor_through(short_tmp):
+    """In the libvirt wrapper's fd mode the helper holds the VM's only
+    monitor: one that is not QMP is logged and passed through as it is,
+    to one client at a time, instead of being lost."""
+    require()
+    hmp = str(short_tmp / "hmp.sock")
+    vm = fc.VM(short_tmp, extra_args=["-monitor", f"unix:{hmp},server=on,wait=off"]).start()
+    listen_path = str(short_tmp / "libvirt.sock")
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    proc = None
+    try:
+        qmp.wait_for_listening(hmp, 10, vm.proc)
+        lst.bind(listen_path)
+        lst.listen(8)
+        up.connect(hmp)
+        log = short_tmp / "helper.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([str(fc.HELPER), "--qemu-fd", str(up.fileno()),
+                                     "--listen-fd", str(lst.fileno())],
+                                    pass_fds=[up.fileno(), lst.fileno()],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        up.close()
+        lst.close()
+        for _ in range(2):  # one client after the other
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(10)
+            c.connect(listen_path)
+            buf = b""
+            c.sendall(b"info status\r\n")
+            while b"VM status" not in buf:
+                chunk = c.recv(4096)
+                assert chunk, buf
+                buf += chunk
+            c.close()
+            assert proc.poll() is None
+        text = log.read_text()
+        print(f"\nfd mode, HMP upstream: {text.strip()}")
+        assert "QEMU's monitor is not QMP" in text and "passing QEMU's monitor through" in text
+    finally:
+        if proc:
+            fc.kill_proc(proc)
+        vm.kill()
