@@ -739,6 +739,9 @@ client_read(QphChannel *ch, const char *buf, gsize len, int *fds, guint n_fds,
         client->n_fds = n_fds;
     }
     qmp_streamer_feed(client->streamer, buf, len);
+    /* Framing errors queue output too (QEMU answers each stray byte):
+     * past QPH_CLIENT_MAX_QUEUED the client is not read until it reads. */
+    client_update_flow(client);
 }
 
 static void

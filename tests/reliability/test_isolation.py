@@ -6,17 +6,15 @@ check that the helper stays usable for everyone else.  Measured figures
 and noted in docs/security.md, "Isolation between clients".
 """
 
-import errno
 import os
 import resource
 import signal
 import socket
-import threading
 import time
 
 import pytest
 
-from rel import SANITIZED, fc, fds, qmp, rig, shared_rig, short_tmp  # noqa: F401 (fixtures)
+from rel import Prober, fds, qmp, rig, short_tmp  # noqa: F401 (fixtures)
 
 
 def proc_cpu_seconds(pid):
@@ -33,50 +31,6 @@ def vm_hwm_kib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
-
-
-class Prober:
-    """Another client timing query-status round trips in a thread; a
-    hang shows as an error (30 s), latencies are only reported."""
-
-    def __init__(self, rig, timeout=30):
-        self.c = rig.client()
-        self.timeout = timeout
-        self.latencies = []
-        self.errors = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        i = 0
-        while not self._stop.is_set():
-            i += 1
-            t0 = time.monotonic()
-            try:
-                r = self.c.cmd("query-status", id=f"probe-{i}", timeout=self.timeout)
-                if r.get("id") != f"probe-{i}" or "return" not in r:
-                    self.errors.append(r)
-            except Exception as e:  # noqa: BLE001
-                self.errors.append(repr(e))
-                return
-            self.latencies.append(time.monotonic() - t0)
-            time.sleep(0.02)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(60)
-
-    def check(self, what):
-        assert not self.errors, f"other client failed during {what}: {self.errors[:3]}"
-        assert self.latencies, f"other client got no answer during {what}"
-        worst = max(self.latencies)
-        print(f"\n{what}: other client {len(self.latencies)} round trips, "
-              f"worst {worst * 1000:.1f} ms")
-        return worst
 
 
 # -- item 10: a burst of connects -------------------------------------------------
