@@ -78,11 +78,96 @@ def test_out_of_descriptors_does_not_spin(rig):
     has keep being served, and once one leaves a waiting one is accepted."""
     pid = rig.helper.pid
     first = rig.client()
+    with Prober(rig) as probe:
+        n_open = len(fds(pid))
+        limit = n_open + 2
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, old[1]))
+        extra = []
+        try:
+            # Fill the table: clients up to the limit are served ...
+            while len(fds(pid)) < limit:
+                extra.append(rig.client())
+            # ... the next ones wait in the backlog, accept() failing EMFILE.
+            waiting = [qmp.QMPClient(rig.helper.listen, read_greeting=False)
+                       for _ in range(3)]
+            log0 = rig.helper.log_path.stat().st_size
+            cpu0 = proc_cpu_seconds(pid)
+            time.sleep(3.0)
+            cpu = proc_cpu_seconds(pid) - cpu0
+            log = rig.helper.log_path.stat().st_size - log0
+            print(f"\nout of descriptors for 3 s: helper CPU {cpu * 1000:.0f} ms, "
+                  f"log grew {log} bytes")
+            assert cpu < 0.5, f"the helper spun: {cpu:.2f} s of CPU in 3 s"
+            assert log < 4096, f"the helper flooded its log: {log} bytes in 3 s"
+            assert first.command("query-status")
+            # A client leaves: a waiting one gets its greeting.
+            extra.pop().close()
+            line = waiting[0].read_line(timeout=10)
+            assert line.startswith(b'{"QMP"')
+            for w in waiting:
+                w.close()
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+            for c in extra:
+                c.close()
+    probe.check("out of descriptors")
+    assert rig.client().command("query-status")
+    assert b"Unable to accept a client" in rig.helper.log_path.read_bytes()
+
+
+# -- item 10: a burst of connects -------------------------------------------------
+
+def test_burst_of_300_connects(rig):
+    """300 clients connect while the helper is not scheduled (SIGSTOP): all
+    wait in the backlog (SOMAXCONN, not 128) and all get the greeting."""
+    os.kill(rig.helper.pid, signal.SIGSTOP)
+    socks, refused = [], 0
+    try:
+        for _ in range(300):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(rig.helper.listen)
+                socks.append(s)
+            except (BlockingIOError, ConnectionRefusedError):
+                refused += 1
+                s.close()
+    finally:
+        os.kill(rig.helper.pid, signal.SIGCONT)
+    try:
+        print(f"\n300 connects: {len(socks)} queued, {refused} refused")
+        assert refused == 0
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(30)
+            buf = b""
+            while b"\n" not in buf:
+                chunk = s.recv(4096)
+                assert chunk, "the helper closed a queued client"
+                buf += chunk
+            assert buf.startswith(b'{"QMP"')
+    finally:
+        for s in socks:
+            s.close()
+    assert rig.client().command("query-status")
+
+
+# -- item 5: out of descriptors ------------------------------------------------
+
+def test_out_of_descriptors_does_not_spin(rig):
+    """With accept() failing EMFILE (RLIMIT_NOFILE lowered on the helper by
+    prlimit), the helper neither spins nor floods its log; the clients it
+    has keep being served, and once one leaves a waiting one is accepted."""
+    pid = rig.helper.pid
+    first = rig.client()
+    probe = Prober(rig)
     n_open = len(fds(pid))
     limit = n_open + 2
     old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, old[1]))
     extra = []
+    probe.__enter__()
     try:
         # Fill the table: clients up to the limit are served ...
         while len(fds(pid)) < limit:
@@ -106,9 +191,11 @@ def test_out_of_descriptors_does_not_spin(rig):
         for w in waiting:
             w.close()
     finally:
+        probe.__exit__(None, None, None)
         resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
         for c in extra:
             c.close()
+    probe.check("out of descriptors")
     assert rig.client().command("query-status")
     assert b"Unable to accept a client" in rig.helper.log_path.read_bytes()
 
