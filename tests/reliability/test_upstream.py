@@ -9,6 +9,7 @@ that refuses negotiation or greets with something else cannot be had from
 QEMU; a few lines of Python play it.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -156,3 +157,84 @@ def test_fd_mode_passes_a_human_monitor_through(short_tmp):
         if proc:
             fc.kill_proc(proc)
         vm.kill()
+
+
+class StrayErrorMonitor(FakeMonitor):
+    """Greets and negotiates like QEMU, answers x-stray with an error that
+    carries no id (as QEMU does for input it rejects before reading an
+    id: "JSON token count limit exceeded"), and everything else in order
+    with its id."""
+
+    def __init__(self, path):
+        super().__init__(path, GREETING)
+
+    def _run(self):
+        import json
+        conn, _ = self.srv.accept()
+        buf = b""
+        with conn:
+            conn.sendall(self.greeting)
+            conn.settimeout(30)
+            dec = json.JSONDecoder()
+            negotiated = False
+            try:
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    text = buf.decode()
+                    while text.strip():
+                        text = text.lstrip()
+                        try:
+                            req, end = dec.raw_decode(text)
+                        except ValueError:
+                            break
+                        text = text[end:]
+                        name = req.get("execute")
+                        if name == "qmp_capabilities" and negotiated:
+                            out = {"id": req["id"], "error": {
+                                "class": "CommandNotFound",
+                                "desc": "Capabilities negotiation is already complete, "
+                                        "command ignored"}}
+                        elif name == "x-stray":
+                            out = {"error": {"class": "GenericError",
+                                             "desc": "JSON token count limit exceeded"}}
+                        else:
+                            ret = [] if name.startswith("query-") else {}
+                            out = {"return": ret, "id": req["id"]}
+                        negotiated = negotiated or name == "qmp_capabilities"
+                        conn.sendall(json.dumps(out).encode() + b"\r\n")
+                    buf = text.encode()
+            except OSError:
+                pass
+
+
+def test_answer_without_id_does_not_strand_requests(short_tmp):
+    """An answer without the helper's id goes to the oldest in-band
+    request in flight: the client gets it (with its own id back), and its
+    next requests, and other clients', are answered.  Before, it was
+    dropped and the request stayed in flight for good."""
+    fc.require_helper_binary()
+    path = str(short_tmp / "fake.sock")
+    fake = StrayErrorMonitor(path)
+    h = fc.Helper(short_tmp, path).start()
+    try:
+        c = qmp.QMPClient(h.listen, timeout=10)
+        c.negotiate()
+        c.send_raw(qmp.request("x-stray", id="a") + qmp.request("x-stray", id="b")
+                   + qmp.request("x-ok", id="c"))
+        got = [json.loads(c.read_reply_raw()) for _ in range(3)]
+        assert got == [
+            {"id": "a", "error": {"class": "GenericError",
+                                  "desc": "JSON token count limit exceeded"}},
+            {"id": "b", "error": {"class": "GenericError",
+                                  "desc": "JSON token count limit exceeded"}},
+            {"return": {}, "id": "c"}], got
+        other = qmp.QMPClient(h.listen, timeout=10)
+        other.negotiate()
+        assert other.cmd("x-ok", id=1) == {"return": {}, "id": 1}
+        assert "answered without an id" in h.log()
+    finally:
+        h.kill()
+        fake.close()
