@@ -53,6 +53,7 @@ typedef struct {
     char *command;
     guint64 handle;    /* upstream handle while forwarded */
     gboolean upstream;
+    gboolean streaming; /* its answer is being written as it comes */
     QphIntrospectKind introspect;
     GStrv capabilities; /* REQUEST_CAPABILITIES: what the client enables */
 } Request;
@@ -74,6 +75,7 @@ struct QphClient {
      * depends on its outcome: hold it (bounded by not reading meanwhile). */
     gboolean holding;
     gboolean releasing; /* inside client_release() */
+    gboolean streaming; /* a large answer is being written as it comes */
     /* Output past QPH_CLIENT_MAX_QUEUED: is the client still reading? */
     guint stall_timer;
     guint64 stall_sent;  /* qph_channel_get_sent() at the last progress */
@@ -241,6 +243,11 @@ client_new_slot(QphClient *client)
 static void
 client_deliver(QphClient *client, ReplySlot *slot, GBytes *bytes)
 {
+    if (!slot && client->streaming) {
+        /* Not into the middle of the answer being written: right after. */
+        slot = g_new0(ReplySlot, 1);
+        g_queue_insert_after(&client->slots, client->slots.head, slot);
+    }
     if (!slot) {
         client_write(client, bytes);
         g_bytes_unref(bytes);
@@ -406,6 +413,61 @@ reply_is_already_negotiated(const QphScannedMessage *msg)
 }
 
 static void client_accept_capabilities(Request *req);
+
+/*
+ * A large answer as it comes (QphUpstreamStreamFunc): written at once when
+ * it is the next one the client is owed, else declined (and buffered).
+ * The last bytes carry the helper's id, or none: the client's goes there,
+ * after "return" as QEMU prints it.
+ */
+static gboolean
+request_upstream_stream(QphUpstream *up, const char *data, gsize len,
+                        gboolean final, gpointer user_data)
+{
+    Request *req = user_data;
+    QphClient *client = req->client;
+    static const char id_key[] = ", \"id\": ";
+    gsize cut;
+    const char *id;
+    GString *tail;
+
+    if (!final) {
+        if (!req->streaming) {
+            if (!client || g_queue_peek_head(&client->slots) != req->slot) {
+                return FALSE;
+            }
+            req->streaming = TRUE;
+            client->streaming = TRUE;
+        }
+        {
+            g_autoptr(GBytes) part = g_bytes_new(data, len);
+
+            client_write(client, part);
+        }
+        return TRUE;
+    }
+    req->upstream = FALSE;
+    cut = len - 1; /* the closing brace */
+    id = g_strrstr_len(data, len, id_key);
+    if (id) {
+        gsize digits = id + strlen(id_key) - data;
+
+        while (digits < len - 1 && g_ascii_isdigit(data[digits])) {
+            digits++;
+        }
+        if (digits == len - 1) {
+            cut = id - data;
+        }
+    }
+    tail = g_string_new_len(data, cut);
+    if (req->id_json) {
+        g_string_append_printf(tail, "%s%s", id_key, req->id_json);
+    }
+    g_string_append(tail, "}\r\n");
+    client->streaming = FALSE;
+    request_finish(req, g_string_free_to_bytes(tail));
+    return TRUE;
+}
 
 static void
 request_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
@@ -692,6 +754,9 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
     req->handle = qph_upstream_forward(
         up, req->slot ? (gpointer)client : NULL, msg, qreq.id, fds, n_fds,
         request_upstream_reply, req);
+    if (req->kind == REQUEST_FORWARD && req->slot) {
+        qph_upstream_set_stream(up, req->handle, request_upstream_stream);
+    }
     g_free(fds);
     client_update_flow(client);
 }

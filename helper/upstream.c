@@ -26,6 +26,10 @@
 #define QPH_UPSTREAM_MAX_MESSAGE (256u << 20)
 /* What a monitor sent before negotiating is kept up to this much. */
 #define QPH_UPSTREAM_RAW_MAX (64u * 1024)
+/* A message in progress past this much is passed on as it comes, when
+ * its owner is known (upstream_stream), all but its last HOLD bytes. */
+#define QPH_UPSTREAM_STREAM_AT (1u << 20)
+#define QPH_UPSTREAM_STREAM_HOLD 64
 /* A read buffer larger than this is released once its messages are done. */
 #define QPH_UPSTREAM_KEEP_BUFFER (1u << 20)
 
@@ -43,6 +47,7 @@ typedef struct {
     gboolean fair;           /* a client's in-band request (see Fairness) */
     gboolean inband;         /* not exec-oob: answered in order */
     gboolean idless;         /* sent without the helper's id (see below) */
+    QphUpstreamStreamFunc stream; /* may take a large answer as it comes */
 } Pending;
 
 /* A request not sent yet: waiting for its turn, or held back behind a
@@ -78,6 +83,8 @@ struct QphUpstream {
     GQueue deferred;     /* Deferred *, in the order clients sent them */
     GQueue inband;       /* Pending * sent in-band, in the order sent */
     Pending *idless;     /* the one request in QEMU without an id, or NULL */
+    guint n_oob;         /* exec-oob requests sent and not answered */
+    Pending *streaming;  /* whose answer is passed on as it arrives */
 
     /* Fairness: client in-band requests sent and not answered yet (at most
      * QPH_UPSTREAM_FAIR_WINDOW), and the owners with requests waiting. */
@@ -381,6 +388,8 @@ upstream_send(QphUpstream *up, Deferred *d)
     }
     if (d->p->inband) {
         g_queue_push_tail(&up->inband, d->p);
+    } else {
+        up->n_oob++;
     }
     deferred_free(d);
 }
@@ -472,6 +481,8 @@ upstream_enter_rotation(QphUpstream *up, Turn *t)
     }
 }
 
+static void upstream_retire(QphUpstream *up, Pending *p);
+
 /*
  * The request an answer without the helper's id belongs to: the one sent
  * without an id, if any (at most one is in QEMU, see upstream_submit);
@@ -503,7 +514,6 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
     gboolean found;
     guint64 id;
-    g_autofree guint64 *key = NULL;
     Pending *p = NULL;
 
     if (up->state == UPSTREAM_GREETING) {
@@ -538,10 +548,25 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         }
         return;
     }
+    upstream_retire(up, p);
+    if (p->cb) {
+        p->cb(up, msg, p->user_data);
+    }
+    g_free(p);
+}
+
+/* @p is answered: out of the tables, and what waited for that goes. */
+static void
+upstream_retire(QphUpstream *up, Pending *p)
+{
+    g_autofree guint64 *key = NULL;
+
     /* Stolen, not removed: the callback may register new requests. */
     g_hash_table_steal_extended(up->pending, &p->id, (gpointer *)&key, NULL);
     if (p->inband) {
         g_queue_remove(&up->inband, p);
+    } else if (up->n_oob > 0) {
+        up->n_oob--;
     }
     if (p == up->idless) {
         up->idless = NULL;
@@ -555,8 +580,54 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         up->n_fair--;
         upstream_pump(up);
     }
+}
+
+/*
+ * Large answers pass through as they arrive, so that the helper holds a
+ * window of one, not the whole of it (QEMU's xp or query-qmp-schema of a
+ * big machine: tens of MB).  Only when it is known whose answer it is
+ * before its id arrives at the end: no exec-oob answer is owed (those
+ * come in any order), the message starts as QEMU's successful answers do,
+ * and in-band answers come in order, so it is the oldest in-band
+ * request's.  Its owner may decline (then it is buffered whole, as
+ * before).  The last QPH_UPSTREAM_STREAM_HOLD bytes stay, so that the id
+ * is at hand when the message ends.
+ */
+static gboolean
+upstream_stream(QphUpstream *up)
+{
+    static const char prefix[] = "{\"return\": ";
+    Pending *p = up->streaming;
+    const char *start = (const char *)up->in->data + up->msg_start;
+    gsize n = up->in->len - up->msg_start - QPH_UPSTREAM_STREAM_HOLD;
+
+    if (!p) {
+        p = g_queue_peek_head(&up->inband);
+        if (up->n_oob > 0 || !p || !p->stream ||
+            memcmp(start, prefix, sizeof(prefix) - 1) != 0) {
+            return FALSE;
+        }
+    }
+    /* A cancelled request's answer goes nowhere, as it comes. */
+    if (p->cb && !p->stream(up, start, n, FALSE, p->user_data)) {
+        p->stream = NULL; /* declined: buffered whole */
+        return FALSE;
+    }
+    up->streaming = p;
+    g_byte_array_remove_range(up->in, 0, up->msg_start + n);
+    up->msg_start = 0;
+    return TRUE;
+}
+
+/* The rest of a streamed answer has come: @data is its last bytes. */
+static void
+upstream_stream_end(QphUpstream *up, const char *data, gsize len)
+{
+    Pending *p = g_steal_pointer(&up->streaming);
+
+    upstream_retire(up, p);
     if (p->cb) {
-        p->cb(up, msg, p->user_data);
+        p->stream(up, data, len, TRUE, p->user_data);
     }
     g_free(p);
 }
@@ -609,6 +680,10 @@ upstream_scan(QphUpstream *up)
             };
 
             up->in_message = FALSE;
+            if (up->streaming) {
+                upstream_stream_end(up, msg.data, msg.len);
+                continue;
+            }
             qph_upstream_scan_members(&msg);
             upstream_handle_message(up, &msg);
             if (up->state == UPSTREAM_CLOSED) {
@@ -623,6 +698,10 @@ upstream_scan(QphUpstream *up)
             g_byte_array_unref(up->in);
             up->in = g_byte_array_new();
         }
+    } else if (up->state == UPSTREAM_READY &&
+               len - up->msg_start >= QPH_UPSTREAM_STREAM_AT &&
+               upstream_stream(up)) {
+        /* passed on; the rest stays */
     } else if (len - up->msg_start > QPH_UPSTREAM_MAX_MESSAGE) {
         g_warning("QEMU sent a message over %u bytes; dropping the "
                   "connection", QPH_UPSTREAM_MAX_MESSAGE);
@@ -666,6 +745,8 @@ upstream_fail_pending(QphUpstream *up)
 
     g_queue_clear(&up->inband);
     up->idless = NULL;
+    up->n_oob = 0;
+    up->streaming = NULL;
     g_hash_table_iter_init(&it, up->pending);
     while (g_hash_table_iter_next(&it, &key, &value)) {
         g_ptr_array_add(callbacks, value);
@@ -1018,4 +1099,15 @@ qph_upstream_take_fd(QphUpstream *up, GBytes **replay)
         *replay = NULL;
     }
     return fd;
+}
+
+void
+qph_upstream_set_stream(QphUpstream *up, guint64 handle,
+                        QphUpstreamStreamFunc stream)
+{
+    Pending *p = g_hash_table_lookup(up->pending, &handle);
+
+    if (p) {
+        p->stream = stream;
+    }
 }

@@ -49,6 +49,19 @@ typedef void (*QphUpstreamReplyFunc)(QphUpstream *up,
                                      const QphScannedMessage *msg,
                                      gpointer user_data);
 
+/**
+ * QphUpstreamStreamFunc:
+ * Part of a large answer as it arrives (qph_upstream_set_stream): @data is
+ * @len bytes of it, in order, from its first byte.  Return FALSE from the
+ * first call to decline: the answer then comes whole to the reply
+ * callback.  With @final, @data is the rest, up to the closing brace
+ * (with the helper's id, or none if it went without), and the reply
+ * callback is not called.
+ */
+typedef gboolean (*QphUpstreamStreamFunc)(QphUpstream *up, const char *data,
+                                          gsize len, gboolean final,
+                                          gpointer user_data);
+
 typedef struct {
     void (*ready)(QphUpstream *up, gpointer opaque);
     /* The peer is not a QMP monitor, refused negotiation, or sent no
@@ -123,6 +136,10 @@ void qph_upstream_cancel(QphUpstream *up, guint64 handle);
 void qph_upstream_set_patient(QphUpstream *up, gboolean patient);
 /* After a failure: the monitor socket for a plain relay (relay.c). */
 int qph_upstream_take_fd(QphUpstream *up, GBytes **replay);
+
+/* A large answer to the request @handle may be passed on as it comes. */
+void qph_upstream_set_stream(QphUpstream *up, guint64 handle,
+                             QphUpstreamStreamFunc stream);
 
 /* Requests sent and not yet answered. */
 guint qph_upstream_get_pending(QphUpstream *up);
