@@ -45,6 +45,7 @@ struct QphChannel {
     GIOCondition condition; /* what the source polls for now */
     GQueue out; /* OutChunk * */
     gsize queued;
+    guint64 sent; /* bytes the kernel took, ever */
     QphChannelReadFunc read_cb;
     QphChannelClosedFunc closed_cb;
     QphChannelDrainedFunc drained_cb;
@@ -180,6 +181,7 @@ channel_flush(QphChannel *ch)
         c->n_fds = 0;
         c->offset += n;
         ch->queued -= n;
+        ch->sent += n;
         if (c->offset == len) {
             g_queue_pop_head(&ch->out);
             out_chunk_free(c);
@@ -347,6 +349,12 @@ qph_channel_get_queued(const QphChannel *ch)
     return ch->queued;
 }
 
+guint64
+qph_channel_get_sent(const QphChannel *ch)
+{
+    return ch->sent;
+}
+
 static void
 channel_mark_broken(QphChannel *ch)
 {
@@ -403,6 +411,13 @@ void
 qph_channel_write_bytes(QphChannel *ch, GBytes *bytes)
 {
     channel_enqueue(ch, g_bytes_ref(bytes), NULL, 0);
+}
+
+void
+qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
+                            guint n_fds)
+{
+    channel_enqueue(ch, g_bytes_ref(bytes), fds, n_fds);
 }
 
 void

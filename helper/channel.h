@@ -46,9 +46,14 @@ int qph_channel_get_fd(QphChannel *ch);
 void qph_channel_write(QphChannel *ch, const char *buf, gsize len, int *fds,
                        guint n_fds);
 void qph_channel_write_bytes(QphChannel *ch, GBytes *bytes);
+/* Both: @bytes referenced, not copied (a large request is not doubled). */
+void qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
+                                 guint n_fds);
 
 /* Bytes queued and not yet accepted by the kernel. */
 gsize qph_channel_get_queued(const QphChannel *ch);
+/* Bytes the kernel has taken since the channel was created (progress). */
+guint64 qph_channel_get_sent(const QphChannel *ch);
 
 /* Stop or resume reading (flow control); reading starts enabled. */
 void qph_channel_set_reading(QphChannel *ch, gboolean reading);

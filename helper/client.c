@@ -27,6 +27,7 @@
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-error.h"
 #include "qmp/qmp-request.h"
+#include "qph-qapi-commands.h"
 
 #include <string.h>
 #include <sys/socket.h>
@@ -52,6 +53,7 @@ typedef struct {
     char *command;
     guint64 handle;    /* upstream handle while forwarded */
     gboolean upstream;
+    gboolean streaming; /* its answer is being written as it comes */
     QphIntrospectKind introspect;
     GStrv capabilities; /* REQUEST_CAPABILITIES: what the client enables */
 } Request;
@@ -73,6 +75,11 @@ struct QphClient {
      * depends on its outcome: hold it (bounded by not reading meanwhile). */
     gboolean holding;
     gboolean releasing; /* inside client_release() */
+    gboolean streaming; /* a large answer is being written as it comes */
+    /* Output past QPH_CLIENT_MAX_QUEUED: is the client still reading? */
+    guint stall_timer;
+    guint64 stall_sent;  /* qph_channel_get_sent() at the last progress */
+    gint64 stall_since;  /* monotonic time of that progress */
     GQueue held;      /* HeldMessage *; also requests past the in-flight
                        * limit */
 };
@@ -121,6 +128,23 @@ client_close_fds(QphClient *client)
     client->n_fds = 0;
 }
 
+/*
+ * Descriptors a message came with that it did not take upstream (the
+ * helper answered or rejected it): QEMU keeps what its latest recvmsg()
+ * brought until a getfd or add-fd takes it or newer ones replace it, so
+ * they wait for the session's next message.
+ */
+static void
+client_keep_fds(QphClient *client, int *fds, guint n_fds)
+{
+    if (n_fds == 0 || client->fds) {
+        fds_close(fds, n_fds); /* newer ones came meanwhile */
+        return;
+    }
+    client->fds = fds;
+    client->n_fds = n_fds;
+}
+
 /* Resume or pause reading the client according to its backlog. */
 static void
 client_update_flow(QphClient *client)
@@ -135,17 +159,59 @@ client_update_flow(QphClient *client)
     }
 }
 
+/* Not a graceful shutdown: that would wait for the client to read what it
+ * never reads, and keep its socket and queue forever. */
+static void
+client_disconnect_stalled(QphClient *client, const char *why)
+{
+    g_message("Client %u %s (%zu bytes queued); disconnecting it",
+              client->serial, why, qph_channel_get_queued(client->ch));
+    g_clear_handle_id(&client->stall_timer, g_source_remove);
+    qph_channel_abort(client->ch);
+}
+
+/* Every second while output is past QPH_CLIENT_MAX_QUEUED: a client that
+ * took nothing for QPH_CLIENT_STALL_S is not reading. */
+static gboolean
+client_stall_check(gpointer data)
+{
+    QphClient *client = data;
+    guint64 sent = qph_channel_get_sent(client->ch);
+    gint64 now = g_get_monotonic_time();
+
+    if (qph_channel_get_queued(client->ch) <= QPH_CLIENT_MAX_QUEUED) {
+        client->stall_timer = 0;
+        return G_SOURCE_REMOVE;
+    }
+    if (sent != client->stall_sent) {
+        client->stall_sent = sent;
+        client->stall_since = now;
+    } else if (now - client->stall_since >=
+               QPH_CLIENT_STALL_S * G_USEC_PER_SEC) {
+        client->stall_timer = 0; /* removed by returning */
+        client_disconnect_stalled(client, "has read none of its output for "
+                                          G_STRINGIFY(QPH_CLIENT_STALL_S)
+                                          " s");
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
 static void
 client_write(QphClient *client, GBytes *bytes)
 {
+    gsize queued;
+
     qph_channel_write_bytes(client->ch, bytes);
-    if (qph_channel_get_queued(client->ch) > QPH_CLIENT_HARD_QUEUED) {
-        g_message("Client %u does not read its replies (%zu bytes queued); "
-                  "disconnecting it",
-                  client->serial, qph_channel_get_queued(client->ch));
-        /* Not a graceful shutdown: that would wait for the client to read
-         * what it never reads, and keep its socket and queue forever. */
-        qph_channel_abort(client->ch);
+    queued = qph_channel_get_queued(client->ch);
+    if (queued > QPH_CLIENT_HARD_QUEUED) {
+        client_disconnect_stalled(client, "does not keep up with its output");
+    } else if (queued > QPH_CLIENT_MAX_QUEUED && !client->stall_timer &&
+               !qph_channel_is_closed(client->ch)) {
+        client->stall_sent = qph_channel_get_sent(client->ch);
+        client->stall_since = g_get_monotonic_time();
+        client->stall_timer = g_timeout_add_seconds(1, client_stall_check,
+                                                    client);
     }
 }
 
@@ -177,6 +243,11 @@ client_new_slot(QphClient *client)
 static void
 client_deliver(QphClient *client, ReplySlot *slot, GBytes *bytes)
 {
+    if (!slot && client->streaming) {
+        /* Not into the middle of the answer being written: right after. */
+        slot = g_new0(ReplySlot, 1);
+        g_queue_insert_after(&client->slots, client->slots.head, slot);
+    }
     if (!slot) {
         client_write(client, bytes);
         g_bytes_unref(bytes);
@@ -228,7 +299,8 @@ edit_compare(gconstpointer a, gconstpointer b)
 /**
  * qph_client_rewrite_reply:
  * QEMU's reply @msg with the helper's id turned back into the client's
- * @id_json (or removed, when the client sent none) and, when @extra is
+ * @id_json (or removed, when the client sent none; or put where QEMU would
+ * print it, when the request went without an id) and, when @extra is
  * given, the text it returns inserted before the closing ']' of the
  * returned list (the helper's own introspection entries).  Pure: no
  * session state, so tests/fuzz can drive it with any scanned message.
@@ -240,6 +312,7 @@ qph_client_rewrite_reply(const QphScannedMessage *msg, const char *id_json,
     const QphScanMember *id = qph_scanned_message_get(msg, "id");
     const QphScanMember *ret = qph_scanned_message_get(msg, "return");
     g_autofree char *extra = NULL;
+    g_autofree char *id_insert = NULL;
     Edit edits[2];
     guint n_edits = 0;
     GString *out = g_string_sized_new(msg->len + 64);
@@ -265,6 +338,23 @@ qph_client_rewrite_reply(const QphScannedMessage *msg, const char *id_json,
             end = id->value_offset + id->value_len;
         }
         edits[n_edits++] = (Edit){ start, end - start, NULL, 0 };
+    } else if (id_json && msg->n_members > 0) {
+        /* Sent without an id (qph_upstream_prepare_forward): put the
+         * client's where QEMU prints it, by QDict order. */
+        g_autofree char *first = g_strndup(msg->members[0].key,
+                                           msg->members[0].key_len);
+        const char *keys[] = { first, "id" };
+        const QphScanMember *last = &msg->members[msg->n_members - 1];
+        guint order[2];
+
+        qmp_qdict_order_into(keys, 2, order);
+        id_insert = order[0] == 1
+                        ? g_strdup_printf("\"id\": %s, ", id_json)
+                        : g_strdup_printf(", \"id\": %s", id_json);
+        edits[n_edits++] =
+            (Edit){ order[0] == 1 ? msg->members[0].key_offset
+                                  : last->value_offset + last->value_len,
+                    0, id_insert, strlen(id_insert) };
     }
     if (extra_func && ret && ret->value_len >= 2 &&
         msg->data[ret->value_offset] == '[') {
@@ -323,6 +413,61 @@ reply_is_already_negotiated(const QphScannedMessage *msg)
 }
 
 static void client_accept_capabilities(Request *req);
+
+/*
+ * A large answer as it comes (QphUpstreamStreamFunc): written at once when
+ * it is the next one the client is owed, else declined (and buffered).
+ * The last bytes carry the helper's id, or none: the client's goes there,
+ * after "return" as QEMU prints it.
+ */
+static gboolean
+request_upstream_stream(QphUpstream *up, const char *data, gsize len,
+                        gboolean final, gpointer user_data)
+{
+    Request *req = user_data;
+    QphClient *client = req->client;
+    static const char id_key[] = ", \"id\": ";
+    gsize cut;
+    const char *id;
+    GString *tail;
+
+    if (!final) {
+        if (!req->streaming) {
+            if (!client || g_queue_peek_head(&client->slots) != req->slot) {
+                return FALSE;
+            }
+            req->streaming = TRUE;
+            client->streaming = TRUE;
+        }
+        {
+            g_autoptr(GBytes) part = g_bytes_new(data, len);
+
+            client_write(client, part);
+        }
+        return TRUE;
+    }
+    req->upstream = FALSE;
+    cut = len - 1; /* the closing brace */
+    id = g_strrstr_len(data, len, id_key);
+    if (id) {
+        gsize digits = id + strlen(id_key) - data;
+
+        while (digits < len - 1 && g_ascii_isdigit(data[digits])) {
+            digits++;
+        }
+        if (digits == len - 1) {
+            cut = id - data;
+        }
+    }
+    tail = g_string_new_len(data, cut);
+    if (req->id_json) {
+        g_string_append_printf(tail, "%s%s", id_key, req->id_json);
+    }
+    g_string_append(tail, "}\r\n");
+    client->streaming = FALSE;
+    request_finish(req, g_string_free_to_bytes(tail));
+    return TRUE;
+}
 
 static void
 request_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
@@ -501,10 +646,13 @@ client_release(QphClient *client)
     while (!client->holding &&
            client->inflight->len < QPH_CLIENT_MAX_INFLIGHT &&
            (h = g_queue_pop_head(&client->held))) {
-        client_close_fds(client);
-        client->fds = g_steal_pointer(&h->fds);
-        client->n_fds = h->n_fds;
-        h->n_fds = 0;
+        if (h->n_fds > 0) {
+            /* It came with newer descriptors: they replace the kept ones. */
+            client_close_fds(client);
+            client->fds = g_steal_pointer(&h->fds);
+            client->n_fds = h->n_fds;
+            h->n_fds = 0;
+        }
         client_process(client, h->error_text ? NULL : &h->msg,
                        h->error_text);
         held_free(h);
@@ -535,7 +683,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
             id = qmp_request_format_id(msg, qreq.id);
             id_json = id;
         }
-        fds_close(fds, n_fds);
+        client_keep_fds(client, fds, n_fds);
         /* An exec-oob QEMU rejects is answered at once, out of band. */
         client_deliver(client, qreq.oob ? NULL : client_new_slot(client),
                        qph_reply_error_text(id_json, "GenericError",
@@ -554,7 +702,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
 
     if (!client->negotiated) {
         if (!g_str_equal(qreq.command, "qmp_capabilities")) {
-            fds_close(fds, n_fds);
+            client_keep_fds(client, fds, n_fds);
             request_finish(req, qph_reply_error_text(
                                     req->id_json, "CommandNotFound",
                                     "Expecting capabilities negotiation with "
@@ -565,10 +713,25 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
         req->kind = REQUEST_CAPABILITIES;
         req->capabilities = request_capabilities(msg, &qreq);
         client->holding = TRUE;
+        /* Validated upstream, answered here: QEMU would not take them. */
+        client_keep_fds(client, fds, n_fds);
+        fds = NULL;
+        n_fds = 0;
     } else if (qph_proxy_owns_command(client->proxy, qreq.command)) {
         g_autoptr(QmpJson) args = NULL;
+        const QphQmpCommand *cmd = qph_qmp_command_lookup(qreq.command);
 
-        fds_close(fds, n_fds);
+        client_keep_fds(client, fds, n_fds);
+        if (qreq.oob && !cmd->allow_oob) {
+            /* QEMU's qmp_dispatch() for a command without allow-oob in
+             * its schema, answered at once as any exec-oob. */
+            g_autofree char *desc = g_strdup_printf(
+                "The command %s does not support OOB", qreq.command);
+
+            request_finish(req, qph_reply_error_text(req->id_json,
+                                                     "GenericError", desc));
+            return;
+        }
         if (qreq.arguments) {
             args = qmp_json_parse_value(
                 msg->data + qreq.arguments->value_offset,
@@ -589,10 +752,11 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
     /* In-band requests wait for their turn among the clients' (Fairness,
      * upstream.c); exec-oob goes at once, as in QEMU. */
     req->handle = qph_upstream_forward(
-        up, req->slot ? (gpointer)client : NULL, msg->data, msg->len,
-        qreq.id ? qreq.id->value_offset : 0,
-        qreq.id ? qreq.id->value_len : 0, fds, n_fds, request_upstream_reply,
-        req);
+        up, req->slot ? (gpointer)client : NULL, msg, qreq.id, fds, n_fds,
+        request_upstream_reply, req);
+    if (req->kind == REQUEST_FORWARD && req->slot) {
+        qph_upstream_set_stream(up, req->handle, request_upstream_stream);
+    }
     g_free(fds);
     client_update_flow(client);
 }
@@ -618,8 +782,8 @@ client_process(QphClient *client, const QmpMessage *msg,
                const char *error_text)
 {
     if (error_text) {
-        /* Framing errors carry no id and keep their place in the queue. */
-        client_close_fds(client);
+        /* Framing errors carry no id and keep their place in the queue;
+         * descriptors stay for the next message, as in QEMU. */
         client_deliver(client, client_new_slot(client),
                        qph_reply_error_text(NULL, "GenericError", error_text));
         return;
@@ -640,6 +804,9 @@ client_read(QphChannel *ch, const char *buf, gsize len, int *fds, guint n_fds,
         client->n_fds = n_fds;
     }
     qmp_streamer_feed(client->streamer, buf, len);
+    /* Framing errors queue output too (QEMU answers each stray byte):
+     * past QPH_CLIENT_MAX_QUEUED the client is not read until it reads. */
+    client_update_flow(client);
 }
 
 static void
@@ -717,17 +884,45 @@ qph_client_free(QphClient *client)
         slot_free(slot);
     }
     g_queue_clear_full(&client->held, (GDestroyNotify)held_free);
+    g_clear_handle_id(&client->stall_timer, g_source_remove);
     client_close_fds(client);
     qph_channel_free(client->ch);
     qmp_streamer_free(client->streamer);
     g_free(client);
 }
 
+/*
+ * An event goes out after every reply that came from QEMU before it, as on
+ * QEMU's own monitor.  Replies wait in their slots for earlier ones, so an
+ * event written at once would overtake a reply that is ready but waiting
+ * (a device_del answered while an earlier query-perf-events still waits
+ * for thread labels): it takes a slot right after the last ready one.
+ * Later slots are answers QEMU had not given yet: the event goes before
+ * them.
+ */
 void
 qph_client_send_event(QphClient *client, GBytes *line)
 {
-    if (client->negotiated) {
+    GList *l;
+
+    if (!client->negotiated) {
+        return;
+    }
+    for (l = client->slots.tail; l; l = l->prev) {
+        if (((ReplySlot *)l->data)->ready) {
+            break;
+        }
+    }
+    if (!l) {
         client_write(client, line);
+        return;
+    }
+    {
+        ReplySlot *slot = g_new0(ReplySlot, 1);
+
+        slot->ready = TRUE;
+        slot->bytes = g_bytes_ref(line);
+        g_queue_insert_after(&client->slots, l, slot);
     }
 }
 

@@ -16,11 +16,17 @@
 typedef struct QphProxy QphProxy;
 typedef struct QphClient QphClient;
 
-/* Per-client bounds: past these the client is not read until it catches
- * up; past the hard limit it is disconnected. */
+/* Per-client bounds.  Past QPH_CLIENT_MAX_INFLIGHT requests or
+ * QPH_CLIENT_MAX_QUEUED bytes of output the client is not read until it
+ * catches up.  With more than QPH_CLIENT_MAX_QUEUED bytes queued, a client
+ * that takes none of them for QPH_CLIENT_STALL_S seconds is disconnected;
+ * one that reads, however slowly, is not (a reply may be as large as
+ * QEMU's, QPH_UPSTREAM_MAX_MESSAGE).  QPH_CLIENT_HARD_QUEUED is a last
+ * bound on its queue whatever it does. */
 #define QPH_CLIENT_MAX_INFLIGHT 8 /* QEMU's own QMP_REQ_QUEUE_LEN_MAX */
 #define QPH_CLIENT_MAX_QUEUED (1u << 20)
-#define QPH_CLIENT_HARD_QUEUED (16u << 20)
+#define QPH_CLIENT_STALL_S 10
+#define QPH_CLIENT_HARD_QUEUED (512u << 20)
 
 QphClient *qph_client_new(QphProxy *proxy, int fd, guint serial);
 void qph_client_free(QphClient *client);

@@ -47,6 +47,7 @@
 #include "helper/dispatch.h"
 #include "helper/introspect.h"
 #include "helper/startup-events.h"
+#include "helper/relay.h"
 #include "helper/vm.h"
 
 #include <errno.h>
@@ -58,6 +59,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* Out of descriptors: how long the listener is set aside, and how often
+ * the failure is logged at most. */
+#define QPH_PROXY_ACCEPT_RETRY_MS 250
+#define QPH_PROXY_ACCEPT_LOG_S 10
+
 struct QphProxy {
     QphProxyOptions opts;
     QphUpstream *upstream;
@@ -67,7 +73,11 @@ struct QphProxy {
     gboolean created_socket;
     char *listen_path;
     guint listen_source;
+    guint accept_retry;     /* timer while out of descriptors */
+    guint64 accept_failures; /* since the last logged one */
+    gint64 accept_logged;   /* monotonic time of that log line, or 0 */
     GHashTable *clients; /* QphClient * set */
+    QphRelay *relay;     /* wrapper mode, QEMU's monitor not QMP */
     guint next_serial;
     GStrv qemu_commands_shadowed; /* own commands QEMU offers too */
     QphProxyDoneFunc done;
@@ -112,6 +122,59 @@ proxy_peer_allowed(QphProxy *proxy, int fd)
     return FALSE;
 }
 
+static gboolean proxy_accept(gint fd, GIOCondition cond, gpointer data);
+
+/* Watch the listening socket again (or for the first time). */
+static void
+proxy_watch_listener(QphProxy *proxy)
+{
+    if (!proxy->listen_source && proxy->listen_fd >= 0 && !proxy->finished) {
+        proxy->listen_source =
+            g_unix_fd_add(proxy->listen_fd, G_IO_IN, proxy_accept, proxy);
+    }
+}
+
+static gboolean
+proxy_accept_retry(gpointer data)
+{
+    QphProxy *proxy = data;
+
+    proxy->accept_retry = 0;
+    proxy_watch_listener(proxy);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * accept() failed for want of a descriptor (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM).  The connection stays in the backlog and the listening socket
+ * stays readable, so watching it would spin: stop watching until a client
+ * leaves (qph_proxy_client_closed) or QPH_PROXY_ACCEPT_RETRY_MS have
+ * passed.  One log line per QPH_PROXY_ACCEPT_LOG_S at most, with how many
+ * failures it stands for.
+ */
+static void
+proxy_accept_starved(QphProxy *proxy, int err)
+{
+    gint64 now = g_get_monotonic_time();
+
+    proxy->accept_failures++;
+    if (!proxy->accept_logged ||
+        now - proxy->accept_logged >= QPH_PROXY_ACCEPT_LOG_S * G_USEC_PER_SEC) {
+        g_warning("Unable to accept a client: %s (%" G_GUINT64_FORMAT
+                  " time(s) since the last message); not accepting for "
+                  "%u ms or until a client leaves",
+                  g_strerror(err), proxy->accept_failures,
+                  QPH_PROXY_ACCEPT_RETRY_MS);
+        proxy->accept_logged = now;
+        proxy->accept_failures = 0;
+    }
+    g_clear_handle_id(&proxy->listen_source, g_source_remove);
+    if (!proxy->accept_retry) {
+        proxy->accept_retry = g_timeout_add(QPH_PROXY_ACCEPT_RETRY_MS,
+                                            proxy_accept_retry, proxy);
+    }
+}
+
 static gboolean
 proxy_accept(gint fd, GIOCondition cond, gpointer data)
 {
@@ -120,8 +183,12 @@ proxy_accept(gint fd, GIOCondition cond, gpointer data)
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (cfd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM) {
+            proxy_accept_starved(proxy, errno);
+            return G_SOURCE_REMOVE; /* listen_source is cleared */
+        }
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-            /* EMFILE and the like: keep serving those already connected. */
             g_warning("Unable to accept a client: %s", g_strerror(errno));
         }
         return G_SOURCE_CONTINUE;
@@ -219,7 +286,9 @@ proxy_listen(QphProxy *proxy, GError **error)
         return FALSE;
     }
     umask(old_umask);
-    if (listen(fd, 128) < 0 ||
+    /* A burst of connects (a fleet's exporter restarting) waits in the
+     * backlog instead of failing with EAGAIN. */
+    if (listen(fd, SOMAXCONN) < 0 ||
         (proxy->opts.socket_gid != (gid_t)-1 &&
          chown(path, (uid_t)-1, proxy->opts.socket_gid) < 0) ||
         chmod(path, proxy->opts.socket_mode) < 0) {
@@ -268,8 +337,7 @@ proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
         proxy_finish(proxy, error);
         return;
     }
-    proxy->listen_source =
-        g_unix_fd_add(proxy->listen_fd, G_IO_IN, proxy_accept, proxy);
+    proxy_watch_listener(proxy);
     g_debug("Serving QMP for QEMU pid %d", (int)proxy->qemu_pid);
 }
 
@@ -313,6 +381,45 @@ proxy_upstream_event(QphUpstream *up, const QphScannedMessage *msg,
 }
 
 static void
+proxy_relay_done(QphRelay *relay, gpointer opaque)
+{
+    g_debug("QEMU's monitor closed");
+    proxy_finish(opaque, NULL);
+}
+
+/*
+ * QEMU's monitor is not QMP or will not negotiate.  Attached, that is the
+ * helper's end.  In the libvirt wrapper's fd mode the helper holds the
+ * VM's only monitor: say so, and pass it through as it is.
+ */
+static void
+proxy_upstream_failed(QphUpstream *up, const GError *error, gpointer opaque)
+{
+    QphProxy *proxy = opaque;
+    g_autoptr(GError) copy = g_error_copy(error);
+    g_autoptr(GBytes) replay = NULL;
+    g_autoptr(GError) listen_error = NULL;
+    int fd;
+
+    if (proxy->opts.listen_fd < 0) {
+        proxy_finish(proxy, copy);
+        return;
+    }
+    g_warning("%s; passing QEMU's monitor through as it is, to one client "
+              "at a time, without the helper's commands", error->message);
+    fd = qph_upstream_take_fd(up, &replay);
+    if (fd < 0 || !proxy_listen(proxy, &listen_error)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        proxy_finish(proxy, listen_error ? listen_error : copy);
+        return;
+    }
+    proxy->relay = qph_relay_new(proxy->listen_fd, fd, replay,
+                                 proxy_relay_done, proxy);
+}
+
+static void
 proxy_upstream_closed(QphUpstream *up, gpointer opaque)
 {
     QphProxy *proxy = opaque;
@@ -330,6 +437,7 @@ qph_proxy_new(const QphProxyOptions *opts, int qemu_fd, pid_t qemu_pid,
 {
     static const QphUpstreamCallbacks callbacks = {
         .ready = proxy_upstream_ready,
+        .failed = proxy_upstream_failed,
         .event = proxy_upstream_event,
         .closed = proxy_upstream_closed,
     };
@@ -342,6 +450,8 @@ qph_proxy_new(const QphProxyOptions *opts, int qemu_fd, pid_t qemu_pid,
     proxy->opaque = opaque;
     proxy->clients = g_hash_table_new(NULL, NULL);
     proxy->upstream = qph_upstream_new(qemu_fd, &callbacks, proxy);
+    /* Under libvirt a slow QEMU is waited for; giving up helps nobody. */
+    qph_upstream_set_patient(proxy->upstream, opts->listen_fd >= 0);
     return proxy;
 }
 
@@ -354,9 +464,8 @@ qph_proxy_free(QphProxy *proxy)
     if (!proxy) {
         return;
     }
-    if (proxy->listen_source) {
-        g_source_remove(proxy->listen_source);
-    }
+    g_clear_handle_id(&proxy->listen_source, g_source_remove);
+    g_clear_handle_id(&proxy->accept_retry, g_source_remove);
     if (proxy->created_socket) {
         unlink(proxy->listen_path);
     }
@@ -369,6 +478,7 @@ qph_proxy_free(QphProxy *proxy)
         qph_client_free(client);
     }
     g_hash_table_destroy(proxy->clients);
+    g_clear_pointer(&proxy->relay, qph_relay_free);
     /* Counters and the resctrl group go before the upstream does. */
     g_clear_pointer(&proxy->vm, qph_vm_free);
     qph_upstream_free(proxy->upstream);
@@ -413,8 +523,14 @@ qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
 {
     g_debug("Client %u disconnected", qph_client_get_serial(client));
     g_hash_table_remove(proxy->clients, client);
-    /* Called from the client's own channel callback: free it afterwards. */
+    /* Called from the client's own channel callback: free it afterwards
+     * (its descriptor is closed by then).  A listener set aside for want
+     * of descriptors is watched again once it is. */
     g_idle_add(proxy_free_client_idle, client);
+    if (proxy->accept_retry) {
+        g_clear_handle_id(&proxy->accept_retry, g_source_remove);
+        proxy->accept_retry = g_timeout_add(0, proxy_accept_retry, proxy);
+    }
 }
 
 gboolean

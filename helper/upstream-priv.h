@@ -14,3 +14,7 @@
 void qph_upstream_scan_members(QphScannedMessage *msg);
 void qph_upstream_splice_id(GString *out, const char *msg, gsize len,
                             gsize id_offset, gsize id_len, guint64 id);
+gboolean qph_upstream_prepare_forward(GString *out, const QmpMessage *msg,
+                                      const QmpMessageMember *id,
+                                      guint64 helper_id,
+                                      const QmpJsonLimits *limits);

@@ -15,6 +15,7 @@
 
 #include "qmp/json-streamer.h"
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,14 @@
 
 /* QEMU never sends more than a few MiB at once; past this, it is broken. */
 #define QPH_UPSTREAM_MAX_MESSAGE (256u << 20)
+/* What a monitor sent before negotiating is kept up to this much. */
+#define QPH_UPSTREAM_RAW_MAX (64u * 1024)
+/* A message in progress past this much is passed on as it comes, when
+ * its owner is known (upstream_stream), all but its last HOLD bytes. */
+#define QPH_UPSTREAM_STREAM_AT (1u << 20)
+#define QPH_UPSTREAM_STREAM_HOLD 64
+/* A read buffer larger than this is released once its messages are done. */
+#define QPH_UPSTREAM_KEEP_BUFFER (1u << 20)
 
 typedef enum {
     UPSTREAM_GREETING,
@@ -32,15 +41,19 @@ typedef enum {
 } UpstreamState;
 
 typedef struct {
+    guint64 id;
     QphUpstreamReplyFunc cb; /* NULL once cancelled */
     gpointer user_data;
     gboolean fair;           /* a client's in-band request (see Fairness) */
+    gboolean inband;         /* not exec-oob: answered in order */
+    gboolean idless;         /* sent without the helper's id (see below) */
+    QphUpstreamStreamFunc stream; /* may take a large answer as it comes */
 } Pending;
 
 /* A request not sent yet: waiting for its turn, or held back behind a
- * descriptor barrier (see qph_upstream_forward). */
+ * barrier (see upstream_submit). */
 typedef struct {
-    guint64 id;
+    Pending *p; /* owned by the pending table */
     GBytes *bytes;
     int *fds;
     guint n_fds;
@@ -64,8 +77,14 @@ struct QphUpstream {
     pid_t peer_pid;
     guint64 next_id;
     GHashTable *pending; /* guint64 id -> Pending * */
-    guint64 fd_barrier;  /* id of the unanswered request that carried fds */
+    /* The unanswered request nothing may be sent after: one that carried
+     * descriptors, or one sent without an id. */
+    guint64 barrier;
     GQueue deferred;     /* Deferred *, in the order clients sent them */
+    GQueue inband;       /* Pending * sent in-band, in the order sent */
+    Pending *idless;     /* the one request in QEMU without an id, or NULL */
+    guint n_oob;         /* exec-oob requests sent and not answered */
+    Pending *streaming;  /* whose answer is passed on as it arrives */
 
     /* Fairness: client in-band requests sent and not answered yet (at most
      * QPH_UPSTREAM_FAIR_WINDOW), and the owners with requests waiting. */
@@ -74,6 +93,11 @@ struct QphUpstream {
     GQueue turns;        /* Turn * with requests waiting, least recently
                           * served first */
     GHashTable *owners;  /* owner -> its Turn, until qph_upstream_drop_owner */
+
+    /* Until negotiated: a bound on the wait, and what the peer said. */
+    guint greeting_timer;
+    GByteArray *raw;   /* what it sent (up to QPH_UPSTREAM_RAW_MAX bytes) */
+    gboolean patient;  /* the greeting timeout only warns */
 
     /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
     GByteArray *in;
@@ -208,6 +232,62 @@ reply_id(const QphScannedMessage *msg, gboolean *found)
     return g_ascii_strtoull(buf, NULL, 10);
 }
 
+/* What the peer sent before negotiation, quoted for an error message. */
+static char *
+upstream_early_text(QphUpstream *up)
+{
+    g_autofree char *text = NULL;
+    g_autofree char *escaped = NULL;
+
+    if (!up->raw || up->raw->len == 0) {
+        return g_strdup("nothing");
+    }
+    text = g_strndup((const char *)up->raw->data, MIN(up->raw->len, 200));
+    escaped = g_strescape(text, NULL);
+    return g_strdup_printf("'%s'", escaped);
+}
+
+/* The peer is no usable QMP monitor: stop reading it, tell the owner. */
+static void G_GNUC_PRINTF(2, 3)
+upstream_fail(QphUpstream *up, const char *format, ...)
+{
+    g_autoptr(GError) error = NULL;
+    va_list ap;
+
+    if (up->state == UPSTREAM_CLOSED) {
+        return;
+    }
+    va_start(ap, format);
+    error = g_error_new_valist(G_FILE_ERROR, G_FILE_ERROR_INVAL, format,
+                               ap);
+    va_end(ap);
+    up->state = UPSTREAM_CLOSED;
+    g_clear_handle_id(&up->greeting_timer, g_source_remove);
+    qph_channel_set_reading(up->ch, FALSE);
+    if (up->cb.failed) {
+        up->cb.failed(up, error, up->opaque);
+    }
+}
+
+static gboolean
+upstream_greeting_timeout(gpointer data)
+{
+    QphUpstream *up = data;
+    g_autofree char *said = upstream_early_text(up);
+
+    up->greeting_timer = 0;
+    if (up->patient) {
+        g_warning("QEMU's monitor has not greeted and negotiated as QMP "
+                  "within %d s; still waiting (it sent %s)",
+                  QPH_UPSTREAM_GREETING_S, said);
+        return G_SOURCE_REMOVE;
+    }
+    upstream_fail(up, "QEMU's monitor did not greet and negotiate as QMP "
+                      "within %d s (another client may hold it); it sent %s",
+                  QPH_UPSTREAM_GREETING_S, said);
+    return G_SOURCE_REMOVE;
+}
+
 static void
 upstream_send_raw(QphUpstream *up, const char *text)
 {
@@ -218,11 +298,18 @@ static void
 upstream_negotiated(QphUpstream *up, const QphScannedMessage *msg,
                     gpointer user_data)
 {
-    if (!msg || !qph_scanned_message_get(msg, "return")) {
-        g_warning("QEMU refused the helper's capabilities negotiation: %.*s",
-                  msg ? (int)msg->len : 0, msg ? msg->data : "");
+    if (!msg) {
+        return; /* closed: the owner hears of it */
+    }
+    if (!qph_scanned_message_get(msg, "return")) {
+        g_autofree char *text = g_strndup(msg->data, MIN(msg->len, 400));
+
+        upstream_fail(up, "QEMU refused the helper's capabilities "
+                          "negotiation: %s", text);
         return;
     }
+    g_clear_handle_id(&up->greeting_timer, g_source_remove);
+    g_clear_pointer(&up->raw, g_byte_array_unref);
     up->state = UPSTREAM_READY;
     if (up->cb.ready) {
         up->cb.ready(up, up->opaque);
@@ -249,8 +336,12 @@ upstream_handle_greeting(QphUpstream *up, const QphScannedMessage *msg)
     /* QEMU ends every line with CRLF, the greeting included. */
     g_string_append(line, "\r\n");
     up->greeting = g_string_free_to_bytes(g_steal_pointer(&line));
-    if (!greeting) {
-        g_warning("QEMU's greeting is not valid JSON: %s", error_text);
+    if (!qmp || qmp->type != QMP_JSON_OBJECT) {
+        g_autofree char *text = g_strndup(msg->data, MIN(msg->len, 400));
+
+        upstream_fail(up, "QEMU's monitor is not QMP: its first message is "
+                          "not a QMP greeting: %s", text);
+        return;
     }
     for (guint i = 0; caps && caps->type == QMP_JSON_ARRAY &&
                       i < caps->elements->len;
@@ -282,55 +373,61 @@ deferred_free(Deferred *d)
     g_free(d);
 }
 
-/* Send @bytes now; a message with descriptors becomes the barrier. */
+/* Send @d now (its descriptors go to the channel); a message with
+ * descriptors or without an id becomes the barrier. */
 static void
-upstream_send(QphUpstream *up, guint64 id, GBytes *bytes, int *fds,
-              guint n_fds)
+upstream_send(QphUpstream *up, Deferred *d)
 {
-    gsize len;
-    const char *data = g_bytes_get_data(bytes, &len);
-
-    qph_channel_write(up->ch, data, len, fds, n_fds);
-    if (n_fds > 0) {
-        up->fd_barrier = id;
+    qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
+    if (d->n_fds > 0 || d->p->idless) {
+        up->barrier = d->p->id;
     }
+    d->n_fds = 0; /* the channel owns them now */
+    if (d->p->idless) {
+        up->idless = d->p;
+    }
+    if (d->p->inband) {
+        g_queue_push_tail(&up->inband, d->p);
+    } else {
+        up->n_oob++;
+    }
+    deferred_free(d);
 }
 
-/* The request that carried descriptors has been answered (so QEMU has
- * taken them): send what waited behind it, up to the next one with
- * descriptors. */
+/* The barrier request has been answered (so QEMU has taken its
+ * descriptors, or its id-less answer is known to be its own): send what
+ * waited behind it, up to the next barrier. */
 static void
 upstream_release_barrier(QphUpstream *up)
 {
     Deferred *d;
 
-    up->fd_barrier = 0;
-    while (!up->fd_barrier && (d = g_queue_pop_head(&up->deferred))) {
-        upstream_send(up, d->id, d->bytes, d->fds, d->n_fds);
-        d->n_fds = 0; /* the channel owns them now */
-        deferred_free(d);
+    up->barrier = 0;
+    while (!up->barrier && (d = g_queue_pop_head(&up->deferred))) {
+        upstream_send(up, d);
     }
 }
 
 /*
- * Send @d now, or behind the descriptor barrier; @d is consumed.
+ * Send @d now, or behind the barrier; @d is consumed.
  *
  * QEMU keeps only the descriptors of the latest recvmsg() and, with OOB
  * negotiated, reads ahead of the command it is running.  So while a
  * request that carried descriptors is unanswered, nothing more is sent:
  * another client's descriptors would replace them before they are used.
- * Requests queue behind it in order.
+ * A request sent without an id (qph_upstream_prepare_forward) is a
+ * barrier too, so that at most one id-less answer is ever owed and it is
+ * known whose it is, even for exec-oob.  Requests queue behind it in
+ * order.
  */
 static void
 upstream_submit(QphUpstream *up, Deferred *d)
 {
-    if (up->fd_barrier || !g_queue_is_empty(&up->deferred)) {
+    if (up->barrier || !g_queue_is_empty(&up->deferred)) {
         g_queue_push_tail(&up->deferred, d);
         return;
     }
-    upstream_send(up, d->id, d->bytes, d->fds, d->n_fds);
-    d->n_fds = 0; /* the channel owns them now */
-    deferred_free(d);
+    upstream_send(up, d);
 }
 
 static void
@@ -384,20 +481,62 @@ upstream_enter_rotation(QphUpstream *up, Turn *t)
     }
 }
 
+static void upstream_retire(QphUpstream *up, Pending *p);
+
+/*
+ * The request an answer without the helper's id belongs to: the one sent
+ * without an id, if any (at most one is in QEMU, see upstream_submit);
+ * else, since QEMU answers in-band requests in order, the oldest in-band
+ * request in flight.  The latter only happens when QEMU rejected what it
+ * was sent before reading an id ("JSON token count limit exceeded"): the
+ * helper checks the limits first, but whatever QEMU says, no request
+ * stays in flight forever.
+ */
+static Pending *
+upstream_idless_owner(QphUpstream *up, const QphScannedMessage *msg)
+{
+    Pending *p = up->idless;
+
+    if (!p) {
+        p = g_queue_peek_head(&up->inband);
+        if (p) {
+            g_warning("QEMU answered without an id; taking it as the answer "
+                      "to the oldest request in flight (%" G_GUINT64_FORMAT
+                      "): %.*s",
+                      p->id, (int)MIN(msg->len, 200), msg->data);
+        }
+    }
+    return p;
+}
+
 static void
 upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
     gboolean found;
     guint64 id;
-    g_autofree guint64 *key = NULL;
-    Pending *p;
+    Pending *p = NULL;
 
     if (up->state == UPSTREAM_GREETING) {
         upstream_handle_greeting(up, msg);
         return;
     }
     id = reply_id(msg, &found);
-    if (!found) {
+    if (found) {
+        p = g_hash_table_lookup(up->pending, &id);
+        if (!p) {
+            g_warning("Dropping a reply from QEMU with unknown id %"
+                      G_GUINT64_FORMAT, id);
+            return;
+        }
+    } else if (qph_scanned_message_get(msg, "return") ||
+               qph_scanned_message_get(msg, "error")) {
+        p = upstream_idless_owner(up, msg);
+        if (!p) {
+            g_warning("Dropping an answer from QEMU to no request: %.*s",
+                      (int)MIN(msg->len, 200), msg->data);
+            return;
+        }
+    } else {
         if (qph_scanned_message_get(msg, "event")) {
             if (up->state == UPSTREAM_READY && up->cb.event) {
                 up->cb.event(up, msg, up->opaque);
@@ -409,14 +548,30 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         }
         return;
     }
-    /* Stolen, not removed: the callback may register new requests. */
-    if (!g_hash_table_steal_extended(up->pending, &id, (gpointer *)&key,
-                                     (gpointer *)&p)) {
-        g_warning("Dropping a reply from QEMU with unknown id %" G_GUINT64_FORMAT,
-                  id);
-        return;
+    upstream_retire(up, p);
+    if (p->cb) {
+        p->cb(up, msg, p->user_data);
     }
-    if (id == up->fd_barrier) {
+    g_free(p);
+}
+
+/* @p is answered: out of the tables, and what waited for that goes. */
+static void
+upstream_retire(QphUpstream *up, Pending *p)
+{
+    g_autofree guint64 *key = NULL;
+
+    /* Stolen, not removed: the callback may register new requests. */
+    g_hash_table_steal_extended(up->pending, &p->id, (gpointer *)&key, NULL);
+    if (p->inband) {
+        g_queue_remove(&up->inband, p);
+    } else if (up->n_oob > 0) {
+        up->n_oob--;
+    }
+    if (p == up->idless) {
+        up->idless = NULL;
+    }
+    if (p->id == up->barrier) {
         upstream_release_barrier(up);
     }
     if (p->fair) {
@@ -425,8 +580,54 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
         up->n_fair--;
         upstream_pump(up);
     }
+}
+
+/*
+ * Large answers pass through as they arrive, so that the helper holds a
+ * window of one, not the whole of it (QEMU's xp or query-qmp-schema of a
+ * big machine: tens of MB).  Only when it is known whose answer it is
+ * before its id arrives at the end: no exec-oob answer is owed (those
+ * come in any order), the message starts as QEMU's successful answers do,
+ * and in-band answers come in order, so it is the oldest in-band
+ * request's.  Its owner may decline (then it is buffered whole, as
+ * before).  The last QPH_UPSTREAM_STREAM_HOLD bytes stay, so that the id
+ * is at hand when the message ends.
+ */
+static gboolean
+upstream_stream(QphUpstream *up)
+{
+    static const char prefix[] = "{\"return\": ";
+    Pending *p = up->streaming;
+    const char *start = (const char *)up->in->data + up->msg_start;
+    gsize n = up->in->len - up->msg_start - QPH_UPSTREAM_STREAM_HOLD;
+
+    if (!p) {
+        p = g_queue_peek_head(&up->inband);
+        if (up->n_oob > 0 || !p || !p->stream ||
+            memcmp(start, prefix, sizeof(prefix) - 1) != 0) {
+            return FALSE;
+        }
+    }
+    /* A cancelled request's answer goes nowhere, as it comes. */
+    if (p->cb && !p->stream(up, start, n, FALSE, p->user_data)) {
+        p->stream = NULL; /* declined: buffered whole */
+        return FALSE;
+    }
+    up->streaming = p;
+    g_byte_array_remove_range(up->in, 0, up->msg_start + n);
+    up->msg_start = 0;
+    return TRUE;
+}
+
+/* The rest of a streamed answer has come: @data is its last bytes. */
+static void
+upstream_stream_end(QphUpstream *up, const char *data, gsize len)
+{
+    Pending *p = g_steal_pointer(&up->streaming);
+
+    upstream_retire(up, p);
     if (p->cb) {
-        p->cb(up, msg, p->user_data);
+        p->stream(up, data, len, TRUE, p->user_data);
     }
     g_free(p);
 }
@@ -443,6 +644,14 @@ upstream_scan(QphUpstream *up)
         char c = p[i];
 
         if (!up->in_message) {
+            if (up->state == UPSTREAM_GREETING && c != '{' && !is_space(c)) {
+                /* An HMP banner, or no monitor at all. */
+                g_autofree char *said = upstream_early_text(up);
+
+                upstream_fail(up, "QEMU's monitor is not QMP: it sent %s",
+                              said);
+                return;
+            }
             if (c == '{') {
                 up->in_message = TRUE;
                 up->msg_start = i;
@@ -471,12 +680,28 @@ upstream_scan(QphUpstream *up)
             };
 
             up->in_message = FALSE;
+            if (up->streaming) {
+                upstream_stream_end(up, msg.data, msg.len);
+                continue;
+            }
             qph_upstream_scan_members(&msg);
             upstream_handle_message(up, &msg);
+            if (up->state == UPSTREAM_CLOSED) {
+                return; /* not a QMP monitor after all */
+            }
         }
     }
     if (!up->in_message) {
         g_byte_array_set_size(up->in, 0);
+        if (len > QPH_UPSTREAM_KEEP_BUFFER) {
+            /* Do not keep a large reply's buffer for ever. */
+            g_byte_array_unref(up->in);
+            up->in = g_byte_array_new();
+        }
+    } else if (up->state == UPSTREAM_READY &&
+               len - up->msg_start >= QPH_UPSTREAM_STREAM_AT &&
+               upstream_stream(up)) {
+        /* passed on; the rest stays */
     } else if (len - up->msg_start > QPH_UPSTREAM_MAX_MESSAGE) {
         g_warning("QEMU sent a message over %u bytes; dropping the "
                   "connection", QPH_UPSTREAM_MAX_MESSAGE);
@@ -500,6 +725,13 @@ upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
     for (guint i = 0; i < n_fds; i++) {
         close(fds[i]);
     }
+    if (up->state == UPSTREAM_CLOSED) {
+        return;
+    }
+    if (up->raw && up->raw->len < QPH_UPSTREAM_RAW_MAX) {
+        g_byte_array_append(up->raw, (const guint8 *)buf,
+                            MIN(len, QPH_UPSTREAM_RAW_MAX - up->raw->len));
+    }
     g_byte_array_append(up->in, (const guint8 *)buf, len);
     upstream_scan(up);
 }
@@ -511,6 +743,10 @@ upstream_fail_pending(QphUpstream *up)
     gpointer key, value;
     g_autoptr(GPtrArray) callbacks = g_ptr_array_new_with_free_func(g_free);
 
+    g_queue_clear(&up->inband);
+    up->idless = NULL;
+    up->n_oob = 0;
+    up->streaming = NULL;
     g_hash_table_iter_init(&it, up->pending);
     while (g_hash_table_iter_next(&it, &key, &value)) {
         g_ptr_array_add(callbacks, value);
@@ -531,6 +767,12 @@ upstream_closed(QphChannel *ch, gpointer opaque)
 {
     QphUpstream *up = opaque;
 
+    if (up->state == UPSTREAM_GREETING || up->state == UPSTREAM_NEGOTIATING) {
+        g_autofree char *said = upstream_early_text(up);
+
+        upstream_fail(up, "QEMU's monitor closed the connection before "
+                          "negotiating QMP; it sent %s", said);
+    }
     up->state = UPSTREAM_CLOSED;
     upstream_fail_pending(up);
     if (up->cb.closed) {
@@ -555,12 +797,16 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->next_id = 1;
     up->in = g_byte_array_new();
     g_queue_init(&up->deferred);
+    g_queue_init(&up->inband);
     g_queue_init(&up->turns);
     up->owners = g_hash_table_new_full(NULL, NULL, NULL,
                                        (GDestroyNotify)turn_free);
     up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
+    up->raw = g_byte_array_new();
+    up->greeting_timer = g_timeout_add_seconds(QPH_UPSTREAM_GREETING_S,
+                                               upstream_greeting_timeout, up);
     return up;
 }
 
@@ -570,9 +816,12 @@ qph_upstream_free(QphUpstream *up)
     if (!up) {
         return;
     }
+    g_clear_handle_id(&up->greeting_timer, g_source_remove);
+    g_clear_pointer(&up->raw, g_byte_array_unref);
     qph_channel_free(up->ch);
     g_queue_clear_full(&up->deferred, (GDestroyNotify)deferred_free);
     g_queue_clear(&up->turns);
+    g_queue_clear(&up->inband);
     g_hash_table_destroy(up->owners);
     g_hash_table_destroy(up->pending);
     g_byte_array_unref(up->in);
@@ -606,7 +855,7 @@ qph_upstream_get_pending(QphUpstream *up)
     return g_hash_table_size(up->pending);
 }
 
-static guint64
+static Pending *
 upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
                   gpointer user_data, gboolean fair)
 {
@@ -614,11 +863,12 @@ upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
     Pending *p = g_new0(Pending, 1);
 
     *key = up->next_id++;
+    p->id = *key;
     p->cb = cb;
     p->user_data = user_data;
     p->fair = fair;
     g_hash_table_insert(up->pending, key, p);
-    return *key;
+    return p;
 }
 
 /**
@@ -648,17 +898,92 @@ qph_upstream_splice_id(GString *out, const char *msg, gsize len,
     }
 }
 
-guint64
-qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
-                     gsize len, gsize id_offset, gsize id_len, int *fds,
-                     guint n_fds, QphUpstreamReplyFunc cb, gpointer user_data)
+/* @msg without its member @id (and the comma that separated it). */
+static void
+remove_member(GString *out, const QmpMessage *msg, const QmpMessageMember *id)
 {
-    guint64 id = upstream_register(up, cb, user_data, owner != NULL);
-    g_autoptr(GString) out = g_string_sized_new(len + 32);
+    gsize start = id->key_offset, end = id->value_offset + id->value_len;
+
+    for (guint i = 0; i < msg->members->len; i++) {
+        const QmpMessageMember *m = msg->members->pdata[i];
+
+        if (m != id) {
+            continue;
+        }
+        if (i > 0) {
+            const QmpMessageMember *prev = msg->members->pdata[i - 1];
+
+            start = prev->value_offset + prev->value_len;
+        } else if (msg->members->len > 1) {
+            end = ((const QmpMessageMember *)msg->members->pdata[1])
+                      ->key_offset;
+        }
+        break;
+    }
+    g_string_append_len(out, msg->data, start);
+    g_string_append_len(out, msg->data + end, msg->len - end);
+}
+
+/**
+ * qph_upstream_prepare_forward:
+ * Append to @out what carries the client's request @msg (whose id member
+ * is @id, or NULL) to QEMU: the message with the helper's id @helper_id
+ * spliced in, if QEMU's framing would still take it whole under @limits
+ * (the splice adds up to 4 tokens and a few bytes of tokens); else the
+ * message without any id, which QEMU takes exactly as the client sent it
+ * (or with fewer tokens) and answers without an id.
+ * Returns TRUE when the helper's id was spliced in.
+ */
+gboolean
+qph_upstream_prepare_forward(GString *out, const QmpMessage *msg,
+                             const QmpMessageMember *id, guint64 helper_id,
+                             const QmpJsonLimits *limits)
+{
+    char idbuf[32];
+    guint64 digits = g_snprintf(idbuf, sizeof(idbuf), "%" G_GUINT64_FORMAT,
+                                helper_id);
+    guint64 tokens, size;
+
+    if (id) {
+        /* The id's tokens (at least one, of at least value_len bytes for
+         * a scalar, of at least "{}" for a compound) become one. */
+        gboolean scalar = id->value_type != QMP_JSON_OBJECT &&
+                          id->value_type != QMP_JSON_ARRAY;
+
+        tokens = msg->n_tokens;
+        size = msg->token_size - (scalar ? id->value_len : 2) + digits;
+    } else {
+        /* "id" : N , */
+        tokens = (guint64)msg->n_tokens + 4;
+        size = msg->token_size + 4 + 1 + digits + 1;
+    }
+    if (tokens <= limits->token_count && size < limits->token_size) {
+        qph_upstream_splice_id(out, msg->data, msg->len,
+                               id ? id->value_offset : 0,
+                               id ? id->value_len : 0, helper_id);
+        return TRUE;
+    }
+    if (id) {
+        remove_member(out, msg, id);
+    } else {
+        g_string_append_len(out, msg->data, msg->len);
+    }
+    return FALSE;
+}
+
+guint64
+qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
+                     const QmpMessageMember *id, int *fds, guint n_fds,
+                     QphUpstreamReplyFunc cb, gpointer user_data)
+{
+    Pending *p = upstream_register(up, cb, user_data, owner != NULL);
+    g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
     Deferred *d = g_new0(Deferred, 1);
 
-    qph_upstream_splice_id(out, msg, len, id_offset, id_len, id);
-    d->id = id;
+    p->inband = owner != NULL;
+    p->idless = !qph_upstream_prepare_forward(out, msg, id, p->id,
+                                              &qmp_json_qemu_limits);
+    d->p = p;
     d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
     d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
     d->n_fds = n_fds;
@@ -685,10 +1010,10 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
             }
             g_queue_push_tail(&t->queue, d);
         }
-        return id;
+        return p->id;
     }
     upstream_submit(up, d);
-    return id;
+    return p->id;
 }
 
 void
@@ -705,8 +1030,10 @@ qph_upstream_drop_owner(QphUpstream *up, gpointer owner)
     }
     /* Never sent: nobody waits for these ids; their descriptors close. */
     while ((d = g_queue_pop_head(&t->queue))) {
-        g_hash_table_remove(up->pending, &d->id);
+        guint64 id = d->p->id;
+
         deferred_free(d);
+        g_hash_table_remove(up->pending, &id);
     }
     g_hash_table_remove(up->owners, owner);
 }
@@ -715,20 +1042,22 @@ guint64
 qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
                   QphUpstreamReplyFunc cb, gpointer user_data)
 {
-    guint64 id = upstream_register(up, cb, user_data, FALSE);
+    Pending *p = upstream_register(up, cb, user_data, FALSE);
     g_autofree char *text = NULL;
 
     if (arguments) {
         text = g_strdup_printf("{\"execute\": \"%s\", \"arguments\": %s, "
                                "\"id\": %" G_GUINT64_FORMAT "}",
-                               command, arguments, id);
+                               command, arguments, p->id);
     } else {
         text = g_strdup_printf("{\"execute\": \"%s\", \"id\": %" G_GUINT64_FORMAT
                                "}",
-                               command, id);
+                               command, p->id);
     }
     upstream_send_raw(up, text);
-    return id;
+    p->inband = TRUE;
+    g_queue_push_tail(&up->inband, p);
+    return p->id;
 }
 
 void
@@ -739,5 +1068,46 @@ qph_upstream_cancel(QphUpstream *up, guint64 handle)
     if (p) {
         p->cb = NULL;
         p->user_data = NULL;
+    }
+}
+
+void
+qph_upstream_set_patient(QphUpstream *up, gboolean patient)
+{
+    up->patient = patient;
+}
+
+/**
+ * qph_upstream_take_fd:
+ * After the failed callback: a descriptor for the monitor socket (a
+ * duplicate; the upstream reads nothing more from it) and, in @replay,
+ * what a client of it would have been sent first: QEMU's greeting if
+ * there was one, else the bytes it sent.  -1 if it cannot be had.
+ */
+int
+qph_upstream_take_fd(QphUpstream *up, GBytes **replay)
+{
+    int fd = qph_channel_is_closed(up->ch)
+                 ? -1
+                 : fcntl(qph_channel_get_fd(up->ch), F_DUPFD_CLOEXEC, 3);
+
+    if (up->greeting) {
+        *replay = g_bytes_ref(up->greeting);
+    } else if (up->raw) {
+        *replay = g_bytes_new(up->raw->data, up->raw->len);
+    } else {
+        *replay = NULL;
+    }
+    return fd;
+}
+
+void
+qph_upstream_set_stream(QphUpstream *up, guint64 handle,
+                        QphUpstreamStreamFunc stream)
+{
+    Pending *p = g_hash_table_lookup(up->pending, &handle);
+
+    if (p) {
+        p->stream = stream;
     }
 }

@@ -15,6 +15,8 @@
 #include <glib.h>
 #include <sys/types.h>
 
+#include "qmp/json-streamer.h"
+
 #define QPH_SCAN_MAX_MEMBERS 8
 
 /* One top-level member of a message QEMU sent. */
@@ -47,12 +49,32 @@ typedef void (*QphUpstreamReplyFunc)(QphUpstream *up,
                                      const QphScannedMessage *msg,
                                      gpointer user_data);
 
+/**
+ * QphUpstreamStreamFunc:
+ * Part of a large answer as it arrives (qph_upstream_set_stream): @data is
+ * @len bytes of it, in order, from its first byte.  Return FALSE from the
+ * first call to decline: the answer then comes whole to the reply
+ * callback.  With @final, @data is the rest, up to the closing brace
+ * (with the helper's id, or none if it went without), and the reply
+ * callback is not called.
+ */
+typedef gboolean (*QphUpstreamStreamFunc)(QphUpstream *up, const char *data,
+                                          gsize len, gboolean final,
+                                          gpointer user_data);
+
 typedef struct {
     void (*ready)(QphUpstream *up, gpointer opaque);
+    /* The peer is not a QMP monitor, refused negotiation, or sent no
+     * greeting within QPH_UPSTREAM_GREETING_S; @error says what it
+     * answered.  Nothing more is read from it. */
+    void (*failed)(QphUpstream *up, const GError *error, gpointer opaque);
     void (*event)(QphUpstream *up, const QphScannedMessage *msg,
                   gpointer opaque);
     void (*closed)(QphUpstream *up, gpointer opaque);
 } QphUpstreamCallbacks;
+
+/* How long QEMU's monitor may take to greet and negotiate. */
+#define QPH_UPSTREAM_GREETING_S 10
 
 /* Take ownership of the connected socket @fd (non-blocking is set here). */
 QphUpstream *qph_upstream_new(int fd, const QphUpstreamCallbacks *cb,
@@ -73,19 +95,20 @@ pid_t qph_upstream_get_peer_pid(QphUpstream *up);
 
 /**
  * qph_upstream_forward:
- * Send a client's message with its id replaced by the helper's own.
+ * Send a client's message @msg with its id replaced by the helper's own
+ * (see qph_upstream_prepare_forward() for when it goes without one).
  * @owner: the client session for an in-band request, which then waits for
  * its turn: at most QPH_UPSTREAM_FAIR_WINDOW of them are in QEMU at once,
  * and the next one is taken round-robin from the owners with one waiting.
  * NULL for exec-oob, which goes at once.
- * @id_offset/@id_len: the span of the client's id value in @msg, or
- * @id_len == 0 when the client sent none (then an id is added).
+ * @id: the client's id member, or NULL when the client sent none.
  * @fds: descriptors to send with the message (ownership taken; the array
  * stays the caller's).
+ * The reply given to @cb carries the helper's id, or none.
  * Returns a handle for qph_upstream_cancel().
  */
-guint64 qph_upstream_forward(QphUpstream *up, gpointer owner, const char *msg,
-                             gsize len, gsize id_offset, gsize id_len,
+guint64 qph_upstream_forward(QphUpstream *up, gpointer owner,
+                             const QmpMessage *msg, const QmpMessageMember *id,
                              int *fds, guint n_fds, QphUpstreamReplyFunc cb,
                              gpointer user_data);
 
@@ -107,6 +130,16 @@ guint64 qph_upstream_call(QphUpstream *up, const char *command,
 /* The reply of @handle is dropped when it comes; its callback is not
  * called. */
 void qph_upstream_cancel(QphUpstream *up, guint64 handle);
+
+/* A peer that takes more than QPH_UPSTREAM_GREETING_S to greet is only
+ * warned about (a QEMU of the libvirt wrapper may be slow to start). */
+void qph_upstream_set_patient(QphUpstream *up, gboolean patient);
+/* After a failure: the monitor socket for a plain relay (relay.c). */
+int qph_upstream_take_fd(QphUpstream *up, GBytes **replay);
+
+/* A large answer to the request @handle may be passed on as it comes. */
+void qph_upstream_set_stream(QphUpstream *up, guint64 handle,
+                             QphUpstreamStreamFunc stream);
 
 /* Requests sent and not yet answered. */
 guint qph_upstream_get_pending(QphUpstream *up);

@@ -32,8 +32,15 @@ G_STATIC_ASSERT(QMP_JSON_MAX_TOKEN_SIZE == QMP_LEXER_MAX_TOKEN_SIZE);
 /* Whitespace allowed in a message beyond its token bytes, see keep_ws(). */
 #define WS_SLACK (64 * 1024)
 
+const QmpJsonLimits qmp_json_qemu_limits = {
+    .token_size = QMP_JSON_MAX_TOKEN_SIZE,
+    .token_count = QMP_JSON_MAX_TOKEN_COUNT,
+    .nesting = QMP_JSON_MAX_NESTING,
+};
+
 struct QmpStreamer {
     QmpLexer lexer;
+    const QmpJsonLimits *limits;
     QmpStreamerEmit emit;
     gpointer opaque;
 
@@ -206,6 +213,8 @@ streamer_parse(QmpStreamer *s)
     }
     msg.data = s->text->str;
     msg.len = s->text->len;
+    msg.n_tokens = n;
+    msg.token_size = s->token_size;
     msg.type = value_type(s->text->str, &tok[0]);
     if (msg.type == QMP_JSON_OBJECT) {
         msg.members = find_members(s, s->text->str, tok, n);
@@ -278,15 +287,15 @@ streamer_token(gpointer opaque, int type, const char *text, gsize len,
     }
 
     /* Limits on what one message may cost, in QEMU's order. */
-    if (s->token_size + len + 1 > QMP_JSON_MAX_TOKEN_SIZE) {
+    if (s->token_size + len + 1 > s->limits->token_size) {
         streamer_emit_error(s, "JSON token size limit exceeded");
         return !s->doomed;
     }
-    if ((guint64)s->n_tokens + 1 > QMP_JSON_MAX_TOKEN_COUNT) {
+    if ((guint64)s->n_tokens + 1 > s->limits->token_count) {
         streamer_emit_error(s, "JSON token count limit exceeded");
         return !s->doomed;
     }
-    if (s->bracket_count + s->brace_count > QMP_JSON_MAX_NESTING) {
+    if (s->bracket_count + s->brace_count > s->limits->nesting) {
         streamer_emit_error(s, "JSON nesting depth limit exceeded");
         return !s->doomed;
     }
@@ -323,6 +332,7 @@ qmp_streamer_new(QmpStreamerEmit emit, gpointer opaque)
     qmp_lexer_init(&s->lexer, streamer_token, s);
     s->emit = emit;
     s->opaque = opaque;
+    s->limits = &qmp_json_qemu_limits;
     s->text = g_string_sized_new(256);
     s->member_store = g_array_new(FALSE, FALSE, sizeof(QmpMessageMember));
     s->members = g_ptr_array_new();
@@ -379,6 +389,12 @@ qmp_streamer_flush(QmpStreamer *s)
         s->doomed = FALSE;
         qmp_streamer_free(s);
     }
+}
+
+void
+qmp_streamer_set_limits(QmpStreamer *s, const QmpJsonLimits *limits)
+{
+    s->limits = limits;
 }
 
 gsize

@@ -36,6 +36,8 @@ typedef struct {
 typedef struct {
     const char *data; /* the message's bytes; valid during the callback */
     gsize len;
+    guint n_tokens;   /* what QEMU's limits count: tokens, */
+    gsize token_size; /* and the sum of their lengths */
     QmpJsonType type; /* of the top-level value */
     GPtrArray *members; /* QMP_JSON_OBJECT only: QmpMessageMember *, input
                          * order (duplicate keys are a parse error) */
@@ -53,12 +55,27 @@ typedef void (*QmpStreamerEmit)(gpointer opaque, const QmpMessage *msg,
 
 typedef struct QmpStreamer QmpStreamer;
 
+/* What one message may cost (QEMU's MAX_TOKEN_SIZE, MAX_TOKEN_COUNT,
+ * MAX_NESTING); a token is refused once the total would reach @token_size,
+ * or once the count would exceed @token_count. */
+typedef struct {
+    guint64 token_size;
+    guint64 token_count;
+    gint64 nesting;
+} QmpJsonLimits;
+
+extern const QmpJsonLimits qmp_json_qemu_limits;
+
 QmpStreamer *qmp_streamer_new(QmpStreamerEmit emit, gpointer opaque);
 void qmp_streamer_free(QmpStreamer *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpStreamer, qmp_streamer_free)
 
 /* Feed @len bytes; calls emit zero or more times before returning. */
 void qmp_streamer_feed(QmpStreamer *s, const char *buf, gsize len);
+
+/* Other limits than QEMU's, for fuzzing: small ones are reached by small
+ * inputs.  @limits must outlive the streamer. */
+void qmp_streamer_set_limits(QmpStreamer *s, const QmpJsonLimits *limits);
 
 /* Bytes currently buffered for an incomplete message (for memory bounds). */
 gsize qmp_streamer_get_buffered(const QmpStreamer *s);

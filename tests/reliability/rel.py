@@ -18,6 +18,8 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,51 @@ fds = qmp.proc_fds  # {fd: target} of a process
 
 def perf_fds(pid):
     return [t for t in fds(pid).values() if "perf_event" in t]
+
+
+# -- another client, during an attack -------------------------------------------
+
+class Prober:
+    """Another client of @rig timing query-status round trips in a thread
+    while an attack runs.  A hang shows as an error (after @timeout s);
+    latencies are only reported (check() returns the worst), never
+    asserted: they belong in the benchmark."""
+
+    def __init__(self, rig, timeout=30):
+        self.c = rig.client()
+        self.timeout = timeout
+        self.latencies = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            t0 = time.monotonic()
+            try:
+                r = self.c.cmd("query-status", id=f"probe-{i}", timeout=self.timeout)
+                if r.get("id") != f"probe-{i}" or "return" not in r:
+                    self.errors.append(r)
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(repr(e))
+                return
+            self.latencies.append(time.monotonic() - t0)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(60)
+
+    def check(self, what):
+        assert not self.errors, f"other client failed during {what}: {self.errors[:3]}"
+        assert self.latencies, f"other client got no answer during {what}"
+        worst = max(self.latencies)
+        print(f"\n{what}: other client {len(self.latencies)} round trips, "
+              f"worst {worst * 1000:.1f} ms")
+        return worst
