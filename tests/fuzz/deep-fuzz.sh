@@ -5,7 +5,8 @@
 # (default 600) at a time, until they have executed TOTAL-EXECUTIONS inputs
 # together (default 100000000).  Round-robin slices give every target depth
 # even when the run is stopped early.  The corpus each target grows is kept
-# in WORK-DIR/corpus/TARGET (default WORK-DIR: BUILD-FUZZ-DIR/deep-fuzz), so
+# in WORK-DIR/corpus/TARGET (default WORK-DIR:
+# ~/.cache/qemu-perf-helper/deep-fuzz, outside any build directory), so
 # a second run starts where the first stopped; the seed corpus in
 # tests/fuzz/corpus is read, never written.  A finding is kept as
 # WORK-DIR/findings/TARGET/crash-* (copy it into tests/fuzz/regressions/ and
@@ -18,7 +19,7 @@
 set -u
 build=${1:?usage: deep-fuzz.sh BUILD-FUZZ-DIR [TOTAL] [WORK-DIR] [SLICE]}
 total=${2:-100000000}
-work=${3:-$build/deep-fuzz}
+work=${3:-${XDG_CACHE_HOME:-$HOME/.cache}/qemu-perf-helper/deep-fuzz}
 slice=${4:-600}
 here=$(cd "$(dirname "$0")" && pwd)
 targets="framing splice json args"
