@@ -43,8 +43,7 @@ typedef struct {
 
 /* Refuse a list argument past QPH_DISPATCH_MAX_ENTRIES, before any work. */
 static gboolean
-check_entries(DispatchContext *ctx, const char *param, guint n,
-              GError **error)
+check_entries(DispatchContext *ctx, const char *param, guint n, GError **error)
 {
     ctx->large = ctx->large || n > DISPATCH_TRIM_ENTRIES;
     if (n > QPH_DISPATCH_MAX_ENTRIES) {
@@ -336,7 +335,7 @@ typedef struct {
 } Job;
 
 static GQueue jobs = G_QUEUE_INIT; /* not started yet, in arrival order */
-static guint retry_source;        /* the head waits for the resctrl lock */
+static guint retry_source;         /* the head waits for the resctrl lock */
 static gboolean pumping;
 
 static void
@@ -375,8 +374,7 @@ dispatch_trim(void)
 /* Run the generated marshaller: the reply's text in @ret_json, or @error.
  * Returns whether the request or its reply was large (see dispatch_trim). */
 static gboolean
-marshal(const Job *job, DispatchContext *ctx, char **ret_json,
-        GError **error)
+marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
 {
     GString *ret = g_string_sized_new(256);
     gboolean large;
@@ -434,8 +432,8 @@ job_start(Job *job)
     gboolean large;
 
     if (job->cmd == &qph_qmp_commands[QPH_QMP_COMMAND_QUERY_PERF_EVENTS]) {
-        QmpJson *pt = job->args ? qmp_json_object_get(job->args, "per-thread")
-                                : NULL;
+        QmpJson *pt =
+            job->args ? qmp_json_object_get(job->args, "per-thread") : NULL;
 
         /* Labels are needed only for per-thread answers. */
         qph_vm_read(job->vm, pt && pt->type == QMP_JSON_BOOL && pt->b,

@@ -19,7 +19,7 @@
 
 struct _QphPerfSet {
     pid_t pid;
-    GPtrArray *events; /* QphPerfEvent, in the order they were enabled */
+    GPtrArray *events;   /* QphPerfEvent, in the order they were enabled */
     GHashTable *by_name; /* name (the event's own string) -> QphPerfEvent */
 };
 
@@ -115,8 +115,7 @@ qph_perf_set_last_entries(const QphPerfChange *changes, guint n)
 
 /* Whether a later entry of @changes names the same event as entry @i. */
 static gboolean
-qph_perf_set_overridden(GHashTable *last, const QphPerfChange *changes,
-                        guint i)
+qph_perf_set_overridden(GHashTable *last, const QphPerfChange *changes, guint i)
 {
     return GPOINTER_TO_UINT(g_hash_table_lookup(last, changes[i].name)) != i;
 }
@@ -220,8 +219,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         }
     }
     if (g_hash_table_size(drop) > 0) {
-        GPtrArray *kept = g_ptr_array_new_with_free_func(
-            (GDestroyNotify)qph_perf_event_free);
+        GPtrArray *kept =
+            g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
 
         for (guint i = 0; i < set->events->len; i++) {
             QphPerfEvent *ev = g_ptr_array_index(set->events, i);
@@ -239,8 +238,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     for (guint i = 0; i < prepared->len; i++) {
         QphPerfEvent *ev = g_ptr_array_index(prepared, i);
 
-        g_hash_table_insert(set->by_name,
-                            (gpointer)qph_perf_event_get_name(ev), ev);
+        g_hash_table_insert(set->by_name, (gpointer)qph_perf_event_get_name(ev),
+                            ev);
         g_ptr_array_add(set->events, ev);
     }
     g_ptr_array_set_free_func(prepared, NULL);

@@ -51,7 +51,9 @@
 #define QPH_SECCOMP_ERRNO ENOSYS
 
 /* Allowed without conditions.  A name the architecture does not have is
- * skipped, so one list serves every architecture. */
+ * skipped, so one list serves every architecture.  Grouped by purpose,
+ * several names a line (not clang-formatted). */
+/* clang-format off */
 static const char *const allowed[] = {
     /* descriptors and files: sockets, /proc, resctrl, the state file */
     "read", "write", "readv", "writev", "pread64", "pwrite64", "close",
@@ -97,6 +99,7 @@ static const char *const allowed[] = {
     "sched_getscheduler",
 #endif
 };
+/* clang-format on */
 
 static gboolean
 seccomp_fail(int rc, const char *what, GError **error)
@@ -152,9 +155,9 @@ qph_seccomp_install(GError **error)
     }
 #ifndef QPH_SANITIZED
     /* Threads, never processes. */
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
-                                  CLONE_THREAD));
+    rc = seccomp_rule_add(
+        ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+        SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     if (rc < 0) {
         seccomp_release(ctx);
         return seccomp_fail(rc, "clone", error);
