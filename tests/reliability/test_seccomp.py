@@ -8,6 +8,7 @@ covers what the helper does.  --no-seccomp turns it off."""
 
 import errno
 import os
+import platform
 import re
 
 from rel import Rig, proc_status, short_tmp  # noqa: F401 (fixture)
@@ -73,9 +74,12 @@ def test_refused_call_fails_cleanly_and_is_logged(short_tmp):
         records = kmsg.records()
         mine = [r for r in records if "type=1326" in r and f" pid={pid} " in r]
         print(f"\nkernel log records of helper {pid}: {mine}")
-        if kmsg.fd is not None and any("type=1326" in r for r in records):
-            # The self-test's call, and nothing the helper needed.
-            calls = {int(m.group(1)) for r in mine for m in [re.search(r" syscall=(\d+)", r)] if m}
+        if mine and platform.machine() == "x86_64":
+            # The self-test's call, and nothing the helper needed.  (The
+            # kernel may drop records under its rate limit, or send them to
+            # auditd instead: then there is nothing to check here.)
+            calls = {int(m.group(1)) for r in mine
+                     for m in [re.search(r" syscall=(\d+)", r)] if m}
             assert calls == {SYS_PERSONALITY}, mine
     finally:
         kmsg.close()
