@@ -195,3 +195,30 @@ def test_resctrl_disable_does_not_wait_for_the_lock(resctrl_rig):
     finally:
         os.close(fd)
     assert "Timed out" not in r.helper.log(), r.helper.log()
+
+
+def test_resctrl_new_thread_joins_once_the_lock_is_free(resctrl_rig):
+    """A thread QEMU starts (object-add iothread) while another resctrl user
+    holds the lock joins the helper's group from a timer once the lock is
+    free, with no further command; meanwhile other clients are answered.
+    The helper used to wait up to 5 s in the main loop, then give up until
+    the next query."""
+    r = resctrl_rig
+    a, b = r.client(), r.client()
+    assert a.cmd("set-perf-events", {"events": [{"name": "cmt", "enabled": True}]}) == \
+        {"return": {}}
+    group = r.group
+    fd = os.open(r.sim.mount, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        a.send_raw(qmp.request("object-add", {"qom-type": "iothread", "id": "io1"}, id="add"))
+        assert "return" in b.cmd("query-status", id="probe", timeout=30)
+        assert a.read_reply(timeout=30) == {"id": "add", "return": {}}
+        io1 = next(t["thread-id"] for t in b.command("query-iothreads") if t["id"] == "io1")
+        assert io1 not in r.sim.tasks(group), "moved without the lock"
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + 20
+    while io1 not in r.sim.tasks(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert io1 in r.sim.tasks(group), "the new thread never joined the group"
