@@ -321,7 +321,7 @@ qph_qmp_query_perf_events(gboolean has_names, GPtrArray *names,
  * they still run in the order they were asked; forwarded commands and
  * every client's I/O go on meanwhile.  The reply is delivered through the
  * job's QphDispatchDone whenever it is ready, as for a query that waits
- * for QEMU.
+ * for QEMU.  A helper serves one VM, so the queue is this file's own.
  */
 #define DISPATCH_RETRY_MS 10
 
