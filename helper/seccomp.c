@@ -6,7 +6,8 @@
  * SCM_RIGHTS), perf_event_open and its ioctls, the resctrl tree (openat,
  * mkdir, rmdir, write, flock), /proc reads, timers, signals, memory, the
  * dlopen() of libpfm4 when an event is first encoded, a small state file
- * (openat, write, fsync, rename, unlink) and exit.  Everything else is
+ * (openat, write, fallocate, fsync, rename, unlink: g_file_set_contents)
+ * and exit.  Everything else is
  * refused by a libseccomp filter.
  *
  * A refused call is never a kill: under libvirt a dead helper takes the VM
@@ -63,8 +64,8 @@ static const char *const allowed[] = {
     "faccessat2", "readlink", "readlinkat", "getdents", "getdents64",
     "getcwd", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename",
     "renameat", "renameat2", "flock", "fsync", "fdatasync", "ftruncate",
-    "fadvise64", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown",
-    "fchownat", "umask",
+    "fadvise64", "fallocate", "chmod", "fchmod", "fchmodat", "chown",
+    "fchown", "lchown", "fchownat", "umask",
     /* sockets */
     "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect",
     "getsockname", "getpeername", "getsockopt", "setsockopt", "shutdown",
