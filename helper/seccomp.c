@@ -7,8 +7,7 @@
  * mkdir, rmdir, write, flock), /proc reads, timers, signals, memory, the
  * dlopen() of libpfm4 when an event is first encoded, a small state file
  * (openat, write, fallocate, fsync, rename, unlink: g_file_set_contents)
- * and exit.  Everything else is
- * refused by a libseccomp filter.
+ * and exit.  Everything else is refused by a libseccomp filter.
  *
  * A refused call is never a kill: under libvirt a dead helper takes the VM
  * down with it.  It fails with ENOSYS, so code that meets it takes the
