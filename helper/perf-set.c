@@ -121,6 +121,41 @@ qph_perf_set_overridden(GHashTable *last, const QphPerfChange *changes, guint i)
 }
 
 /*
+ * Whether the set stays within QPH_PERF_SET_MAX_EVENTS after @changes: one
+ * request is bounded by its entries, the set by this, so every query's
+ * reply and every rescan are bounded too.
+ */
+static gboolean
+qph_perf_set_check_size(const QphPerfSet *set, const QphPerfChange *changes,
+                        guint n, GHashTable *last, GError **error)
+{
+    guint after = set->events->len;
+
+    for (guint i = 0; i < n; i++) {
+        gboolean enabled;
+
+        if (qph_perf_set_overridden(last, changes, i)) {
+            continue;
+        }
+        enabled = g_hash_table_contains(set->by_name, changes[i].name);
+        if (changes[i].enable && !enabled) {
+            after++;
+        } else if (!changes[i].enable && enabled) {
+            after--;
+        }
+    }
+    if (after > QPH_PERF_SET_MAX_EVENTS) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot enable %u more perf events: %u are enabled, and "
+                    "the helper counts at most %d at once.",
+                    after - set->events->len, set->events->len,
+                    QPH_PERF_SET_MAX_EVENTS);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/*
  * Attach @ev to every thread in @tids.  A thread that exited meanwhile is
  * skipped: it is not a failure of the request.
  */
@@ -171,6 +206,9 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         }
     }
     last = qph_perf_set_last_entries(changes, n);
+    if (!qph_perf_set_check_size(set, changes, n, last, error)) {
+        return FALSE;
+    }
 
     /* 1. Encode each newly enabled event (no fd yet). */
     for (guint i = 0; i < n; i++) {

@@ -222,3 +222,50 @@ def test_resctrl_new_thread_joins_once_the_lock_is_free(resctrl_rig):
     while io1 not in r.sim.tasks(group) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert io1 in r.sim.tasks(group), "the new thread never joined the group"
+
+
+@pytest.fixture
+def many_fds_rig(short_tmp):
+    """A helper whose descriptor limit lets it reach the event limit before
+    EMFILE: 1024 events on each of QEMU's threads."""
+    import resource
+
+    from rel import Rig
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:
+        r = Rig(short_tmp)  # inherits the limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    yield r
+    r.close()
+
+
+def test_enabled_set_is_bounded(many_fds_rig):
+    """Each request is bounded by its entries; the set of enabled events by
+    QPH_PERF_SET_MAX_EVENTS (1024), else requests of distinct raw events
+    (libpfm4 takes any period=N) would grow every later query and rescan
+    without end."""
+    r = many_fds_rig
+    c = r.client()
+
+    def raw(i):
+        return f"perf::cpu-clock:period={1000 + i}"
+
+    reply = c.cmd("set-perf-events",
+                  {"events": [{"name": raw(i), "enabled": True} for i in range(LIMIT)]},
+                  timeout=60)
+    if "error" in reply:
+        pytest.skip(f"cannot enable {LIMIT} software events here: {reply['error']['desc']}")
+    reply = c.cmd("set-perf-events", {"events": [{"name": raw(LIMIT), "enabled": True}]})
+    assert reply.get("error", {}).get("desc") == (
+        "Cannot enable 1 more perf events: 1024 are enabled, and the helper "
+        "counts at most 1024 at once."), reply
+    # Disabling one makes room for another in the same request.
+    assert c.cmd("set-perf-events", {"events": [{"name": raw(0), "enabled": False},
+                                                {"name": raw(LIMIT), "enabled": True}]}) == \
+        {"return": {}}
+    assert c.cmd("set-perf-events",
+                 {"events": [{"name": raw(i), "enabled": False} for i in range(1, LIMIT + 1)]},
+                 timeout=60) == {"return": {}}
