@@ -16,6 +16,10 @@
 #include "qmp/qmp-error.h"
 
 #include <string.h>
+#include <sys/resource.h>
+
+/* Descriptors kept for everything but perf (qph_perf_set_check_fds()). */
+#define QPH_PERF_SET_FD_RESERVE 256
 
 struct _QphPerfSet {
     pid_t pid;
@@ -156,6 +160,39 @@ qph_perf_set_check_size(const QphPerfSet *set, const QphPerfChange *changes,
 }
 
 /*
+ * Whether opening @prepared on @n_threads threads leaves the helper the
+ * descriptors it keeps for everything else (clients, QEMU's monitor,
+ * descriptors in passing): the last QPH_PERF_SET_FD_RESERVE of its
+ * RLIMIT_NOFILE, or a quarter of a smaller limit.  Without it, a client
+ * could enable events until accept() fails for every other client.
+ */
+static gboolean
+qph_perf_set_check_fds(const QphPerfSet *set, GPtrArray *prepared,
+                       guint n_threads, GError **error)
+{
+    struct rlimit lim;
+    guint64 limit, reserve, needed;
+
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0 || lim.rlim_cur == RLIM_INFINITY) {
+        return TRUE;
+    }
+    limit = lim.rlim_cur;
+    reserve = MIN((guint64)QPH_PERF_SET_FD_RESERVE, limit / 4);
+    needed = (guint64)prepared->len * n_threads;
+    if (qph_perf_set_count_fds(set) + needed + reserve <= limit) {
+        return TRUE;
+    }
+    g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                "Cannot enable perf event '%s': it needs %" G_GUINT64_FORMAT
+                " more descriptors (one per event and thread), %u are open "
+                "for perf, and the helper keeps the last %" G_GUINT64_FORMAT
+                " of its %" G_GUINT64_FORMAT " (RLIMIT_NOFILE) for clients.",
+                qph_perf_event_get_name(g_ptr_array_index(prepared, 0)), needed,
+                qph_perf_set_count_fds(set), reserve, limit);
+    return FALSE;
+}
+
+/*
  * Attach @ev to every thread in @tids.  A thread that exited meanwhile is
  * skipped: it is not a failure of the request.
  */
@@ -232,6 +269,9 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
             g_prefix_error(
                 error, "Cannot enable perf event '%s': ",
                 qph_perf_event_get_name(g_ptr_array_index(prepared, 0)));
+            return FALSE;
+        }
+        if (!qph_perf_set_check_fds(set, prepared, tids->len, error)) {
             return FALSE;
         }
     }

@@ -224,20 +224,33 @@ def test_resctrl_new_thread_joins_once_the_lock_is_free(resctrl_rig):
     assert io1 in r.sim.tasks(group), "the new thread never joined the group"
 
 
-@pytest.fixture
-def many_fds_rig(short_tmp):
-    """A helper whose descriptor limit lets it reach the event limit before
-    EMFILE: 1024 events on each of QEMU's threads."""
+def rig_with_nofile(dir, want):
+    """A VM and helper started with RLIMIT_NOFILE @want (they inherit it)."""
     import resource
 
     from rel import Rig
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if hard != resource.RLIM_INFINITY:
+        want = min(hard, want)
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     try:
-        r = Rig(short_tmp)  # inherits the limit
+        return Rig(dir)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture
+def many_fds_rig(short_tmp):
+    """A helper whose descriptor limit lets it reach the event limit before
+    EMFILE: 1024 events on each of QEMU's threads."""
+    r = rig_with_nofile(short_tmp, 65536)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def few_fds_rig(short_tmp):
+    r = rig_with_nofile(short_tmp, 256)
     yield r
     r.close()
 
@@ -269,3 +282,31 @@ def test_enabled_set_is_bounded(many_fds_rig):
     assert c.cmd("set-perf-events",
                  {"events": [{"name": raw(i), "enabled": False} for i in range(1, LIMIT + 1)]},
                  timeout=60) == {"return": {}}
+
+
+def test_perf_keeps_descriptors_for_clients(few_fds_rig):
+    """With RLIMIT_NOFILE 256, a client enabling one raw event per request
+    (one descriptor per QEMU thread each) is refused while 64 descriptors
+    (a quarter of the limit) are still free: new clients connect and are
+    served.  The helper used to open perf descriptors until EMFILE, leaving
+    fewer than one event's worth for everything else."""
+    r = few_fds_rig
+    c = r.client()
+    refusal = None
+    for i in range(300):
+        reply = c.cmd("set-perf-events",
+                      {"events": [{"name": f"perf::cpu-clock:period={1000 + i}",
+                                   "enabled": True}]})
+        if "error" in reply:
+            refusal = reply["error"]["desc"]
+            break
+    print(f"\nrefused after {i} events: {refusal}")
+    assert refusal and "keeps the last 64 of its 256 (RLIMIT_NOFILE) for clients" in refusal, \
+        refusal
+    others = [r.client() for _ in range(16)]
+    for o in others:
+        assert "return" in o.cmd("query-status", timeout=30)
+    got = others[0].command("query-perf-events",
+                            {"names": ["perf::cpu-clock:period=1000"], "per-thread": True})
+    assert got[0]["enabled"] and got[0]["threads"], got
+    assert r.helper.alive()
