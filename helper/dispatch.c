@@ -10,6 +10,11 @@
  * no JSON tree in between (a per-thread query-perf-events answer is hundreds of
  * objects).
  *
+ * Every request's work is bounded: at most QPH_DISPATCH_MAX_ENTRIES entries
+ * (refused with an error naming the limit), each name answered once, and
+ * the memory of a large request or reply is given back to the system once
+ * it is done (malloc_trim), so the peak does not stay.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/dispatch.h"
@@ -22,13 +27,34 @@
 #include "qph-qapi-commands.h"
 #include "qph-qapi-types.h"
 
+#include <malloc.h>
 #include <string.h>
+
+/* A request or reply past this size is followed by malloc_trim(). */
+#define DISPATCH_TRIM_BYTES (64 * 1024)
+#define DISPATCH_TRIM_ENTRIES 64
 
 /* What a handler sees as its opaque pointer. */
 typedef struct {
     QphVm *vm;
     QphVmReading *reading; /* query-perf-events only */
+    gboolean large;        /* a request worth a malloc_trim() after it */
 } DispatchContext;
+
+/* Refuse a list argument past QPH_DISPATCH_MAX_ENTRIES, before any work. */
+static gboolean
+check_entries(DispatchContext *ctx, const char *param, guint n, GError **error)
+{
+    ctx->large = ctx->large || n > DISPATCH_TRIM_ENTRIES;
+    if (n > QPH_DISPATCH_MAX_ENTRIES) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Parameter '%s' has %u entries; the helper accepts at "
+                    "most %d",
+                    param, n, QPH_DISPATCH_MAX_ENTRIES);
+        return FALSE;
+    }
+    return TRUE;
+}
 
 gboolean
 qph_dispatch_has(const char *command)
@@ -55,8 +81,12 @@ gboolean
 qph_qmp_set_perf_events(GPtrArray *events, gpointer opaque, GError **error)
 {
     DispatchContext *ctx = opaque;
-    g_autofree QphPerfChange *changes = g_new0(QphPerfChange, events->len);
+    g_autofree QphPerfChange *changes = NULL;
 
+    if (!check_entries(ctx, "events", events->len, error)) {
+        return FALSE;
+    }
+    changes = g_new0(QphPerfChange, events->len);
     for (guint i = 0; i < events->len; i++) {
         PerfEventSetting *s = events->pdata[i];
 
@@ -333,11 +363,20 @@ qph_qmp_query_perf_events(gboolean has_names, GPtrArray *names,
         }
     }
     if (has_names) {
-        /* As asked, in that order; a name neither known nor enabled is
-         * reported as not enabled. */
+        /* As asked, in that order, each name once (where first asked); a
+         * name neither known nor enabled is reported as not enabled. */
+        g_autoptr(GHashTable) seen = NULL;
+
+        if (!check_entries(ctx, "names", names->len, error)) {
+            g_ptr_array_unref(list);
+            return NULL;
+        }
+        seen = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < names->len; i++) {
-            g_ptr_array_add(list,
-                            event_info(ctx, names->pdata[i], per_thread));
+            if (g_hash_table_add(seen, names->pdata[i])) {
+                g_ptr_array_add(list,
+                                event_info(ctx, names->pdata[i], per_thread));
+            }
         }
     } else {
         for (guint i = 0; i < all->len; i++) {
@@ -349,43 +388,178 @@ qph_qmp_query_perf_events(gboolean has_names, GPtrArray *names,
 
 /* ---- Running a command ----------------------------------------------- */
 
+/*
+ * A command is a Job.  Jobs start in arrival order from one queue.  A
+ * set-perf-events that meets another resctrl user's lock on the resctrl
+ * root (G_FILE_ERROR_AGAIN: the flock is only ever tried, never waited
+ * for) changes nothing and stays at the head of the queue; a timer tries
+ * it again every DISPATCH_RETRY_MS until QPH_RESCTRL_LOCK_TIMEOUT_MS have
+ * passed, then it fails.  The helper's later commands wait behind it, so
+ * they still run in the order they were asked; forwarded commands and
+ * every client's I/O go on meanwhile.  The reply is delivered through the
+ * job's QphDispatchDone whenever it is ready, as for a query that waits
+ * for QEMU.  A helper serves one VM, so the queue is this file's own.
+ */
+#define DISPATCH_RETRY_MS 10
+
 typedef struct {
     const QphQmpCommand *cmd;
     QmpJson *args;
     QphVm *vm;
     QphDispatchDone done;
     gpointer data;
-} QueryJob;
+    gint64 deadline; /* of the resctrl lock; 0 before the first try */
+} Job;
+
+static GQueue jobs = G_QUEUE_INIT; /* not started yet, in arrival order */
+static guint retry_source;         /* the head waits for the resctrl lock */
+static gboolean pumping;
 
 static void
-run_marshal(const QphQmpCommand *cmd, const QmpJson *args,
-            DispatchContext *ctx, QphDispatchDone done, gpointer data)
+job_free(Job *job)
 {
-    GError *error = NULL;
-    GString *ret = g_string_sized_new(256);
+    qmp_json_free(job->args);
+    g_free(job);
+}
 
-    if (!cmd->marshal_text(args, ret, ctx, &error)) {
-        g_string_free(ret, TRUE);
-        done(data, NULL, error);
-        return;
+static guint trim_source;
+
+static gboolean
+trim_later(gpointer unused)
+{
+    trim_source = 0;
+    malloc_trim(0);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * Give the memory of a large request or reply back to the system: now (the
+ * request's trees are freed) and once more a second later, when the reply
+ * has most likely been written and freed too.  glibc keeps freed heap
+ * otherwise, and the helper's peak would stay for good.
+ */
+static void
+dispatch_trim(void)
+{
+    malloc_trim(0);
+    if (!trim_source) {
+        trim_source = g_timeout_add_seconds_full(G_PRIORITY_LOW, 1, trim_later,
+                                                 NULL, NULL);
     }
-    done(data, g_string_free(ret, FALSE), NULL);
+}
+
+/* Run the generated marshaller: the reply's text in @ret_json, or @error.
+ * Returns whether the request or its reply was large (see dispatch_trim). */
+static gboolean
+marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
+{
+    GString *ret = g_string_sized_new(256);
+    gboolean large;
+
+    *ret_json = NULL;
+    if (!job->cmd->marshal_text(job->args, ret, ctx, error)) {
+        g_string_free(ret, TRUE);
+        return ctx->large;
+    }
+    large = ctx->large || ret->len > DISPATCH_TRIM_BYTES;
+    *ret_json = g_string_free(ret, FALSE);
+    return large;
+}
+
+static void
+job_finish(Job *job, gboolean large, char *ret_json, GError *error)
+{
+    job->done(job->data, ret_json, error);
+    job_free(job);
+    if (large) {
+        dispatch_trim();
+    }
 }
 
 static void
 query_read_done(gpointer data, QphVmReading *reading, GError *error)
 {
-    QueryJob *job = data;
+    Job *job = data;
     g_autoptr(QphVmReading) owned = reading;
     DispatchContext ctx = { .vm = job->vm, .reading = reading };
+    char *ret_json = NULL;
+    gboolean large;
 
     if (error) {
-        job->done(job->data, NULL, error);
-    } else {
-        run_marshal(job->cmd, job->args, &ctx, job->done, job->data);
+        job_finish(job, FALSE, NULL, error);
+        return;
     }
-    qmp_json_free(job->args);
-    g_free(job);
+    large = marshal(job, &ctx, &ret_json, &error);
+    g_clear_pointer(&owned, qph_vm_reading_free);
+    job_finish(job, large, ret_json, error);
+}
+
+static gboolean retry_head(gpointer unused);
+
+/*
+ * Try @job once.  Returns FALSE when it waits for the resctrl lock: then it
+ * is back at the head of the queue and the retry timer runs.
+ */
+static gboolean
+job_start(Job *job)
+{
+    DispatchContext ctx = { .vm = job->vm };
+    GError *error = NULL;
+    char *ret_json = NULL;
+    gboolean large;
+
+    if (job->cmd == &qph_qmp_commands[QPH_QMP_COMMAND_QUERY_PERF_EVENTS]) {
+        QmpJson *pt =
+            job->args ? qmp_json_object_get(job->args, "per-thread") : NULL;
+
+        /* Labels are needed only for per-thread answers. */
+        qph_vm_read(job->vm, pt && pt->type == QMP_JSON_BOOL && pt->b,
+                    query_read_done, job);
+        return TRUE;
+    }
+    if (!job->deadline) {
+        job->deadline = g_get_monotonic_time() +
+                        QPH_RESCTRL_LOCK_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
+    }
+    large = marshal(job, &ctx, &ret_json, &error);
+    if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN)) {
+        if (g_get_monotonic_time() < job->deadline) {
+            g_clear_error(&error);
+            g_queue_push_head(&jobs, job);
+            retry_source = g_timeout_add(DISPATCH_RETRY_MS, retry_head, NULL);
+            return FALSE;
+        }
+        g_prefix_error(&error, "Timed out after %d ms waiting for the lock: ",
+                       QPH_RESCTRL_LOCK_TIMEOUT_MS);
+    }
+    job_finish(job, large, ret_json, error);
+    return TRUE;
+}
+
+/* Start queued jobs in order until one waits for the resctrl lock.  A job's
+ * reply may bring the next request at once: it joins the queue and this
+ * loop (not a nested one) starts it. */
+static void
+dispatch_pump(void)
+{
+    Job *job;
+
+    if (pumping) {
+        return;
+    }
+    pumping = TRUE;
+    while (!retry_source && (job = g_queue_pop_head(&jobs))) {
+        job_start(job);
+    }
+    pumping = FALSE;
+}
+
+static gboolean
+retry_head(gpointer unused)
+{
+    retry_source = 0;
+    dispatch_pump();
+    return G_SOURCE_REMOVE;
 }
 
 void
@@ -395,6 +569,7 @@ qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
     const QphQmpCommand *cmd = qph_qmp_command_lookup(command);
     QphVm *vm = qph_proxy_get_vm(proxy);
     g_autoptr(QmpJson) owned = args;
+    Job *job;
 
     if (!cmd || !vm) {
         done(data, NULL,
@@ -402,23 +577,12 @@ qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
                          "The command %s has not been found", command));
         return;
     }
-    if (cmd == &qph_qmp_commands[QPH_QMP_COMMAND_QUERY_PERF_EVENTS]) {
-        QueryJob *job = g_new0(QueryJob, 1);
-        QmpJson *pt = args ? qmp_json_object_get(args, "per-thread") : NULL;
-
-        job->cmd = cmd;
-        job->args = g_steal_pointer(&owned);
-        job->vm = vm;
-        job->done = done;
-        job->data = data;
-        /* Labels are needed only for per-thread answers. */
-        qph_vm_read(vm, pt && pt->type == QMP_JSON_BOOL && pt->b,
-                    query_read_done, job);
-        return;
-    }
-    {
-        DispatchContext ctx = { .vm = vm };
-
-        run_marshal(cmd, args, &ctx, done, data);
-    }
+    job = g_new0(Job, 1);
+    job->cmd = cmd;
+    job->args = g_steal_pointer(&owned);
+    job->vm = vm;
+    job->done = done;
+    job->data = data;
+    g_queue_push_tail(&jobs, job);
+    dispatch_pump();
 }

@@ -14,6 +14,10 @@
 
 typedef struct QphProxy QphProxy;
 
+/* Entries accepted in set-perf-events' "events" and in query-perf-events'
+ * "names": every request's work and reply stay bounded (docs/security.md). */
+#define QPH_DISPATCH_MAX_ENTRIES 1024
+
 /* @ret_json (the "return" value's JSON text, as QEMU would print it) and
  * @error are passed to the callee, which owns them (free with g_free()). */
 typedef void (*QphDispatchDone)(gpointer data, char *ret_json, GError *error);

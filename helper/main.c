@@ -15,6 +15,7 @@
 #include "helper/privilege.h"
 #include "helper/proxy.h"
 #include "helper/startup-events.h"
+#include "helper/seccomp.h"
 #include "helper/wrap.h"
 
 #include <errno.h>
@@ -54,6 +55,8 @@ static char *opt_event_allowlist;
 static char **opt_enable;
 static char *opt_state_dir;
 static gboolean opt_verbose;
+static gboolean opt_no_seccomp;
+static gboolean opt_seccomp_selftest;
 static gboolean opt_version;
 static char **opt_command;
 
@@ -90,6 +93,10 @@ static const GOptionEntry option_entries[] = {
       "helper enables them again (default $RUNTIME_DIRECTORY)", "DIR" },
     { "resctrl-root", 0, 0, G_OPTION_ARG_FILENAME, &opt_resctrl_root,
       "Where resctrl is mounted (default /sys/fs/resctrl)", "DIR" },
+    { "no-seccomp", 0, 0, G_OPTION_ARG_NONE, &opt_no_seccomp,
+      "Run without the system-call filter (for debugging)", NULL },
+    { "seccomp-selftest", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE,
+      &opt_seccomp_selftest, "Make one refused call (for the tests)", NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
       "Log debug messages", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version,
@@ -387,6 +394,13 @@ main(int argc, char **argv)
         g_debug("Capabilities kept: %s", caps);
     }
     m.proxy = qph_proxy_new(&opts, qemu_fd, opt_qemu_pid, main_proxy_done, &m);
+    if (!opt_no_seccomp && !qph_seccomp_install(&error)) {
+        g_message("%s Going on without it.", error->message);
+        g_clear_error(&error);
+    }
+    if (opt_seccomp_selftest) {
+        qph_seccomp_selftest();
+    }
     g_main_loop_run(m.loop);
     g_clear_pointer(&m.proxy, qph_proxy_free);
     g_main_loop_unref(m.loop);

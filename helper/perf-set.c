@@ -39,7 +39,8 @@
 
 struct _QphPerfSet {
     pid_t pid;
-    GPtrArray *events; /* QphPerfEvent, in the order they were enabled */
+    GPtrArray *events;   /* QphPerfEvent, in the order they were enabled */
+    GHashTable *by_name; /* name (the event's own string) -> QphPerfEvent */
     /* Group leaders whose event was disabled while other events of their
      * group count: their fds hold the group together (not reported). */
     GPtrArray *kept_leaders;
@@ -81,6 +82,7 @@ qph_perf_set_new(pid_t pid)
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     set->kept_leaders =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+    set->by_name = g_hash_table_new(g_str_hash, g_str_equal);
     return set;
 }
 
@@ -93,6 +95,7 @@ qph_perf_set_free(QphPerfSet *set)
     if (!set) {
         return;
     }
+    g_hash_table_unref(set->by_name);
     /* Members first: a leader's fds go last. */
     g_ptr_array_unref(set->events);
     g_ptr_array_unref(set->kept_leaders);
@@ -121,24 +124,11 @@ qph_perf_set_get_event(const QphPerfSet *set, guint i)
     return g_ptr_array_index(set->events, i);
 }
 
-static gint
-qph_perf_set_find(const QphPerfSet *set, const char *name)
-{
-    for (guint i = 0; i < set->events->len; i++) {
-        const QphPerfEvent *ev = g_ptr_array_index(set->events, i);
-
-        if (strcmp(qph_perf_event_get_name(ev), name) == 0) {
-            return (gint)i;
-        }
-    }
-    return -1;
-}
-
 /* Whether @name (spelled as it was enabled) is enabled. */
 gboolean
 qph_perf_set_is_enabled(const QphPerfSet *set, const char *name)
 {
-    return name && qph_perf_set_find(set, name) >= 0;
+    return name && g_hash_table_contains(set->by_name, name);
 }
 
 /**
@@ -195,16 +185,63 @@ qph_perf_set_release(QphPerfSet *set, QphPerfEvent *ev)
     }
 }
 
+/*
+ * The entries of @changes that count: for each name, the index of its last
+ * entry (the last one wins).  One pass with a hash table, so a request's
+ * cost is linear in its entries, whatever they repeat.
+ */
+static GHashTable *
+qph_perf_set_last_entries(const QphPerfChange *changes, guint n)
+{
+    GHashTable *last = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint i = 0; i < n; i++) {
+        g_hash_table_insert(last, (gpointer)changes[i].name,
+                            GUINT_TO_POINTER(i));
+    }
+    return last;
+}
+
 /* Whether a later entry of @changes names the same event as entry @i. */
 static gboolean
-qph_perf_set_overridden(const QphPerfChange *changes, guint n, guint i)
+qph_perf_set_overridden(GHashTable *last, const QphPerfChange *changes, guint i)
 {
-    for (guint j = i + 1; j < n; j++) {
-        if (strcmp(changes[j].name, changes[i].name) == 0) {
-            return TRUE;
+    return GPOINTER_TO_UINT(g_hash_table_lookup(last, changes[i].name)) != i;
+}
+
+/*
+ * Whether the set stays within QPH_PERF_SET_MAX_EVENTS after @changes: one
+ * request is bounded by its entries, the set by this, so every query's
+ * reply and every rescan are bounded too.
+ */
+static gboolean
+qph_perf_set_check_size(const QphPerfSet *set, const QphPerfChange *changes,
+                        guint n, GHashTable *last, GError **error)
+{
+    guint after = set->events->len;
+
+    for (guint i = 0; i < n; i++) {
+        gboolean enabled;
+
+        if (qph_perf_set_overridden(last, changes, i)) {
+            continue;
+        }
+        enabled = g_hash_table_contains(set->by_name, changes[i].name);
+        if (changes[i].enable && !enabled) {
+            after++;
+        } else if (!changes[i].enable && enabled) {
+            after--;
         }
     }
-    return FALSE;
+    if (after > QPH_PERF_SET_MAX_EVENTS) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                    "Cannot enable %u more perf events: %u are enabled, and "
+                    "the helper counts at most %d at once.",
+                    after - set->events->len, set->events->len,
+                    QPH_PERF_SET_MAX_EVENTS);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /*
@@ -348,6 +385,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
 {
     g_autoptr(GPtrArray) prepared =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+    g_autoptr(GHashTable) last = NULL;
+    g_autoptr(GHashTable) drop = g_hash_table_new(NULL, NULL);
 
     for (guint i = 0; i < n; i++) {
         if (!changes[i].name) {
@@ -356,13 +395,17 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
             return FALSE;
         }
     }
+    last = qph_perf_set_last_entries(changes, n);
+    if (!qph_perf_set_check_size(set, changes, n, last, error)) {
+        return FALSE;
+    }
 
     /* 1. Encode each newly enabled event (no fd yet). */
     for (guint i = 0; i < n; i++) {
         QphPerfEvent *ev;
 
-        if (!changes[i].enable || qph_perf_set_overridden(changes, n, i) ||
-            qph_perf_set_find(set, changes[i].name) >= 0) {
+        if (!changes[i].enable || qph_perf_set_overridden(last, changes, i) ||
+            g_hash_table_contains(set->by_name, changes[i].name)) {
             continue;
         }
         ev = qph_perf_event_new(changes[i].name, error);
@@ -397,22 +440,55 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         return FALSE;
     }
 
-    /* 3. Nothing can fail from here on: commit. */
+    /* 3. Nothing can fail from here on: commit.  Disabled events leave
+     * in one pass that keeps the others' order. */
     for (guint i = 0; i < n; i++) {
-        gint at;
+        QphPerfEvent *ev;
 
-        if (changes[i].enable || qph_perf_set_overridden(changes, n, i)) {
+        if (changes[i].enable || qph_perf_set_overridden(last, changes, i)) {
             continue;
         }
-        at = qph_perf_set_find(set, changes[i].name);
-        if (at >= 0) {
-            qph_perf_set_release(
-                set, g_ptr_array_steal_index(set->events, (guint)at));
+        ev = g_hash_table_lookup(set->by_name, changes[i].name);
+        if (ev) {
+            g_hash_table_remove(set->by_name, changes[i].name);
+            g_hash_table_add(drop, ev);
         }
     }
-    while (prepared->len > 0) {
-        g_ptr_array_add(set->events, g_ptr_array_steal_index(prepared, 0));
+    if (g_hash_table_size(drop) > 0) {
+        g_autoptr(GPtrArray) kept = g_ptr_array_new();
+        g_autoptr(GPtrArray) leaving = g_ptr_array_new();
+
+        for (guint i = 0; i < set->events->len; i++) {
+            QphPerfEvent *ev = g_ptr_array_index(set->events, i);
+
+            g_ptr_array_add(g_hash_table_contains(drop, ev) ? leaving : kept,
+                            ev);
+        }
+        /* set->events now holds only what stays; group members are
+         * released before leaders, so a leader's fds go last. */
+        g_ptr_array_set_free_func(set->events, NULL);
+        g_ptr_array_unref(set->events);
+        set->events =
+            g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+        g_ptr_array_extend(set->events, kept, NULL, NULL);
+        for (guint pass = 0; pass < 2; pass++) {
+            for (guint i = 0; i < leaving->len; i++) {
+                QphPerfEvent *ev = g_ptr_array_index(leaving, i);
+
+                if ((qph_perf_event_get_leader(ev) != NULL) == (pass == 0)) {
+                    qph_perf_set_release(set, ev);
+                }
+            }
+        }
     }
+    for (guint i = 0; i < prepared->len; i++) {
+        QphPerfEvent *ev = g_ptr_array_index(prepared, i);
+
+        g_hash_table_insert(set->by_name, (gpointer)qph_perf_event_get_name(ev),
+                            ev);
+        g_ptr_array_add(set->events, ev);
+    }
+    g_ptr_array_set_free_func(prepared, NULL);
     return TRUE;
 }
 

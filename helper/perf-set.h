@@ -18,6 +18,9 @@
 
 typedef struct _QphPerfSet QphPerfSet;
 
+/* Perf events one set counts at once (docs/security.md). */
+#define QPH_PERF_SET_MAX_EVENTS 1024
+
 /* One entry of a set-perf-events request. */
 typedef struct {
     const char *name; /* catalog name or libpfm4 string */

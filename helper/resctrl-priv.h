@@ -14,9 +14,6 @@
 /* Our monitoring groups are mon_groups/qemu-perf-helper-<QEMU pid>. */
 #define QPH_RESCTRL_GROUP_PREFIX "qemu-perf-helper-"
 
-/* How long a change waits for another user's flock on the root. */
-#define QPH_RESCTRL_LOCK_TIMEOUT_MS 5000
-
 QphResctrlValueStatus qph_resctrl_parse_value(const char *text,
                                               guint64 *value);
 QphResctrlValueStatus qph_resctrl_parse_scaled(const char *text,

@@ -455,13 +455,13 @@ qph_resctrl_probe(const char *root, QphResctrlFeature feature, GError **error)
 
 /* ---- the lock ------------------------------------------------------- */
 
-/* flock(root) as libvirt does, waiting a bounded time: a helper must not
- * hang the VM's monitor forever behind someone else's lock. */
+/* flock(root) as libvirt does, tried once, never waited for: the helper's
+ * main loop must not sleep.  Another user's lock is G_FILE_ERROR_AGAIN;
+ * set-perf-events tries again from a timer (dispatch.c), for at most
+ * QPH_RESCTRL_LOCK_TIMEOUT_MS. */
 static int
 resctrl_lock(const char *root, GError **error)
 {
-    gint64 deadline = g_get_monotonic_time() +
-                      QPH_RESCTRL_LOCK_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd < 0) {
@@ -471,24 +471,23 @@ resctrl_lock(const char *root, GError **error)
         return -1;
     }
     while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if ((errno != EWOULDBLOCK && errno != EINTR) ||
-            g_get_monotonic_time() > deadline) {
-            int saved = errno;
+        int saved = errno;
 
-            close(fd);
-            if (saved == EWOULDBLOCK || saved == EINTR) {
-                g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
-                            "Timed out after %d ms waiting for the lock on "
-                            "%s: another resctrl user (libvirt?) holds it.",
-                            QPH_RESCTRL_LOCK_TIMEOUT_MS, root);
-            } else {
-                g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
-                            "Cannot lock the resctrl root %s: %s.", root,
-                            g_strerror(saved));
-            }
-            return -1;
+        if (saved == EINTR) {
+            continue;
         }
-        g_usleep(10 * 1000);
+        close(fd);
+        if (saved == EWOULDBLOCK) {
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN,
+                        "Cannot lock the resctrl root %s: another resctrl "
+                        "user (libvirt?) holds it.",
+                        root);
+        } else {
+            g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC_ERROR,
+                        "Cannot lock the resctrl root %s: %s.", root,
+                        g_strerror(saved));
+        }
+        return -1;
     }
     return fd;
 }

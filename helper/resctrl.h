@@ -24,6 +24,11 @@
 
 #define QPH_RESCTRL_DEFAULT_ROOT "/sys/fs/resctrl"
 
+/* Changes never wait for another user's flock on the root: they fail with
+ * G_FILE_ERROR_AGAIN, and set-perf-events tries again from a timer for this
+ * long before it gives up (helper/dispatch.c). */
+#define QPH_RESCTRL_LOCK_TIMEOUT_MS 5000
+
 typedef enum {
     QPH_RESCTRL_FEATURE_CMT,  /* llc_occupancy */
     QPH_RESCTRL_FEATURE_MBMT, /* mbm_total_bytes */

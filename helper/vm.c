@@ -23,6 +23,10 @@
 #include "qmp/json-streamer.h"
 #include <string.h>
 
+/* How often new threads try to join the resctrl group while another
+ * resctrl user holds the lock. */
+#define QPH_VM_RESCAN_RETRY_MS 100
+
 struct QphVm {
     QphProxy *proxy;
     pid_t pid;
@@ -41,6 +45,7 @@ struct QphVm {
     gboolean refresh_again; /* something changed while it was */
     QmpJson *refresh_cpus;  /* query-cpus-fast's return, meanwhile */
     GHashTable *names;      /* tid -> comm of counted threads (read once) */
+    guint rescan_retry;     /* another resctrl user holds the lock */
 };
 
 static void
@@ -110,6 +115,7 @@ qph_vm_free(QphVm *vm)
     if (!vm) {
         return;
     }
+    g_clear_handle_id(&vm->rescan_retry, g_source_remove);
     if (vm->refresh_handle && qph_proxy_get_upstream(vm->proxy)) {
         qph_upstream_cancel(qph_proxy_get_upstream(vm->proxy),
                             vm->refresh_handle);
@@ -358,9 +364,23 @@ qph_vm_set_events(QphVm *vm, const QphPerfChange *changes, guint n,
     return TRUE;
 }
 
+static void vm_rescan(QphVm *vm, GArray *tids);
+
+static gboolean
+vm_rescan_retry(gpointer data)
+{
+    QphVm *vm = data;
+
+    vm->rescan_retry = 0;
+    vm_rescan(vm, NULL);
+    return G_SOURCE_REMOVE;
+}
+
 /* Count threads that appeared since last time (and let go of those that
  * ended), given the process's threads (NULL: list them here).  Failures
- * are logged: a query still answers with what exists. */
+ * are logged: a query still answers with what exists.  When another
+ * resctrl user holds the lock, new threads join the group from a timer
+ * once it is free: the main loop never waits for it. */
 static void
 vm_rescan(QphVm *vm, GArray *tids)
 {
@@ -385,8 +405,15 @@ vm_rescan(QphVm *vm, GArray *tids)
     if (vm->resctrl &&
         !qph_resctrl_mon_add_threads(vm->resctrl, (const pid_t *)tids->data,
                                      tids->len, &error)) {
-        g_message("Unable to keep QEMU's threads in the resctrl group: %s",
-                  error->message);
+        if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_AGAIN)) {
+            g_message("Unable to keep QEMU's threads in the resctrl group: %s",
+                      error->message);
+        } else if (!vm->rescan_retry) {
+            g_debug("New threads join the resctrl group later: %s",
+                    error->message);
+            vm->rescan_retry =
+                g_timeout_add(QPH_VM_RESCAN_RETRY_MS, vm_rescan_retry, vm);
+        }
     }
 }
 

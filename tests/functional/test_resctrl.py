@@ -427,7 +427,10 @@ def test_lock_held_too_long_is_an_error(rig):
         waited = time.monotonic() - t0
     finally:
         os.close(fd)
-    assert 4.5 < waited < 9, f"the helper waits about 5 s, not {waited:.1f} s"
+    # It gives up after 5 s (QPH_RESCTRL_LOCK_TIMEOUT_MS), not before; the
+    # upper bound only catches a hang.
+    print(f"\nset-perf-events gave up after {waited:.2f} s")
+    assert 4.5 < waited < 60, f"the helper waits about 5 s, not {waited:.1f} s"
     assert_refused(c, reply, "Timed out after 5000 ms waiting for the lock",
                    "another resctrl user")
     assert sim.mon_groups() == []
@@ -447,8 +450,12 @@ def test_query_does_not_wait_for_the_lock(rig):
     finally:
         os.close(fd)
     assert got["cmt"]["value"] == 60
-    assert waited < 1.5, f"the query waited {waited:.1f} s for the lock"
+    # A query that waited for the lock would log that it could not take it;
+    # the time bound only catches a hang (latency is the benchmark's).
+    print(f"\nquery-perf-events with the lock held: {waited * 1000:.1f} ms")
+    assert waited < 30, f"the query waited {waited:.1f} s for the lock"
     assert "Timed out" not in rig.helper.log()
+    assert "Cannot lock the resctrl root" not in rig.helper.log()
 
 
 # ---- the helper goes away --------------------------------------------------

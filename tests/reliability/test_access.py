@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,12 @@ def test_socket_group(open_dir):
     group = grp.getgrgid(65534).gr_name          # nogroup on Debian
     r = Rig(open_dir, extra=["--socket-mode", "0660", "--socket-group", group])
     try:
+        # The helper listens right after bind() and sets the group just
+        # after: a client can connect in between (an ASan build made the
+        # window visible), so wait for the group, with a hang bound.
+        deadline = time.monotonic() + 10
+        while os.stat(r.helper.listen).st_gid != 65534 and time.monotonic() < deadline:
+            time.sleep(0.01)
         st = os.stat(r.helper.listen)
         assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == 65534
         assert connect_as(r.helper.listen, OUTSIDER_UID, OUTSIDER_GID, [65534]) == "greeting"

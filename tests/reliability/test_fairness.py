@@ -135,8 +135,13 @@ def test_busy_client_delays_another_by_about_one_request(shared_rig):
           f"{per_request * 1000:.1f} ms per request while busy "
           f"({busy_answered} replies); B's query-status p50 {p50 * 1000:.1f} ms "
           f"({p50 / unit:.2f} x), max {worst * 1000:.1f} ms ({worst / unit:.2f} x)")
+    # The property is the median in units of A's own requests on the same
+    # machine at the same time (forwarding in arrival order measured 5 x),
+    # so load scales both sides.  The worst single wait is printed, not
+    # asserted: one unlucky scheduling on a loaded machine is not a defect
+    # (issue 11); only a hang fails.
     assert p50 < 2.5 * unit, f"B's median wait {p50:.3f}s, {p50 / unit:.1f} x one {SLOW}"
-    assert worst < 4 * unit, f"B waited {worst:.3f}s, {worst / unit:.1f} x one {SLOW}"
+    assert worst < 30, f"B waited {worst:.3f}s: a hang"
     # Both clients are still served normally.
     assert b.command("query-status")
     assert "return" in a.cmd("query-name")
