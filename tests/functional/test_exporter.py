@@ -84,10 +84,15 @@ def thread_cpu_seconds(pid, tid):
 def vcpu0_tid(helper_sock):
     """vCPU 0's thread id, as the helper labels it (its CPU time then
     comes from the kernel)."""
-    with qmp.QMPClient(helper_sock) as c:
-        c.negotiate()
-        info = c.command("query-perf-events",
-                         {"names": ["task_clock"], "per-thread": True})
+    def enabled():
+        with qmp.QMPClient(helper_sock) as c:
+            c.negotiate()
+            info = c.command("query-perf-events",
+                             {"names": ["task_clock"], "per-thread": True})
+        return info if info[0]["enabled"] else None
+
+    # The exporter enables task_clock (--enable) once it has met the VM.
+    info = wait_until("task_clock enabled by the exporter", enabled)
     for t in info[0]["threads"]:
         if t["kind"] == "vcpu" and t.get("cpu-index") == 0:
             return t["thread-id"]
@@ -304,8 +309,10 @@ def test_prometheus_rate_of_spinning_vcpu(fleet):
     assert rate is not None
     # One spinning vCPU is 1 s/s on an idle host; on a shared one it gets
     # what the scheduler gives it, which the kernel's accounting says.
-    assert 0.2 < rate < 1.1, rate
     assert abs(rate - kernel_rate) < 0.15, (rate, kernel_rate)
+    assert rate < 1.1, rate
+    if kernel_rate > 0.8:
+        assert rate > 0.65, (rate, kernel_rate)
     t = fleet.target()
     assert t["health"] == "up" and t["lastError"] == "", t
     # Prometheus asked for OpenMetrics and got it (the exporter counts).
