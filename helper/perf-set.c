@@ -456,13 +456,19 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     }
     if (g_hash_table_size(drop) > 0) {
         g_autoptr(GPtrArray) kept = g_ptr_array_new();
-        g_autoptr(GPtrArray) leaving = g_ptr_array_new();
+        g_autoptr(GPtrArray) members = g_ptr_array_new();
+        g_autoptr(GPtrArray) leaders = g_ptr_array_new();
 
         for (guint i = 0; i < set->events->len; i++) {
             QphPerfEvent *ev = g_ptr_array_index(set->events, i);
 
-            g_ptr_array_add(g_hash_table_contains(drop, ev) ? leaving : kept,
-                            ev);
+            if (!g_hash_table_contains(drop, ev)) {
+                g_ptr_array_add(kept, ev);
+            } else {
+                g_ptr_array_add(qph_perf_event_get_leader(ev) ? members
+                                                               : leaders,
+                                ev);
+            }
         }
         /* set->events now holds only what stays; group members are
          * released before leaders, so a leader's fds go last. */
@@ -471,14 +477,11 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         set->events =
             g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
         g_ptr_array_extend(set->events, kept, NULL, NULL);
-        for (guint pass = 0; pass < 2; pass++) {
-            for (guint i = 0; i < leaving->len; i++) {
-                QphPerfEvent *ev = g_ptr_array_index(leaving, i);
-
-                if ((qph_perf_event_get_leader(ev) != NULL) == (pass == 0)) {
-                    qph_perf_set_release(set, ev);
-                }
-            }
+        for (guint i = 0; i < members->len; i++) {
+            qph_perf_set_release(set, g_ptr_array_index(members, i));
+        }
+        for (guint i = 0; i < leaders->len; i++) {
+            qph_perf_set_release(set, g_ptr_array_index(leaders, i));
         }
     }
     for (guint i = 0; i < prepared->len; i++) {
