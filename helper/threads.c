@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Parse a /proc directory entry as a thread id; FALSE for anything else. */
@@ -146,15 +147,40 @@ qph_threads_contain(const GArray *tids, pid_t tid)
 }
 
 /**
- * qph_threads_exists: whether /proc/@pid/task/@tid exists right now.
+ * qph_threads_exists: whether thread @tid of @pid is alive right now:
+ * listed in /proc and neither exiting nor dead.
  */
 gboolean
 qph_threads_exists(pid_t pid, pid_t tid)
 {
     g_autofree char *path =
-        g_strdup_printf("/proc/%d/task/%d", (int)pid, (int)tid);
+        g_strdup_printf("/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    g_autofree char *stat = NULL;
+    g_auto(GStrv) fields = NULL;
+    const char *end;
+    guint64 flags;
 
-    return access(path, F_OK) == 0;
+    if (!g_file_get_contents(path, &stat, NULL, NULL)) {
+        return FALSE;
+    }
+    /* "TID (comm) STATE PPID PGRP SESSION TTY TPGID FLAGS ...": comm may
+     * hold anything, so fields count from its closing parenthesis. */
+    end = strrchr(stat, ')');
+    if (!end) {
+        return TRUE;
+    }
+    fields = g_strsplit(end + 1, " ", 9); /* "", STATE, ..., FLAGS, rest */
+    if (g_strv_length(fields) < 9) {
+        return TRUE;
+    }
+    /* A thread that is exiting (PF_EXITING, 0x4) or dead still has its
+     * /proc entry for a moment, but perf_event_open on it fails: it is
+     * gone, not a failure of the request. */
+    if (strchr("ZXx", fields[1][0])) {
+        return FALSE;
+    }
+    flags = g_ascii_strtoull(fields[7], NULL, 10);
+    return !(flags & 0x4);
 }
 
 /**
