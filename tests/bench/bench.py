@@ -257,7 +257,7 @@ def run_client(binary, mode, rounds, param, cmd, targets, cmd2=None):
 
 def phase_proxy(a, procs, tmp, R):
     """Forwarded latency and throughput: direct / helper / socat."""
-    vm = Vm(procs, tmp, "proxy", 1, ["direct", "proxied", "relay"])
+    vm = Vm(procs, tmp, "proxy", 1, ["direct", "proxied", "relay", "direct-id"])
     helper = Helper(procs, a.helper, vm.sock["proxied"],
                     str(vm.dir / "helper.sock"))
     time.sleep(0.5)
@@ -283,8 +283,14 @@ def phase_proxy(a, procs, tmp, R):
     for key, cmd, rounds in (("query-status", STATUS, a.rounds_small),
                              ("query-qmp-schema", SCHEMA, a.rounds_schema)):
         log(f"latency {key}: {rounds} interleaved rounds")
+        t = dict(targets)
+        if key == "query-status":
+            # QEMU given the bytes the helper sends it: the same command
+            # with an id of the helper's form spliced in.
+            t["direct-id"] = (f"unix:{vm.sock['direct-id']}|"
+                              '{"id": 1234, "execute":"query-status"}')
         R["latency"][key] = run_client(a.client, "latency", rounds,
-                                       max(5, rounds // 50), cmd, targets)
+                                       max(5, rounds // 50), cmd, t)
     log(f"pipeline: {a.rounds_pipe} rounds of {a.depth} query-status")
     R["pipeline"] = run_client(a.client, "pipeline", a.rounds_pipe, a.depth,
                                STATUS, targets)
@@ -455,6 +461,59 @@ def phase_perf(a, procs, tmp, R, smp):
     procs.stop(vm.proc)
 
 
+# ---------------------------------------------------------------- runs
+
+def merge_runs(runs):
+    """Several runs as one: the samples of each measure pooled (each run
+    interleaves its targets, so pooling keeps the comparison fair), memory
+    and counts the median of the runs, machine data from the first with
+    every run's load average."""
+    if len(runs) == 1:
+        return runs[0]
+    runs = sorted(runs, key=lambda r: r["machine"]["date"])
+
+    def pool(xs):
+        x0 = xs[0]
+        if isinstance(x0, list):
+            return [v for x in xs for v in x]
+        if isinstance(x0, dict):
+            return {k: pool([x[k] for x in xs if k in x]) for k in x0}
+        if isinstance(x0, bool):
+            return x0
+        if isinstance(x0, int):
+            return int(round(median(xs)))
+        if isinstance(x0, float):
+            return median(xs)
+        return x0
+
+    R = {k: pool([r[k] for r in runs if k in r])
+         for k in runs[0] if k not in ("machine", "mem", "deps")}
+    # A target only some runs have (direct-id is newer than the others)
+    # keeps the direct samples of those same runs beside it.
+    for cmd, targets in R["latency"].items():
+        for t in list(targets):
+            have = [r for r in runs if t in r["latency"].get(cmd, {})]
+            if len(have) < len(runs):
+                targets[t + ":base"] = [v for r in have
+                                        for v in r["latency"][cmd]["direct"]]
+    R["mem"] = {k: {f: int(round(median([r["mem"][k][f] for r in runs
+                               if k in r["mem"] and f in r["mem"][k]])))
+                    for f in runs[0]["mem"][k]} for k in runs[0]["mem"]}
+    if all("deps" in r for r in runs):
+        R["deps"] = {prog: {lib: [m for r in runs for m in r["deps"][prog][lib]]
+                            for lib in runs[0]["deps"][prog]}
+                     for prog in runs[0]["deps"]}
+    # A wakeup in any run counts.
+    R["idle"]["ctxt"] = max(r["idle"]["ctxt"] for r in runs)
+    R["machine"] = dict(runs[0]["machine"])
+    R["machine"]["load"] = "; ".join(r["machine"]["load"] for r in runs)
+    R["machine"]["date"] = (runs[0]["machine"]["date"] + " to "
+                            + runs[-1]["machine"]["date"])
+    R["runs"] = len(runs)
+    R["elapsed"] = sum(r["elapsed"] for r in runs)
+    return R
+
+
 # ---------------------------------------------------------------- report
 
 def machine():
@@ -522,6 +581,25 @@ def build_report(R):
             f"| {us(s['median'])} / {us(s['p99'])} | {hs50:.3f} / {hs99:.3f} "
             f"| {hd50:.3f} / {hd99:.3f} | {s['median'] / d['median']:.3f} "
             f"| {paired_ratio(lat[key]['helper'], lat[key]['socat']):.3f} |")
+        if key == "query-status" and "direct-id" in lat[key]:
+            di = summary(lat[key]["direct-id"])
+            base = median(lat[key].get("direct-id:base", lat[key]["direct"]))
+            detail.append(
+                f"| `query-status` with `\"id\": 1234` added, straight to "
+                f"QEMU ({di['n']} rounds; ÷ direct of the same runs) "
+                f"| {us(di['median'])} / {us(di['p99'])} | | | "
+                f"| {di['median'] / base:.3f} | | |")
+            rows.append(("`query-status`, QEMU given an id as the helper "
+                         "adds it, ÷ without (p50)",
+                         f"{di['median'] / base:.3f} "
+                         f"(+{us(di['median'] - base)} µs)",
+                         "(reported)", "—"))
+            # The helper against a relay that also paid QEMU's price for
+            # the id: what is the helper's own.
+            own = h["median"] / (s["median"] * di["median"] / base)
+            rows.append(("… helper ÷ socat with that price taken out: helper "
+                         "÷ (socat × id ratio), p50", f"{own:.3f}",
+                         "(derived)", "—"))
         if key == "query-status":
             rows.append(("`query-status` round trip, helper ÷ socat, p50",
                          f"{hs50:.3f} (÷ direct {hd50:.3f}; socat ÷ direct "
@@ -648,7 +726,8 @@ def build_report(R):
         detail.append(f"RSS high-water (VmHWM) after the large reply: "
                       f"{mib(M['big_after']['HWM'])} MiB.")
     idle = M["idle_1vcpu"]
-    rows.append(("USS idle", f"{mib(idle['USS'])} MiB (PSS {mib(idle['PSS'])}, "
+    rows.append(("USS idle", f"{mib(idle['USS'])} MiB (anonymous "
+                 f"{mib(idle['Anon'])}; PSS {mib(idle['PSS'])}, "
                  f"RSS {mib(idle['RSS'])})", "< 0.5 MiB",
                  verdict(idle["USS"] < 512)))
     c = M["clients100"]
@@ -678,7 +757,7 @@ def build_report(R):
         detail.append("")
         detail.append("What a library costs before any of its code runs: the "
                       "program started plain and with the library in "
-                      "`LD_PRELOAD`, alternately, 3 times each; MiB, medians "
+                      "`LD_PRELOAD`, alternately, 3 times each per run; MiB, medians "
                       "(qemu-perf-stat in its `-I 1000` loop):")
         detail.append("")
         detail.append("| program | library | USS | PSS | RSS | USS added "
@@ -803,8 +882,10 @@ def update_docs(R, rows, detail):
     gen = [BEGIN, "",
            f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), "
            f"Linux {m['kernel']}, {m['qemu']}, {m['accel']}, "
-           f"tree `{m['commit']}`; load average {m['load']} at the start; "
-           f"total run {R['elapsed']:.0f} s.", ""]
+           f"tree `{m['commit']}`; load average {m['load']} at the start"
+           f"{' of each run' if R.get('runs', 1) > 1 else ''}; "
+           f"{R.get('runs', 1)} run(s), samples pooled; "
+           f"total {R['elapsed']:.0f} s.", ""]
     gen += table(rows) + [""] + detail + ["",
                                           "![query-perf-events latency against "
                                           "vCPU count](perf-latency.svg)", "",
@@ -830,8 +911,10 @@ def main():
                     help="rewrite the generated part of docs/performance.md "
                     "and docs/perf-latency.svg")
     ap.add_argument("--json", help="also write the raw samples here")
-    ap.add_argument("--from-json", help="report on samples saved by --json "
-                    "instead of measuring")
+    ap.add_argument("--from-json", nargs="+", help="report on samples saved "
+                    "by --json instead of measuring (several files: pooled)")
+    ap.add_argument("--runs", type=int, default=1, help="measure this many "
+                    "times and pool the runs (the machine is shared)")
     a = ap.parse_args()
     build = Path(a.build or "build-bench").resolve()
     a.helper = os.environ.get("QPH_HELPER") or str(build / "helper" / "qemu-perf-helper")
@@ -853,21 +936,25 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
     if a.from_json:
-        R = json.loads(Path(a.from_json).read_text())
+        runs = [json.loads(Path(f).read_text()) for f in a.from_json]
     else:
-        t0 = time.monotonic()
-        R = {"machine": machine(), "mem": {}, "latency": {}, "perf": {}}
-        procs = Procs()
-        tmp = tempfile.mkdtemp(prefix="qph-bench-")
-        try:
-            phase_proxy(a, procs, tmp, R)
-            for smp in (1, 8, 64, 128):
-                phase_perf(a, procs, tmp, R, smp)
-            phase_deps(a, procs, tmp, R)
-        finally:
-            procs.stop_all()
-            shutil.rmtree(tmp, ignore_errors=True)
-        R["elapsed"] = time.monotonic() - t0
+        runs = []
+        for _ in range(a.runs):
+            t0 = time.monotonic()
+            R = {"machine": machine(), "mem": {}, "latency": {}, "perf": {}}
+            procs = Procs()
+            tmp = tempfile.mkdtemp(prefix="qph-bench-")
+            try:
+                phase_proxy(a, procs, tmp, R)
+                for smp in (1, 8, 64, 128):
+                    phase_perf(a, procs, tmp, R, smp)
+                phase_deps(a, procs, tmp, R)
+            finally:
+                procs.stop_all()
+                shutil.rmtree(tmp, ignore_errors=True)
+            R["elapsed"] = time.monotonic() - t0
+            runs.append(R)
+    R = merge_runs(runs)
 
     rows, detail = build_report(R)
     m = R["machine"]
@@ -878,7 +965,7 @@ def main():
     print()
     print("\n".join(detail))
     if a.json and not a.from_json:
-        Path(a.json).write_text(json.dumps(R))
+        Path(a.json).write_text(json.dumps(runs if len(runs) > 1 else R))
     if a.update_docs:
         update_docs(R, rows, detail)
 
