@@ -936,7 +936,10 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
     if a.from_json:
-        runs = [json.loads(Path(f).read_text()) for f in a.from_json]
+        runs = []
+        for f in a.from_json:
+            data = json.loads(Path(f).read_text())
+            runs += data if isinstance(data, list) else [data]
     else:
         runs = []
         for _ in range(a.runs):
