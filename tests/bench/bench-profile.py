@@ -278,7 +278,8 @@ def report(P):
     o.append(f"Profiled {m['date']}, tree `{m['commit']}`, load average "
              f"{m['load']} at the start; {P['rounds']} `query-status` per "
              "target for perf, callgrind runs of "
-             f"{P['cg_short']} and {P['cg_long']} subtracted.")
+             f"{P['cg_short']} and {P['cg_long']} subtracted (per-thread "
+             f"queries: {P.get('q_short', 20)} and {P.get('q_long', 120)}).")
     o.append("")
     o.append("Per request, counted by the kernel (`perf stat` on each "
              "process while only its target is driven; socat serves the one "
