@@ -356,6 +356,11 @@ def phase_deps(a, procs, tmp, R):
     out = R["deps"] = {"helper": {k: [] for k in variants},
                        "stat": {k: [] for k in variants}}
     stat = a.stat if os.path.exists(a.stat) else None
+    # The same socket work with GLib alone and through GIO (dep-cost.c).
+    users = {k: str(Path(a.client).parent / f"qph-dep-cost-{k}")
+             for k in ("glib", "gio")}
+    if all(os.path.exists(p) for p in users.values()):
+        out["sockets"] = {k: [] for k in users}
     for rnd in range(3):
         for k, lib in variants.items():
             env = dict(os.environ)
@@ -378,6 +383,14 @@ def phase_deps(a, procs, tmp, R):
                 if p.poll() is None:
                     out["stat"][k].append(smaps(p.pid))
                 procs.stop(p)
+            if lib is None and "sockets" in out:
+                for k, binary in users.items():
+                    p = procs.start([binary, h.listen], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+                    if p.stdout.readline().strip() == b"ready":
+                        time.sleep(0.3)
+                        out["sockets"][k].append(smaps(p.pid))
+                    procs.stop(p)
             q.close()
             procs.stop(h.proc)
     procs.stop(vm.proc)
@@ -499,10 +512,13 @@ def merge_runs(runs):
     R["mem"] = {k: {f: int(round(median([r["mem"][k][f] for r in runs
                                if k in r["mem"] and f in r["mem"][k]])))
                     for f in runs[0]["mem"][k]} for k in runs[0]["mem"]}
-    if all("deps" in r for r in runs):
-        R["deps"] = {prog: {lib: [m for r in runs for m in r["deps"][prog][lib]]
-                            for lib in runs[0]["deps"][prog]}
-                     for prog in runs[0]["deps"]}
+    progs = {p: r["deps"][p] for r in runs for p in r.get("deps", {})}
+    if progs:
+        R["deps"] = {prog: {lib: [m for r in runs
+                                  for m in r.get("deps", {}).get(prog, {})
+                                  .get(lib, [])]
+                            for lib in libs}
+                     for prog, libs in progs.items()}
     # A wakeup in any run counts.
     R["idle"]["ctxt"] = max(r["idle"]["ctxt"] for r in runs)
     R["machine"] = dict(runs[0]["machine"])
@@ -758,14 +774,20 @@ def build_report(R):
         detail.append("What a library costs before any of its code runs: the "
                       "program started plain and with the library in "
                       "`LD_PRELOAD`, alternately, 3 times each per run; MiB, medians "
-                      "(qemu-perf-stat in its `-I 1000` loop):")
+                      "(qemu-perf-stat in its `-I 1000` loop); and a tiny "
+                      "program doing the same socket work with GLib alone "
+                      "and through GIO (tests/bench/dep-cost.c), which "
+                      "counts what using GIO costs:")
         detail.append("")
         detail.append("| program | library | USS | PSS | RSS | USS added "
                       "| PSS added |")
         detail.append("|---|---|---|---|---|---|---|")
         for prog, name in (("helper", "qemu-perf-helper"),
-                           ("stat", "qemu-perf-stat")):
-            base = D[prog].get("plain") or []
+                           ("stat", "qemu-perf-stat"),
+                           ("sockets", "connect, negotiate, wait (dep-cost.c)")):
+            if prog not in D:
+                continue
+            base = D[prog].get("plain") or D[prog].get("glib") or []
             if not base:
                 continue
             b = {k: median([m[k] for m in base]) for k in ("USS", "PSS", "RSS")}
@@ -773,10 +795,12 @@ def build_report(R):
                 if not ms:
                     continue
                 v = {k: median([m[k] for m in ms]) for k in ("USS", "PSS", "RSS")}
-                detail.append(f"| {name} | {lib} | {mib(v['USS'])} "
+                first = lib in ("plain", "glib")
+                what = {"glib": "GLib alone", "gio": "GIO, used"}.get(lib, lib)
+                detail.append(f"| {name} | {what} | {mib(v['USS'])} "
                               f"| {mib(v['PSS'])} | {mib(v['RSS'])} "
-                              f"| {'' if lib == 'plain' else mib(v['USS'] - b['USS'])} "
-                              f"| {'' if lib == 'plain' else mib(v['PSS'] - b['PSS'])} |")
+                              f"| {'' if first else mib(v['USS'] - b['USS'])} "
+                              f"| {'' if first else mib(v['PSS'] - b['PSS'])} |")
     return rows, detail
 
 

@@ -15,5 +15,6 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" >/dev/null
 fi
 ninja -C "$build" helper/qemu-perf-helper tests/bench/qph-bench \
-  contrib/qemu-perf-stat/qemu-perf-stat >/dev/null
+  contrib/qemu-perf-stat/qemu-perf-stat tests/bench/qph-dep-cost-glib \
+  tests/bench/qph-dep-cost-gio >/dev/null
 exec /usr/bin/python3 tests/bench/bench.py --build "$build" "$@"
