@@ -490,7 +490,8 @@ def merge_runs(runs):
         if isinstance(x0, list):
             return [v for x in xs for v in x]
         if isinstance(x0, dict):
-            return {k: pool([x[k] for x in xs if k in x]) for k in x0}
+            keys = list(dict.fromkeys(k for x in xs for k in x))
+            return {k: pool([x[k] for x in xs if k in x]) for k in keys}
         if isinstance(x0, bool):
             return x0
         if isinstance(x0, int):
@@ -796,7 +797,10 @@ def build_report(R):
                     continue
                 v = {k: median([m[k] for m in ms]) for k in ("USS", "PSS", "RSS")}
                 first = lib in ("plain", "glib")
-                what = {"glib": "GLib alone", "gio": "GIO, used"}.get(lib, lib)
+                what = ({"glib": "GLib alone", "gio": "GIO, used"}
+                        if prog == "sockets" else
+                        {"gio": "GIO (preloaded)",
+                         "json-glib": "json-glib (preloaded)"}).get(lib, lib)
                 detail.append(f"| {name} | {what} | {mib(v['USS'])} "
                               f"| {mib(v['PSS'])} | {mib(v['RSS'])} "
                               f"| {'' if first else mib(v['USS'] - b['USS'])} "
