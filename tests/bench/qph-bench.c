@@ -19,11 +19,15 @@
  * A TARGET is NAME=unix:PATH (a QMP socket: the greeting is read and
  * qmp_capabilities sent on connect; NAME=unix-oob:PATH also enables
  * out-of-band execution, as the helper does upstream; NAME=unix:PATH|CMD sends CMD there
- * instead of the common one, in latency mode), NAME=floor:PID (the read floor: the six
+ * instead of the common one, in latency mode; NAME=unix-err:PATH|CMD accepts
+ * an error reply, to time an answer the helper gives without QEMU or any
+ * counter), NAME=floor:PID (the read floor: the six
  * software events opened here on every thread of PID, each fd read with
  * TOTAL_TIME_ENABLED|RUNNING and scaled, no JSON) or NAME=floor-scan:PID
- * (the same plus listing /proc/PID/task, as the helper does on each query).
- * Floors ignore CMD.
+ * (the same plus listing /proc/PID/task, as the helper does on each query)
+ * or NAME=floor-group:PID (the cheapest read of the same counters: the six
+ * events in one PERF_FORMAT_GROUP group per thread, opened with inherit as
+ * the helper opens them, one read() per thread).  Floors ignore CMD.
  *
  * Output: one line per target, "NAME ns ns ns ...", in visiting order of
  * rounds.  Diagnostics go to stderr; any failure exits 1.
@@ -44,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum target_kind { TARGET_QMP, TARGET_FLOOR, TARGET_FLOOR_SCAN };
+enum target_kind { TARGET_QMP, TARGET_FLOOR, TARGET_FLOOR_SCAN, TARGET_FLOOR_GROUP };
 
 typedef struct {
     char *buf;
@@ -59,10 +63,12 @@ typedef struct {
     Buffer in;
     size_t consumed; /* bytes of in handed out by the last read_line */
     char *cmd;       /* this target's own command (unix:PATH|CMD), or NULL */
+    int allow_error; /* unix-err: an error reply is the expected answer */
     /* floor */
     pid_t pid;
     int *fds;
     size_t n_fds;
+    size_t n_groups; /* floor-group: fds[] holds one leader per thread */
     /* samples, in ns */
     uint64_t *samples;
     uint64_t *samples2; /* toggle: the "off" half */
@@ -286,12 +292,91 @@ floor_open(Target *t)
     free(tids);
 }
 
+/**
+ * floor_group_open: the six events on every thread of t->pid as one group
+ * per thread (task_clock leads), read_format GROUP|TOTAL_TIME_*, inherit.
+ */
+static void
+floor_group_open(Target *t)
+{
+    pid_t *tids;
+    size_t n = list_tids(t->pid, &tids);
+    size_t opened = 0;
+
+    t->fds = calloc(n, sizeof(int));
+    if (!t->fds) {
+        die("out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        long leader = -1;
+
+        for (size_t e = 0; e < N_FLOOR_EVENTS; e++) {
+            struct perf_event_attr attr = {
+                .type = PERF_TYPE_SOFTWARE,
+                .size = sizeof(attr),
+                .config = floor_events[e],
+                .inherit = 1,
+                .read_format = PERF_FORMAT_GROUP | PERF_FORMAT_TOTAL_TIME_ENABLED |
+                               PERF_FORMAT_TOTAL_TIME_RUNNING,
+            };
+            long fd = syscall(SYS_perf_event_open, &attr, tids[i], -1, (int)leader,
+                              PERF_FLAG_FD_CLOEXEC);
+
+            if (fd < 0 && errno == ESRCH) {
+                break; /* the thread exited meanwhile */
+            }
+            if (fd < 0) {
+                die("perf_event_open(tid %d, group): %s", (int)tids[i], strerror(errno));
+            }
+            opened++;
+            if (leader < 0) {
+                leader = fd;
+                t->fds[t->n_groups++] = (int)fd;
+            }
+        }
+    }
+    fprintf(stderr, "qph-bench: %s: %zu threads x %zu events = %zu fds in %zu groups\n",
+            t->name, n, N_FLOOR_EVENTS, opened, t->n_groups);
+    free(tids);
+}
+
+/** floor_group_read: one read() per group, each value scaled. */
+static void
+floor_group_read(Target *t)
+{
+    uint64_t total[N_FLOOR_EVENTS] = { 0 };
+
+    for (size_t i = 0; i < t->n_groups; i++) {
+        uint64_t v[3 + N_FLOOR_EVENTS]; /* nr, enabled, running, values */
+        ssize_t n = read(t->fds[i], v, sizeof(v));
+
+        if (n != (ssize_t)sizeof(v)) {
+            die("%s: read perf group: %s", t->name, n < 0 ? strerror(errno) : "short read");
+        }
+        for (size_t e = 0; e < N_FLOOR_EVENTS; e++) {
+            uint64_t x = v[3 + e];
+
+            if (v[2] && v[2] < v[1]) {
+                x = (uint64_t)((unsigned __int128)x * v[1] / v[2]);
+            }
+            total[e] += x;
+        }
+    }
+    for (size_t e = 0; e < N_FLOOR_EVENTS; e++) {
+        sink += total[e];
+    }
+}
+
 /** floor_read: read every fd of @t once, scaling as the helper does. */
 static void
 floor_read(Target *t)
 {
     uint64_t total[N_FLOOR_EVENTS] = { 0 };
 
+    if (t->kind == TARGET_FLOOR_GROUP) {
+        floor_group_read(t);
+        return;
+    }
     if (t->kind == TARGET_FLOOR_SCAN) {
         pid_t *tids;
         size_t n = list_tids(t->pid, &tids);
@@ -318,8 +403,8 @@ floor_read(Target *t)
 static char *with_newline(const char *cmd);
 
 /**
- * parse_target: NAME=unix[-oob]:PATH[|CMD] | NAME=floor:PID |
- * NAME=floor-scan:PID.
+ * parse_target: NAME=unix[-oob|-err]:PATH[|CMD] | NAME=floor:PID |
+ * NAME=floor-scan:PID | NAME=floor-group:PID.
  */
 static void
 parse_target(Target *t, const char *spec)
@@ -330,9 +415,10 @@ parse_target(Target *t, const char *spec)
         die("bad target %s (want NAME=unix:PATH or NAME=floor:PID)", spec);
     }
     t->name = strndup(spec, (size_t)(eq - spec));
-    if (strncmp(eq + 1, "unix:", 5) == 0 || strncmp(eq + 1, "unix-oob:", 9) == 0) {
-        int oob = eq[5] == '-';
-        const char *p = eq + (oob ? 10 : 6);
+    if (strncmp(eq + 1, "unix:", 5) == 0 || strncmp(eq + 1, "unix-oob:", 9) == 0 ||
+        strncmp(eq + 1, "unix-err:", 9) == 0) {
+        int oob = strncmp(eq + 1, "unix-oob:", 9) == 0;
+        const char *p = eq + (eq[5] == '-' ? 10 : 6);
         const char *bar = strchr(p, '|');
         char *path = bar ? strndup(p, (size_t)(bar - p)) : strdup(p);
 
@@ -342,10 +428,15 @@ parse_target(Target *t, const char *spec)
         if (bar) {
             t->cmd = with_newline(bar + 1);
         }
+        t->allow_error = strncmp(eq + 1, "unix-err:", 9) == 0;
     } else if (strncmp(eq + 1, "floor:", 6) == 0) {
         t->kind = TARGET_FLOOR;
         t->pid = (pid_t)atoi(eq + 7);
         floor_open(t);
+    } else if (strncmp(eq + 1, "floor-group:", 12) == 0) {
+        t->kind = TARGET_FLOOR_GROUP;
+        t->pid = (pid_t)atoi(eq + 13);
+        floor_group_open(t);
     } else if (strncmp(eq + 1, "floor-scan:", 11) == 0) {
         t->kind = TARGET_FLOOR_SCAN;
         t->pid = (pid_t)atoi(eq + 12);
@@ -363,7 +454,7 @@ round_trip(Target *t, const char *cmd, size_t cmd_len)
 
     if (t->kind == TARGET_QMP && t->cmd) {
         write_all(t->fd, t->cmd, strlen(t->cmd));
-        read_reply(t, 1);
+        read_reply(t, !t->allow_error);
     } else if (t->kind == TARGET_QMP) {
         write_all(t->fd, cmd, cmd_len);
         read_reply(t, 1);

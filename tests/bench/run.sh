@@ -14,5 +14,7 @@ build=${BUILD:-build-bench}
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" >/dev/null
 fi
-ninja -C "$build" helper/qemu-perf-helper tests/bench/qph-bench >/dev/null
+ninja -C "$build" helper/qemu-perf-helper tests/bench/qph-bench \
+  contrib/qemu-perf-stat/qemu-perf-stat tests/bench/qph-dep-cost-glib \
+  tests/bench/qph-dep-cost-gio >/dev/null
 exec /usr/bin/python3 tests/bench/bench.py --build "$build" "$@"
