@@ -21,6 +21,7 @@
 #include "helper/client-priv.h"
 #include "helper/channel.h"
 #include "helper/dispatch.h"
+#include "helper/introspect.h"
 #include "helper/proxy.h"
 #include "helper/reply.h"
 #include "helper/upstream.h"
@@ -738,12 +739,12 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
                 qreq.arguments->value_len, &error_text);
         }
         req->kind = REQUEST_OWN;
-        qph_dispatch_run(client->proxy, qreq.command, g_steal_pointer(&args),
+        qph_dispatch_run(qph_proxy_get_vm(client->proxy), qreq.command, g_steal_pointer(&args),
                          request_own_done, req);
         client_update_flow(client);
         return;
     } else {
-        req->introspect = qph_proxy_introspect_kind(qreq.command);
+        req->introspect = qph_introspect_kind(qreq.command);
         req->kind = req->introspect != QPH_INTROSPECT_NONE ? REQUEST_INTROSPECT
                                                            : REQUEST_FORWARD;
     }

@@ -19,7 +19,6 @@
  */
 #include "helper/dispatch.h"
 #include "helper/perf-catalog.h"
-#include "helper/proxy.h"
 #include "helper/threads.h"
 #include "helper/vm.h"
 #include "qmp/qmp-error.h"
@@ -563,11 +562,10 @@ retry_head(gpointer unused)
 }
 
 void
-qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
+qph_dispatch_run(QphVm *vm, const char *command, QmpJson *args,
                  QphDispatchDone done, gpointer data)
 {
     const QphQmpCommand *cmd = qph_qmp_command_lookup(command);
-    QphVm *vm = qph_proxy_get_vm(proxy);
     g_autoptr(QmpJson) owned = args;
     Job *job;
 

@@ -12,7 +12,7 @@
 #include <glib.h>
 #include "qmp/json-value.h"
 
-typedef struct QphProxy QphProxy;
+typedef struct QphVm QphVm;
 
 /* Entries accepted in set-perf-events' "events" and in query-perf-events'
  * "names": every request's work and reply stay bounded (docs/security.md). */
@@ -24,8 +24,9 @@ typedef void (*QphDispatchDone)(gpointer data, char *ret_json, GError *error);
 
 gboolean qph_dispatch_has(const char *command);
 
-/* Run @command with @args (owned; NULL when the client sent none). */
-void qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
+/* Run @command with @args (owned; NULL when the client sent none) on @vm
+ * (NULL before QEMU's monitor is ready: "not found"). */
+void qph_dispatch_run(QphVm *vm, const char *command, QmpJson *args,
                       QphDispatchDone done, gpointer data);
 
 /* Names of the helper's own commands, NULL-terminated. */

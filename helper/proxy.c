@@ -349,7 +349,7 @@ proxy_upstream_ready(QphUpstream *up, gpointer opaque)
     if (!proxy->qemu_pid) {
         proxy->qemu_pid = qph_upstream_get_peer_pid(up);
     }
-    proxy->vm = qph_vm_new(proxy, proxy->qemu_pid, proxy->opts.resctrl_root);
+    proxy->vm = qph_vm_new(proxy->upstream, proxy->qemu_pid, proxy->opts.resctrl_root);
     /* Before any client is served: its first query sees them counting. */
     if (proxy->opts.startup) {
         qph_startup_events_vm_ready(proxy->opts.startup, proxy->vm);
@@ -540,18 +540,6 @@ qph_proxy_owns_command(QphProxy *proxy, const char *command)
            !(proxy->qemu_commands_shadowed &&
              g_strv_contains((const char *const *)proxy->qemu_commands_shadowed,
                              command));
-}
-
-QphIntrospectKind
-qph_proxy_introspect_kind(const char *command)
-{
-    if (g_str_equal(command, "query-commands")) {
-        return QPH_INTROSPECT_COMMANDS;
-    }
-    if (g_str_equal(command, "query-qmp-schema")) {
-        return QPH_INTROSPECT_SCHEMA;
-    }
-    return QPH_INTROSPECT_NONE;
 }
 
 char *

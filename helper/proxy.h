@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <sys/types.h>
 
+#include "helper/introspect.h"
 #include "helper/upstream.h"
 
 typedef struct QphProxy QphProxy;
@@ -24,12 +25,6 @@ typedef struct {
     const char *resctrl_root;
     QphStartupEvents *startup; /* events to enable at start, or NULL */
 } QphProxyOptions;
-
-typedef enum {
-    QPH_INTROSPECT_NONE,
-    QPH_INTROSPECT_COMMANDS, /* query-commands */
-    QPH_INTROSPECT_SCHEMA,   /* query-qmp-schema */
-} QphIntrospectKind;
 
 /* Called once QEMU's monitor has gone away, or serving failed. */
 typedef void (*QphProxyDoneFunc)(QphProxy *proxy, const GError *error,
@@ -50,7 +45,6 @@ guint qph_proxy_get_n_clients(QphProxy *proxy);
 
 /* For sessions. */
 void qph_proxy_client_closed(QphProxy *proxy, QphClient *client);
-QphIntrospectKind qph_proxy_introspect_kind(const char *command);
 /* Whether the helper answers @command itself (and QEMU has no such
  * command: on a clash QEMU's wins and the clash is logged at start). */
 gboolean qph_proxy_owns_command(QphProxy *proxy, const char *command);

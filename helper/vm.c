@@ -16,7 +16,6 @@
 #include "helper/vm.h"
 #include "helper/perf-catalog.h"
 #include "helper/privilege.h"
-#include "helper/proxy.h"
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
 
@@ -28,7 +27,7 @@
 #define QPH_VM_RESCAN_RETRY_MS 100
 
 struct QphVm {
-    QphProxy *proxy;
+    QphUpstream *upstream; /* outlives the VM (proxy.c frees it after) */
     pid_t pid;
     char *resctrl_root;
     QphPerfSet *perf;
@@ -86,12 +85,12 @@ qph_vm_reading_free(QphVmReading *reading)
 }
 
 QphVm *
-qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
+qph_vm_new(QphUpstream *upstream, pid_t pid, const char *resctrl_root)
 {
     QphVm *vm = g_new0(QphVm, 1);
     g_autoptr(GError) error = NULL;
 
-    vm->proxy = proxy;
+    vm->upstream = upstream;
     vm->pid = pid;
     vm->resctrl_root = g_strdup(resctrl_root ? resctrl_root
                                              : QPH_RESCTRL_DEFAULT_ROOT);
@@ -116,9 +115,8 @@ qph_vm_free(QphVm *vm)
         return;
     }
     g_clear_handle_id(&vm->rescan_retry, g_source_remove);
-    if (vm->refresh_handle && qph_proxy_get_upstream(vm->proxy)) {
-        qph_upstream_cancel(qph_proxy_get_upstream(vm->proxy),
-                            vm->refresh_handle);
+    if (vm->refresh_handle) {
+        qph_upstream_cancel(vm->upstream, vm->refresh_handle);
     }
     g_clear_pointer(&vm->refresh_cpus, qmp_json_free);
     g_clear_pointer(&vm->qmp_labels, g_hash_table_unref);
@@ -600,7 +598,7 @@ vm_refresh_cpus(QphUpstream *up, const QphScannedMessage *msg,
 static void
 vm_refresh_labels(QphVm *vm)
 {
-    QphUpstream *up = qph_proxy_get_upstream(vm->proxy);
+    QphUpstream *up = vm->upstream;
 
     if (vm->refresh_handle || !up) {
         vm->refresh_again = vm->refresh_handle != 0;

@@ -18,7 +18,6 @@
 #include "helper/resctrl.h"
 #include "helper/upstream.h"
 
-typedef struct QphProxy QphProxy;
 typedef struct QphVm QphVm;
 
 typedef enum {
@@ -56,7 +55,8 @@ typedef struct {
 void qph_vm_reading_free(QphVmReading *reading);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphVmReading, qph_vm_reading_free)
 
-QphVm *qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root);
+/* Labels are asked of QEMU through @upstream, which must outlive the VM. */
+QphVm *qph_vm_new(QphUpstream *upstream, pid_t pid, const char *resctrl_root);
 void qph_vm_free(QphVm *vm);
 
 pid_t qph_vm_get_pid(QphVm *vm);
