@@ -20,9 +20,6 @@
 #include "helper/client.h"
 #include "helper/client-priv.h"
 #include "helper/channel.h"
-#include "helper/dispatch.h"
-#include "helper/introspect.h"
-#include "helper/proxy.h"
 #include "helper/reply.h"
 #include "helper/upstream.h"
 #include "qmp/json-streamer.h"
@@ -60,7 +57,9 @@ typedef struct {
 } Request;
 
 struct QphClient {
-    QphProxy *proxy;
+    QphUpstream *up;
+    const QphClientHooks *hooks;
+    gpointer hooks_data;
     QphChannel *ch;
     QmpStreamer *streamer;
     guint serial;
@@ -391,8 +390,10 @@ request_introspect_extra(gboolean after_elements, gpointer data)
 {
     Request *req = data;
 
-    return qph_proxy_introspect_extra(req->client->proxy, req->introspect,
-                                      after_elements);
+    QphClient *client = req->client;
+
+    return client->hooks->introspect_extra(req->introspect, after_elements,
+                                           client->hooks_data);
 }
 
 static GBytes *
@@ -489,7 +490,8 @@ request_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
         return;
     }
     if (req->client) {
-        qph_proxy_note_reply(req->client->proxy, req->command, msg);
+        req->client->hooks->note_reply(req->command, msg,
+                                       req->client->hooks_data);
     }
     request_finish(req, req->client ? request_rewrite_reply(req, msg) : NULL);
 }
@@ -500,7 +502,7 @@ static void
 client_accept_capabilities(Request *req)
 {
     QphClient *client = req->client;
-    QphUpstream *up = qph_proxy_get_upstream(client->proxy);
+    QphUpstream *up = client->up;
     g_autoptr(GString) unavailable = NULL;
     gboolean oob = FALSE;
 
@@ -667,7 +669,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
 {
     g_auto(QmpRequest) qreq = { 0 };
     g_autofree char *error_text = NULL;
-    QphUpstream *up = qph_proxy_get_upstream(client->proxy);
+    QphUpstream *up = client->up;
     Request *req;
     int *fds = client->fds;
     guint n_fds = client->n_fds;
@@ -718,7 +720,7 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
         client_keep_fds(client, fds, n_fds);
         fds = NULL;
         n_fds = 0;
-    } else if (qph_proxy_owns_command(client->proxy, qreq.command)) {
+    } else if (client->hooks->owns_command(qreq.command, client->hooks_data)) {
         g_autoptr(QmpJson) args = NULL;
         const QphQmpCommand *cmd = qph_qmp_command_lookup(qreq.command);
 
@@ -739,8 +741,8 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
                 qreq.arguments->value_len, &error_text);
         }
         req->kind = REQUEST_OWN;
-        qph_dispatch_run(qph_proxy_get_vm(client->proxy), qreq.command, g_steal_pointer(&args),
-                         request_own_done, req);
+        client->hooks->dispatch(qreq.command, g_steal_pointer(&args),
+                                request_own_done, req, client->hooks_data);
         client_update_flow(client);
         return;
     } else {
@@ -815,7 +817,7 @@ client_closed(QphChannel *ch, gpointer opaque)
 {
     QphClient *client = opaque;
 
-    qph_proxy_client_closed(client->proxy, client);
+    client->hooks->closed(client, client->hooks_data);
 }
 
 static void
@@ -825,13 +827,16 @@ client_drained(QphChannel *ch, gpointer opaque)
 }
 
 QphClient *
-qph_client_new(QphProxy *proxy, int fd, guint serial)
+qph_client_new(QphUpstream *upstream, const QphClientHooks *hooks,
+               gpointer data, int fd, guint serial)
 {
     QphClient *client = g_new0(QphClient, 1);
     struct ucred cred;
     socklen_t cred_len = sizeof(cred);
 
-    client->proxy = proxy;
+    client->up = upstream;
+    client->hooks = hooks;
+    client->hooks_data = data;
     client->serial = serial;
     client->uid = (uid_t)-1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
@@ -864,17 +869,15 @@ qph_client_free(QphClient *client)
     if (!client) {
         return;
     }
-    up = qph_proxy_get_upstream(client->proxy);
+    up = client->up;
     /* Requests still waiting for their turn are never sent; replies still
      * owed to this client are dropped when they come. */
-    if (up) {
-        qph_upstream_drop_owner(up, client);
-    }
+    qph_upstream_drop_owner(up, client);
     for (guint i = 0; i < client->inflight->len; i++) {
         Request *req = client->inflight->pdata[i];
 
         req->client = NULL;
-        if (req->upstream && up) {
+        if (req->upstream) {
             qph_upstream_cancel(up, req->handle);
             request_free(req);
         }

@@ -123,6 +123,7 @@ proxy_peer_allowed(QphProxy *proxy, int fd)
 }
 
 static gboolean proxy_accept(gint fd, GIOCondition cond, gpointer data);
+static const QphClientHooks proxy_client_hooks;
 
 /* Watch the listening socket again (or for the first time). */
 static void
@@ -148,7 +149,7 @@ proxy_accept_retry(gpointer data)
  * accept() failed for want of a descriptor (EMFILE, ENFILE, ENOBUFS,
  * ENOMEM).  The connection stays in the backlog and the listening socket
  * stays readable, so watching it would spin: stop watching until a client
- * leaves (qph_proxy_client_closed) or QPH_PROXY_ACCEPT_RETRY_MS have
+ * leaves (proxy_client_closed) or QPH_PROXY_ACCEPT_RETRY_MS have
  * passed.  One log line per QPH_PROXY_ACCEPT_LOG_S at most, with how many
  * failures it stands for.
  */
@@ -197,7 +198,8 @@ proxy_accept(gint fd, GIOCondition cond, gpointer data)
         close(cfd);
         return G_SOURCE_CONTINUE;
     }
-    client = qph_client_new(proxy, cfd, ++proxy->next_serial);
+    client = qph_client_new(proxy->upstream, &proxy_client_hooks, proxy, cfd,
+                            ++proxy->next_serial);
     g_hash_table_add(proxy->clients, client);
     g_debug("Client %u connected", qph_client_get_serial(client));
     qph_client_start(client, qph_upstream_get_greeting(proxy->upstream));
@@ -487,12 +489,6 @@ qph_proxy_free(QphProxy *proxy)
     g_free(proxy);
 }
 
-QphUpstream *
-qph_proxy_get_upstream(QphProxy *proxy)
-{
-    return proxy->upstream;
-}
-
 pid_t
 qph_proxy_get_qemu_pid(QphProxy *proxy)
 {
@@ -505,11 +501,7 @@ qph_proxy_get_n_clients(QphProxy *proxy)
     return g_hash_table_size(proxy->clients);
 }
 
-QphVm *
-qph_proxy_get_vm(QphProxy *proxy)
-{
-    return proxy->vm;
-}
+/* ---- What a session gets (QphClientHooks) ------------------------- */
 
 static gboolean
 proxy_free_client_idle(gpointer data)
@@ -518,9 +510,11 @@ proxy_free_client_idle(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-void
-qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
+static void
+proxy_client_closed(QphClient *client, gpointer data)
 {
+    QphProxy *proxy = data;
+
     g_debug("Client %u disconnected", qph_client_get_serial(client));
     g_hash_table_remove(proxy->clients, client);
     /* Called from the client's own channel callback: free it afterwards
@@ -533,29 +527,54 @@ qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
     }
 }
 
-gboolean
-qph_proxy_owns_command(QphProxy *proxy, const char *command)
+/* A command of the helper's own, unless QEMU has one of that name. */
+static gboolean
+proxy_owns_command(const char *command, gpointer data)
 {
+    QphProxy *proxy = data;
+
     return qph_dispatch_has(command) &&
            !(proxy->qemu_commands_shadowed &&
              g_strv_contains((const char *const *)proxy->qemu_commands_shadowed,
                              command));
 }
 
-char *
-qph_proxy_introspect_extra(QphProxy *proxy, QphIntrospectKind kind,
-                           gboolean after_elements)
+static void
+proxy_dispatch(const char *command, QmpJson *args, QphDispatchDone done,
+               gpointer done_data, gpointer data)
 {
+    QphProxy *proxy = data;
+
+    qph_dispatch_run(proxy->vm, command, args, done, done_data);
+}
+
+static char *
+proxy_introspect_extra(QphIntrospectKind kind, gboolean after_elements,
+                       gpointer data)
+{
+    QphProxy *proxy = data;
+
     return qph_introspect_extra(kind, after_elements,
                                 (const char *const *)
                                     proxy->qemu_commands_shadowed);
 }
 
-void
-qph_proxy_note_reply(QphProxy *proxy, const char *command,
-                     const QphScannedMessage *reply)
+/* Forwarded replies that may mean new threads (device_add, object-add). */
+static void
+proxy_note_reply(const char *command, const QphScannedMessage *reply,
+                 gpointer data)
 {
+    QphProxy *proxy = data;
+
     if (proxy->vm) {
         qph_vm_note_reply(proxy->vm, command, reply);
     }
 }
+
+static const QphClientHooks proxy_client_hooks = {
+    .closed = proxy_client_closed,
+    .owns_command = proxy_owns_command,
+    .dispatch = proxy_dispatch,
+    .introspect_extra = proxy_introspect_extra,
+    .note_reply = proxy_note_reply,
+};
