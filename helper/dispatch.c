@@ -475,24 +475,6 @@ job_finish(Job *job, gboolean large, char *ret_json, GError *error)
     }
 }
 
-static void
-query_read_done(gpointer data, QphVmReading *reading, GError *error)
-{
-    Job *job = data;
-    g_autoptr(QphVmReading) owned = reading;
-    DispatchContext ctx = { .vm = job->vm, .reading = reading };
-    char *ret_json = NULL;
-    gboolean large;
-
-    if (error) {
-        job_finish(job, FALSE, NULL, error);
-        return;
-    }
-    large = marshal(job, &ctx, &ret_json, &error);
-    g_clear_pointer(&owned, qph_vm_reading_free);
-    job_finish(job, large, ret_json, error);
-}
-
 static gboolean retry_head(gpointer unused);
 
 /*
@@ -512,8 +494,15 @@ job_start(Job *job)
             job->args ? qmp_json_object_get(job->args, "per-thread") : NULL;
 
         /* Labels are needed only for per-thread answers. */
-        qph_vm_read(job->vm, pt && pt->type == QMP_JSON_BOOL && pt->b,
-                    query_read_done, job);
+        ctx.reading = qph_vm_read(job->vm, pt && pt->type == QMP_JSON_BOOL &&
+                                               pt->b, &error);
+        if (!ctx.reading) {
+            job_finish(job, FALSE, NULL, error);
+            return TRUE;
+        }
+        large = marshal(job, &ctx, &ret_json, &error);
+        g_clear_pointer(&ctx.reading, qph_vm_reading_free);
+        job_finish(job, large, ret_json, error);
         return TRUE;
     }
     if (!job->deadline) {

@@ -2,8 +2,13 @@
  * dispatch.h: the helper's own QMP commands
  *
  * A command name found here is answered by the helper; every other name is
- * forwarded to QEMU.  Commands may need QEMU first (thread labels come from
- * query-cpus-fast), so they complete through a callback.
+ * forwarded to QEMU.  Dispatch is a function from a request (command and
+ * arguments) to a reply (the "return" value's text, or an error), as in
+ * QEMU's qapi/qmp-dispatch.c: it knows the VM it was given and nothing of
+ * sessions or sockets, and never waits on QEMU.  The reply comes through a
+ * callback because a set-perf-events that meets another resctrl user's
+ * lock is retried on a timer, and the helper's later commands wait behind
+ * it so that they still run in order (dispatch.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

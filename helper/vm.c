@@ -742,11 +742,10 @@ vm_labels_for(QphVm *vm, const QphPerfSetReading *perf)
 }
 
 /* Take the reading. */
-void
-qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
+QphVmReading *
+qph_vm_read(QphVm *vm, gboolean labels, GError **error)
 {
     g_autoptr(QphVmReading) reading = g_new0(QphVmReading, 1);
-    g_autoptr(GError) error = NULL;
     g_autoptr(GArray) tids = NULL;
 
     /* One listing of /proc/PID/task serves the rescan and the labels. */
@@ -756,20 +755,18 @@ qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
             vm_rescan(vm, tids);
         }
     }
-    reading->perf = qph_perf_set_read(vm->perf, &error);
+    reading->perf = qph_perf_set_read(vm->perf, error);
     if (!reading->perf) {
-        done(data, NULL, g_steal_pointer(&error));
-        return;
+        return NULL;
     }
     reading->resctrl = g_array_new(FALSE, TRUE, sizeof(QphVmResctrlValue));
     for (guint i = 0; i < vm->resctrl_order->len; i++) {
         QphVmResctrlValue v = {0};
 
         qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i], &v.feature);
-        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading, &error)) {
+        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading, error)) {
             /* The group itself is unreadable: that is the query's error. */
-            done(data, NULL, g_steal_pointer(&error));
-            return;
+            return NULL;
         }
         g_array_append_val(reading->resctrl, v);
     }
@@ -777,7 +774,7 @@ qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
         reading->labels = vm_labels_for(vm, reading->perf);
         reading->tids = g_steal_pointer(&tids);
     }
-    done(data, g_steal_pointer(&reading), NULL);
+    return g_steal_pointer(&reading);
 }
 
 /* ---- Hooks ---------------------------------------------------------- */

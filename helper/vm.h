@@ -85,12 +85,9 @@ void qph_vm_set_changed_func(QphVm *vm, QphVmChangedFunc func, gpointer data);
 
 /* query-perf-events: notes exited threads and reads; with @labels, labels
  * the live counted threads from /proc and cached QEMU answers (asking QEMU
- * again in the background when they may be stale).  @done is called
- * before this returns: nothing waits on QEMU. */
-typedef void (*QphVmReadDone)(gpointer data, QphVmReading *reading,
-                              GError *error);
-void qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done,
-                 gpointer data);
+ * again in the background when they may be stale).  Nothing waits on
+ * QEMU.  NULL with @error when the counters or the group are unreadable. */
+QphVmReading *qph_vm_read(QphVm *vm, gboolean labels, GError **error);
 
 /* Hooks from the proxy: events and forwarded replies that may mean new
  * threads (device_add of a vCPU, object-add of an iothread). */
