@@ -1,44 +1,17 @@
 /*
  * proxy.c: the helper as a server: one upstream, many client sessions
  *
- * How a message travels
- * ---------------------
- * 1. A client connects to the helper's socket.  It is accepted only once
- *    QEMU's greeting has been read and the helper has negotiated upstream
- *    (the socket does not exist before that), and is sent QEMU's greeting
- *    byte for byte.
- * 2. Its bytes go through the framing layer (qmp/json-streamer.c), which
- *    finds each top-level JSON value exactly as QEMU's own parser would and
- *    reports QEMU's errors for malformed input.  Descriptors that came with
- *    the bytes (SCM_RIGHTS) stay attached to the message they came with.
- * 3. The session (client.c) checks the request as QEMU's dispatcher does.
- *    Before negotiation it answers everything itself.  After, a command of
- *    the helper's own (dispatch.c) is answered by the helper; anything else
- *    is forwarded: the message's own bytes, with only the value of "id"
- *    replaced by the helper's integer id (or an id added), and its
- *    descriptors in the same sendmsg (upstream.c).
- * 3a. Fairness: QEMU takes one request from each of its monitors in turn;
- *    through the helper all clients share one monitor.  So the upstream
- *    lets at most QPH_UPSTREAM_FAIR_WINDOW (2) client in-band requests be
- *    in QEMU at once (QEMU runs one at a time; the second keeps it busy
- *    while the helper relays a reply).  The others wait, with their
- *    descriptors, in their client's queue in upstream.c; when QEMU answers
- *    one, the next goes from the client served least recently, as QEMU
- *    picks among its monitors.  A client behind a busy one thus waits for
- *    about one of its requests (the one running, maybe one queued), not
- *    the 8 it may have in flight.  exec-oob requests and the helper's own
- *    upstream calls do not wait; the helper's own commands never go
- *    upstream.  A client that leaves drops its waiting requests.
- * 4. QEMU answers on the one upstream connection.  The reply is matched by
- *    the helper's id, the client's id is put back (re-serialized exactly as
- *    QEMU would have echoed it; removed if the client sent none), and the
- *    reply waits in the session's queue until the replies before it have
- *    gone, so each client sees its replies in the order it asked.
- * 5. Events (messages without an id) go to every client that has
- *    negotiated.  Replies to the helper's own upstream requests
- *    (query-commands at start, thread labels) never reach a client.
- * 6. When QEMU's monitor closes, the helper removes its socket and the
- *    counters it created, and exits.
+ * The composition root: the one file that knows every piece.  It creates
+ * the upstream (upstream.c) on QEMU's monitor; once that has negotiated,
+ * the VM (vm.c, given the upstream), the events to enable at start, and
+ * the listening socket; then a session (client.c) per accepted client,
+ * given the upstream and the table of hooks below (the helper's own
+ * commands through dispatch.c on the VM, introspection entries, replies
+ * the VM should see).  Events from QEMU go to every session and to the
+ * VM.  No piece calls back into this file except through what it was
+ * given; tests/layers checks that no two files depend on each other in a
+ * cycle.  How a message travels is told at the top of client.c, which
+ * holds its path.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
