@@ -67,7 +67,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/client.h"
-#include "helper/client-priv.h"
 #include "helper/channel.h"
 #include "helper/reply.h"
 #include "helper/upstream.h"
@@ -437,110 +436,6 @@ client_wait(QphClient *client, const QmpMessage *msg, const char *error_text)
 
 /* ---- Forwarded replies ------------------------------------------------ */
 
-typedef struct {
-    gsize offset;
-    gsize remove;
-    const char *insert;
-    gsize insert_len;
-} Edit;
-
-static gint
-edit_compare(gconstpointer a, gconstpointer b)
-{
-    const Edit *x = a, *y = b;
-
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/**
- * qph_client_rewrite_reply:
- * QEMU's reply @msg with the helper's id turned back into the client's
- * @id_json (or removed, when the client sent none; or put where QEMU would
- * print it, when the request went without an id) and, when @extra is
- * given, the text it returns inserted before the closing ']' of the
- * returned list (the helper's own introspection entries).  Pure: no
- * session state, so tests/fuzz can drive it with any scanned message.
- */
-GBytes *
-qph_client_rewrite_reply(const QphScannedMessage *msg, const char *id_json,
-                         QphReplyExtraFunc extra_func, gpointer extra_data)
-{
-    const QphScanMember *id = qph_scanned_message_get(msg, "id");
-    const QphScanMember *ret = qph_scanned_message_get(msg, "return");
-    g_autofree char *extra = NULL;
-    g_autofree char *id_insert = NULL;
-    Edit edits[2];
-    guint n_edits = 0;
-    GString *out = g_string_sized_new(msg->len + 64);
-    gsize pos = 0;
-
-    if (id && id_json) {
-        edits[n_edits++] = (Edit){ id->value_offset, id->value_len,
-                                   id_json, strlen(id_json) };
-    } else if (id) {
-        guint idx = id - msg->members;
-        gsize start, end;
-
-        if (idx > 0) {
-            const QphScanMember *prev = &msg->members[idx - 1];
-
-            start = prev->value_offset + prev->value_len;
-            end = id->value_offset + id->value_len;
-        } else if (msg->n_members > 1) {
-            start = id->key_offset;
-            end = msg->members[1].key_offset;
-        } else {
-            start = id->key_offset;
-            end = id->value_offset + id->value_len;
-        }
-        edits[n_edits++] = (Edit){ start, end - start, NULL, 0 };
-    } else if (id_json && msg->n_members > 0) {
-        /* Sent without an id (qph_upstream_prepare_forward): put the
-         * client's where QEMU prints it, by QDict order. */
-        g_autofree char *first = g_strndup(msg->members[0].key,
-                                           msg->members[0].key_len);
-        const char *keys[] = { first, "id" };
-        const QphScanMember *last = &msg->members[msg->n_members - 1];
-        guint order[2];
-
-        qmp_qdict_order_into(keys, 2, order);
-        id_insert = order[0] == 1
-                        ? g_strdup_printf("\"id\": %s, ", id_json)
-                        : g_strdup_printf(", \"id\": %s", id_json);
-        edits[n_edits++] =
-            (Edit){ order[0] == 1 ? msg->members[0].key_offset
-                                  : last->value_offset + last->value_len,
-                    0, id_insert, strlen(id_insert) };
-    }
-    if (extra_func && ret && ret->value_len >= 2 &&
-        msg->data[ret->value_offset] == '[') {
-        gboolean empty = TRUE;
-
-        for (gsize i = ret->value_offset + 1;
-             i < ret->value_offset + ret->value_len - 1; i++) {
-            if (!g_ascii_isspace(msg->data[i])) {
-                empty = FALSE;
-                break;
-            }
-        }
-        extra = extra_func(!empty, extra_data);
-        if (extra) {
-            edits[n_edits++] =
-                (Edit){ ret->value_offset + ret->value_len - 1, 0, extra,
-                        strlen(extra) };
-        }
-    }
-    qsort(edits, n_edits, sizeof(Edit), edit_compare);
-    for (guint i = 0; i < n_edits; i++) {
-        g_string_append_len(out, msg->data + pos, edits[i].offset - pos);
-        g_string_append_len(out, edits[i].insert, edits[i].insert_len);
-        pos = edits[i].offset + edits[i].remove;
-    }
-    g_string_append_len(out, msg->data + pos, msg->len - pos);
-    g_string_append(out, "\r\n");
-    return g_string_free_to_bytes(out);
-}
-
 static char *
 entry_introspect_extra(gboolean after_elements, gpointer data)
 {
@@ -554,7 +449,7 @@ entry_introspect_extra(gboolean after_elements, gpointer data)
 static GBytes *
 entry_rewrite_reply(Entry *e, const QphScannedMessage *msg)
 {
-    return qph_client_rewrite_reply(
+    return qph_reply_rewrite(
         msg, e->id_json,
         e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL, e);
 }

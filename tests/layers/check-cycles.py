@@ -5,7 +5,7 @@ The proxy core is meant to be read top-down: proxy.c composes the pieces,
 lower layers get what they need at creation and never call up (see
 docs/design.md).  This check keeps that shape.  It builds two graphs whose
 nodes are files without their suffix (helper/client.c, client.h and
-client-priv.h are one node, "helper/client"):
+client-priv.h would be one node, "helper/client"):
 
 - symbols: from `nm` on the built static libraries, an edge A -> B when an
   object of A leaves undefined a symbol that an object of B defines;
