@@ -643,6 +643,8 @@ request_capabilities(const QmpMessage *msg, const QmpRequest *qreq)
     return (GStrv)g_ptr_array_steal(caps, NULL);
 }
 
+/* ---- A message in --------------------------------------------------- */
+
 /* Start @e, for @msg or its framing error: answer it here, dispatch it, or
  * forward it. */
 static void

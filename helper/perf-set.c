@@ -475,8 +475,11 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
             for (guint i = 0; i < leaving->len; i++) {
                 QphPerfEvent *ev = g_ptr_array_index(leaving, i);
 
-                if ((qph_perf_event_get_leader(ev) != NULL) == (pass == 0)) {
+                /* Released in the first pass: gone, not to be asked. */
+                if (ev && (qph_perf_event_get_leader(ev) != NULL) ==
+                              (pass == 0)) {
                     qph_perf_set_release(set, ev);
+                    g_ptr_array_index(leaving, i) = NULL;
                 }
             }
         }
