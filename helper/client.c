@@ -1,16 +1,65 @@
 /*
  * client.c: one QMP client of the helper (a "session")
  *
- * Each message the framing layer finds becomes a Request.  A request that
- * is not out-of-band takes a slot at the tail of the session's reply queue;
- * slots are filled in whatever order answers come (from QEMU, from the
- * helper's own commands, or at once for errors) and written out from the
- * head only, so the client sees replies in the order it asked, as with
- * QEMU.  exec-oob requests (from clients that negotiated "oob") have no
- * slot: their reply is written the moment it exists.
+ * How a message travels
+ * ---------------------
+ * 1. A client connects to the helper's socket (proxy.c).  It is accepted
+ *    only once QEMU's greeting has been read and the helper has negotiated
+ *    upstream (the socket does not exist before that), and is sent QEMU's
+ *    greeting byte for byte.
+ * 2. Its bytes go through the framing layer (qmp/json-streamer.c), which
+ *    finds each top-level JSON value exactly as QEMU's own parser would and
+ *    reports QEMU's errors for malformed input.  Descriptors that came with
+ *    the bytes (SCM_RIGHTS) stay attached to the message they came with.
+ * 3. Each message becomes an Entry at the tail of this session's queue
+ *    (below) and is checked as QEMU's dispatcher does.  Before negotiation
+ *    the session answers everything itself.  After, a command of the
+ *    helper's own goes to dispatch.c through the hooks proxy.c gave this
+ *    session, and is answered by the helper; anything else is forwarded
+ *    (upstream.c): the message's own bytes, with only the value of "id"
+ *    replaced by the helper's integer id (or an id added), and its
+ *    descriptors in the same sendmsg.
+ * 3a. Fairness: QEMU takes one request from each of its monitors in turn;
+ *    through the helper all clients share one monitor.  So the upstream
+ *    lets at most QPH_UPSTREAM_FAIR_WINDOW (2) client in-band requests be
+ *    in QEMU at once (QEMU runs one at a time; the second keeps it busy
+ *    while the helper relays a reply).  The others wait, with their
+ *    descriptors, in their client's queue in upstream.c; when QEMU answers
+ *    one, the next goes from the client served least recently, as QEMU
+ *    picks among its monitors.  A client behind a busy one thus waits for
+ *    about one of its requests (the one running, maybe one queued), not
+ *    the 8 it may have in flight.  exec-oob requests and the helper's own
+ *    upstream calls do not wait; the helper's own commands never go
+ *    upstream.  A client that leaves drops its waiting requests.
+ * 4. QEMU answers on the one upstream connection.  The reply is matched by
+ *    the helper's id, the client's id is put back (re-serialized exactly as
+ *    QEMU would have echoed it; removed if the client sent none), and the
+ *    entry waits in the queue until the replies before it have gone, so
+ *    each client sees its replies in the order it asked.
+ * 5. Events (messages without an id) go to every client that has
+ *    negotiated (proxy.c), each after the replies QEMU gave before it.
+ *    Replies to the helper's own upstream requests (query-commands at
+ *    start, thread labels) never reach a client.
+ * 6. When QEMU's monitor closes, the helper removes its socket and the
+ *    counters it created, and exits.
  *
- * Before negotiation every request is answered here, as QEMU would.  A
- * client's qmp_capabilities is still forwarded once: QEMU, already
+ * The queue
+ * ---------
+ * One GQueue of Entry, in the order the client sent them, holds everything
+ * this session owes the client.  An entry is
+ *   ENTRY_WAITING   read but not started: behind a negotiation being
+ *                   validated, or past QPH_CLIENT_MAX_INFLIGHT running;
+ *   ENTRY_RUNNING   with QEMU (forwarded) or with dispatch (own command);
+ *   ENTRY_STREAMING at the head, its large answer being written as it comes;
+ *   ENTRY_READY     its reply (or an event) is ready and waits for the ones
+ *                   before it.
+ * Entries start in order (client_advance), finish through entry_finish()
+ * in whatever order answers come, and are written from the head only;
+ * entry_retire() is the one place an entry is freed.  exec-oob entries
+ * (from clients that negotiated "oob") hold nothing up: their reply is
+ * written the moment it exists.
+ *
+ * A client's qmp_capabilities is still forwarded once: QEMU, already
  * negotiated upstream, validates the arguments with its own error texts and
  * answers "already complete" if they are fine; only then does the helper
  * accept the negotiation for this client.
@@ -18,10 +67,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/client.h"
-#include "helper/client-priv.h"
 #include "helper/channel.h"
-#include "helper/dispatch.h"
-#include "helper/proxy.h"
 #include "helper/reply.h"
 #include "helper/upstream.h"
 #include "qmp/json-streamer.h"
@@ -40,26 +86,41 @@ typedef enum {
     REQUEST_OWN,           /* one of the helper's own commands */
 } RequestKind;
 
-typedef struct {
-    gboolean ready;
-    GBytes *bytes;
-} ReplySlot;
+typedef enum {
+    ENTRY_WAITING,
+    ENTRY_RUNNING,
+    ENTRY_STREAMING,
+    ENTRY_READY,
+} EntryState;
 
 typedef struct {
+    EntryState state;
     QphClient *client; /* NULL once the client has gone */
+    GList *link;       /* in client->queue; NULL once out of it */
+    gboolean oob;      /* exec-oob: written as soon as ready */
+    /* ENTRY_WAITING: a copy of the message (or of its framing error),
+     * with the descriptors that came with it */
+    char *error_text;
+    char *data;
+    QmpMessage msg;
+    int *fds;
+    guint n_fds;
+    /* ENTRY_RUNNING, ENTRY_STREAMING: the request */
     RequestKind kind;
-    ReplySlot *slot;   /* NULL for exec-oob */
     char *id_json;     /* the id as QEMU would echo it, or NULL */
     char *command;
     guint64 handle;    /* upstream handle while forwarded */
     gboolean upstream;
-    gboolean streaming; /* its answer is being written as it comes */
     QphIntrospectKind introspect;
     GStrv capabilities; /* REQUEST_CAPABILITIES: what the client enables */
-} Request;
+    /* ENTRY_READY: what to write (NULL: nothing) */
+    GBytes *bytes;
+} Entry;
 
 struct QphClient {
-    QphProxy *proxy;
+    QphUpstream *up;
+    const QphClientHooks *hooks;
+    gpointer hooks_data;
     QphChannel *ch;
     QmpStreamer *streamer;
     guint serial;
@@ -67,49 +128,25 @@ struct QphClient {
     gboolean negotiated;
     gboolean oob;
     gboolean paused;
-    GQueue slots;     /* ReplySlot *, request order */
-    GPtrArray *inflight; /* Request * awaiting an answer */
-    int *fds;         /* descriptors waiting for the next message */
-    guint n_fds;
+    GQueue queue;        /* Entry *, see "The queue" above */
+    GList *first_waiting; /* in queue; every entry after it waits too */
+    guint n_running;     /* entries RUNNING or STREAMING, exec-oob too */
     /* While a negotiation is being validated upstream, what follows it
-     * depends on its outcome: hold it (bounded by not reading meanwhile). */
-    gboolean holding;
-    gboolean releasing; /* inside client_release() */
-    gboolean streaming; /* a large answer is being written as it comes */
+     * depends on its outcome: it waits (bounded by not reading meanwhile). */
+    Entry *negotiation;
+    Entry *streaming;    /* the one ENTRY_STREAMING, or NULL */
+    gboolean advancing;  /* inside client_advance() */
+    int *fds;            /* descriptors waiting for the next message */
+    guint n_fds;
     /* Output past QPH_CLIENT_MAX_QUEUED: is the client still reading? */
     guint stall_timer;
     guint64 stall_sent;  /* qph_channel_get_sent() at the last progress */
     gint64 stall_since;  /* monotonic time of that progress */
-    GQueue held;      /* HeldMessage *; also requests past the in-flight
-                       * limit */
 };
 
-/* A message (or framing error) kept for later, with its descriptors. */
-typedef struct {
-    char *error_text;
-    char *data;
-    QmpMessage msg;
-    int *fds;
-    guint n_fds;
-} HeldMessage;
-
-static void client_release(QphClient *client);
-
-static void
-slot_free(ReplySlot *slot)
-{
-    g_clear_pointer(&slot->bytes, g_bytes_unref);
-    g_free(slot);
-}
-
-static void
-request_free(Request *req)
-{
-    g_free(req->id_json);
-    g_free(req->command);
-    g_strfreev(req->capabilities);
-    g_free(req);
-}
+static void client_advance(QphClient *client);
+static void client_start(QphClient *client, Entry *e, const QmpMessage *msg,
+                         const char *error_text);
 
 /* Close and free descriptors no message will carry. */
 static void
@@ -149,8 +186,8 @@ client_keep_fds(QphClient *client, int *fds, guint n_fds)
 static void
 client_update_flow(QphClient *client)
 {
-    gboolean over = client->holding || !g_queue_is_empty(&client->held) ||
-                    client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT ||
+    gboolean over = client->negotiation || client->first_waiting ||
+                    client->n_running >= QPH_CLIENT_MAX_INFLIGHT ||
                     qph_channel_get_queued(client->ch) >= QPH_CLIENT_MAX_QUEUED;
 
     if (over != client->paused) {
@@ -215,191 +252,206 @@ client_write(QphClient *client, GBytes *bytes)
     }
 }
 
-/* Write out every ready slot at the head of the queue. */
-static void
-client_flush_slots(QphClient *client)
-{
-    ReplySlot *slot;
+/* ---- The queue ------------------------------------------------------- */
 
-    while ((slot = g_queue_peek_head(&client->slots)) && slot->ready) {
-        g_queue_pop_head(&client->slots);
-        if (slot->bytes) {
-            client_write(client, slot->bytes);
+static void
+entry_free(Entry *e)
+{
+    fds_close(e->fds, e->n_fds);
+    g_free(e->error_text);
+    g_free(e->data);
+    g_clear_pointer(&e->msg.members, g_ptr_array_unref);
+    g_free(e->id_json);
+    g_free(e->command);
+    g_strfreev(e->capabilities);
+    g_clear_pointer(&e->bytes, g_bytes_unref);
+    g_free(e);
+}
+
+/* The one place an entry is freed: written out, answered after its client
+ * left, or dropped with its client. */
+static void
+entry_retire(Entry *e)
+{
+    QphClient *client = e->client;
+
+    if (client && e->link) {
+        if (client->first_waiting == e->link) {
+            client->first_waiting = e->link->next;
         }
-        slot_free(slot);
+        g_queue_delete_link(&client->queue, e->link);
     }
+    entry_free(e);
 }
 
-static ReplySlot *
-client_new_slot(QphClient *client)
+static Entry *
+client_append(QphClient *client)
 {
-    ReplySlot *slot = g_new0(ReplySlot, 1);
+    Entry *e = g_new0(Entry, 1);
 
-    g_queue_push_tail(&client->slots, slot);
-    return slot;
+    e->state = ENTRY_WAITING;
+    e->client = client;
+    g_queue_push_tail(&client->queue, e);
+    e->link = client->queue.tail;
+    return e;
 }
 
-/* Deliver @bytes (owned) for @slot, or at once when @slot is NULL. */
+/* Write out every ready entry at the head of the queue; exec-oob entries
+ * still running hold nothing up. */
 static void
-client_deliver(QphClient *client, ReplySlot *slot, GBytes *bytes)
+client_flush(QphClient *client)
 {
-    if (!slot && client->streaming) {
-        /* Not into the middle of the answer being written: right after. */
-        slot = g_new0(ReplySlot, 1);
-        g_queue_insert_after(&client->slots, client->slots.head, slot);
+    GList *l = client->queue.head;
+
+    while (l) {
+        Entry *e = l->data;
+        GList *next = l->next;
+
+        if (e->state == ENTRY_READY) {
+            if (e->bytes) {
+                client_write(client, e->bytes);
+            }
+            entry_retire(e);
+        } else if (!(e->oob && e->state == ENTRY_RUNNING)) {
+            break;
+        }
+        l = next;
     }
-    if (!slot) {
-        client_write(client, bytes);
-        g_bytes_unref(bytes);
+}
+
+/*
+ * The one way an entry's work ends: its reply @bytes (owned; NULL when
+ * there is none to write) is ready.  It is written once the entries before
+ * it have been, an exec-oob one at once (but never into the middle of an
+ * answer being streamed: right after it).  Its client gone, it is retired.
+ */
+static void
+entry_finish(Entry *e, GBytes *bytes)
+{
+    QphClient *client = e->client;
+
+    if (!client) {
+        g_clear_pointer(&bytes, g_bytes_unref);
+        entry_retire(e);
         return;
     }
-    slot->bytes = bytes;
-    slot->ready = TRUE;
-    client_flush_slots(client);
+    if (e->state == ENTRY_RUNNING || e->state == ENTRY_STREAMING) {
+        client->n_running--;
+    }
+    if (client->negotiation == e) {
+        client->negotiation = NULL;
+    }
+    if (client->streaming == e) {
+        client->streaming = NULL;
+    }
+    e->state = ENTRY_READY;
+    e->bytes = bytes;
+    if (e->oob && client->streaming) {
+        g_queue_unlink(&client->queue, e->link);
+        g_queue_insert_after_link(&client->queue, client->streaming->link,
+                                  e->link);
+    } else if (e->oob) {
+        if (bytes) {
+            client_write(client, bytes);
+        }
+        entry_retire(e);
+    }
+    client_flush(client);
+    client_advance(client);
+}
+
+/* Start waiting entries in order while nothing holds them (a negotiation
+ * being validated, QPH_CLIENT_MAX_INFLIGHT running); then read the client
+ * or not according to its backlog. */
+static void
+client_advance(QphClient *client)
+{
+    if (client->advancing) {
+        return; /* the outer loop goes on */
+    }
+    client->advancing = TRUE;
+    while (client->first_waiting && !client->negotiation &&
+           client->n_running < QPH_CLIENT_MAX_INFLIGHT) {
+        Entry *e = client->first_waiting->data;
+        g_autofree char *error_text = g_steal_pointer(&e->error_text);
+        g_autofree char *data = g_steal_pointer(&e->data);
+        QmpMessage msg = e->msg;
+
+        client->first_waiting = client->first_waiting->next;
+        e->msg.members = NULL;
+        if (e->n_fds > 0) {
+            /* It came with newer descriptors: they replace the kept ones. */
+            client_close_fds(client);
+            client->fds = g_steal_pointer(&e->fds);
+            client->n_fds = e->n_fds;
+            e->n_fds = 0;
+        }
+        client_start(client, e, error_text ? NULL : &msg, error_text);
+        g_clear_pointer(&msg.members, g_ptr_array_unref);
+    }
+    client->advancing = FALSE;
+    client_update_flow(client);
 }
 
 static void
-request_finish(Request *req, GBytes *bytes)
+member_free(gpointer p)
 {
-    QphClient *client = req->client;
-    gboolean release = req->kind == REQUEST_CAPABILITIES;
+    QmpMessageMember *m = p;
 
-    if (client) {
-        g_ptr_array_remove_fast(client->inflight, req);
-        client_deliver(client, req->slot, bytes);
-    } else if (bytes) {
-        g_bytes_unref(bytes);
+    g_free(m->key);
+    g_free(m);
+}
+
+/* Keep @msg (or its framing error) and the descriptors that came with it
+ * in a waiting entry. */
+static void
+client_wait(QphClient *client, const QmpMessage *msg, const char *error_text)
+{
+    Entry *e = client_append(client);
+
+    e->fds = g_steal_pointer(&client->fds);
+    e->n_fds = client->n_fds;
+    client->n_fds = 0;
+    if (error_text) {
+        e->error_text = g_strdup(error_text);
+    } else {
+        e->data = g_memdup2(msg->data, msg->len);
+        e->msg = *msg;
+        e->msg.data = e->data;
+        if (msg->members) {
+            e->msg.members = g_ptr_array_new_with_free_func(member_free);
+            for (guint i = 0; i < msg->members->len; i++) {
+                QmpMessageMember *m = g_memdup2(msg->members->pdata[i],
+                                                sizeof(QmpMessageMember));
+
+                m->key = g_strdup(m->key);
+                g_ptr_array_add(e->msg.members, m);
+            }
+        }
     }
-    request_free(req);
-    if (client && (release || (!client->holding &&
-                               !g_queue_is_empty(&client->held)))) {
-        client_release(client);
-    } else if (client) {
-        client_update_flow(client);
+    if (!client->first_waiting) {
+        client->first_waiting = e->link;
     }
 }
 
 /* ---- Forwarded replies ------------------------------------------------ */
 
-typedef struct {
-    gsize offset;
-    gsize remove;
-    const char *insert;
-    gsize insert_len;
-} Edit;
-
-static gint
-edit_compare(gconstpointer a, gconstpointer b)
-{
-    const Edit *x = a, *y = b;
-
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/**
- * qph_client_rewrite_reply:
- * QEMU's reply @msg with the helper's id turned back into the client's
- * @id_json (or removed, when the client sent none; or put where QEMU would
- * print it, when the request went without an id) and, when @extra is
- * given, the text it returns inserted before the closing ']' of the
- * returned list (the helper's own introspection entries).  Pure: no
- * session state, so tests/fuzz can drive it with any scanned message.
- */
-GBytes *
-qph_client_rewrite_reply(const QphScannedMessage *msg, const char *id_json,
-                         QphReplyExtraFunc extra_func, gpointer extra_data)
-{
-    const QphScanMember *id = qph_scanned_message_get(msg, "id");
-    const QphScanMember *ret = qph_scanned_message_get(msg, "return");
-    g_autofree char *extra = NULL;
-    g_autofree char *id_insert = NULL;
-    Edit edits[2];
-    guint n_edits = 0;
-    GString *out = g_string_sized_new(msg->len + 64);
-    gsize pos = 0;
-
-    if (id && id_json) {
-        edits[n_edits++] = (Edit){ id->value_offset, id->value_len,
-                                   id_json, strlen(id_json) };
-    } else if (id) {
-        guint idx = id - msg->members;
-        gsize start, end;
-
-        if (idx > 0) {
-            const QphScanMember *prev = &msg->members[idx - 1];
-
-            start = prev->value_offset + prev->value_len;
-            end = id->value_offset + id->value_len;
-        } else if (msg->n_members > 1) {
-            start = id->key_offset;
-            end = msg->members[1].key_offset;
-        } else {
-            start = id->key_offset;
-            end = id->value_offset + id->value_len;
-        }
-        edits[n_edits++] = (Edit){ start, end - start, NULL, 0 };
-    } else if (id_json && msg->n_members > 0) {
-        /* Sent without an id (qph_upstream_prepare_forward): put the
-         * client's where QEMU prints it, by QDict order. */
-        g_autofree char *first = g_strndup(msg->members[0].key,
-                                           msg->members[0].key_len);
-        const char *keys[] = { first, "id" };
-        const QphScanMember *last = &msg->members[msg->n_members - 1];
-        guint order[2];
-
-        qmp_qdict_order_into(keys, 2, order);
-        id_insert = order[0] == 1
-                        ? g_strdup_printf("\"id\": %s, ", id_json)
-                        : g_strdup_printf(", \"id\": %s", id_json);
-        edits[n_edits++] =
-            (Edit){ order[0] == 1 ? msg->members[0].key_offset
-                                  : last->value_offset + last->value_len,
-                    0, id_insert, strlen(id_insert) };
-    }
-    if (extra_func && ret && ret->value_len >= 2 &&
-        msg->data[ret->value_offset] == '[') {
-        gboolean empty = TRUE;
-
-        for (gsize i = ret->value_offset + 1;
-             i < ret->value_offset + ret->value_len - 1; i++) {
-            if (!g_ascii_isspace(msg->data[i])) {
-                empty = FALSE;
-                break;
-            }
-        }
-        extra = extra_func(!empty, extra_data);
-        if (extra) {
-            edits[n_edits++] =
-                (Edit){ ret->value_offset + ret->value_len - 1, 0, extra,
-                        strlen(extra) };
-        }
-    }
-    qsort(edits, n_edits, sizeof(Edit), edit_compare);
-    for (guint i = 0; i < n_edits; i++) {
-        g_string_append_len(out, msg->data + pos, edits[i].offset - pos);
-        g_string_append_len(out, edits[i].insert, edits[i].insert_len);
-        pos = edits[i].offset + edits[i].remove;
-    }
-    g_string_append_len(out, msg->data + pos, msg->len - pos);
-    g_string_append(out, "\r\n");
-    return g_string_free_to_bytes(out);
-}
-
 static char *
-request_introspect_extra(gboolean after_elements, gpointer data)
+entry_introspect_extra(gboolean after_elements, gpointer data)
 {
-    Request *req = data;
+    Entry *e = data;
+    QphClient *client = e->client;
 
-    return qph_proxy_introspect_extra(req->client->proxy, req->introspect,
-                                      after_elements);
+    return client->hooks->introspect_extra(e->introspect, after_elements,
+                                           client->hooks_data);
 }
 
 static GBytes *
-request_rewrite_reply(Request *req, const QphScannedMessage *msg)
+entry_rewrite_reply(Entry *e, const QphScannedMessage *msg)
 {
-    return qph_client_rewrite_reply(
-        msg, req->id_json,
-        req->kind == REQUEST_INTROSPECT ? request_introspect_extra : NULL, req);
+    return qph_reply_rewrite(
+        msg, e->id_json,
+        e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL, e);
 }
 
 static gboolean
@@ -412,7 +464,21 @@ reply_is_already_negotiated(const QphScannedMessage *msg)
                                needle) != NULL;
 }
 
-static void client_accept_capabilities(Request *req);
+static void client_accept_capabilities(Entry *e);
+
+/* The first in-band entry not yet written (exec-oob ones stand aside). */
+static Entry *
+client_next_owed(QphClient *client)
+{
+    for (GList *l = client->queue.head; l; l = l->next) {
+        Entry *e = l->data;
+
+        if (!(e->oob && e->state == ENTRY_RUNNING)) {
+            return e;
+        }
+    }
+    return NULL;
+}
 
 /*
  * A large answer as it comes (QphUpstreamStreamFunc): written at once when
@@ -421,23 +487,23 @@ static void client_accept_capabilities(Request *req);
  * after "return" as QEMU prints it.
  */
 static gboolean
-request_upstream_stream(QphUpstream *up, const char *data, gsize len,
-                        gboolean final, gpointer user_data)
+entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
+                      gboolean final, gpointer user_data)
 {
-    Request *req = user_data;
-    QphClient *client = req->client;
+    Entry *e = user_data;
+    QphClient *client = e->client;
     static const char id_key[] = ", \"id\": ";
     gsize cut;
     const char *id;
     GString *tail;
 
     if (!final) {
-        if (!req->streaming) {
-            if (!client || g_queue_peek_head(&client->slots) != req->slot) {
+        if (e->state != ENTRY_STREAMING) {
+            if (!client || client_next_owed(client) != e) {
                 return FALSE;
             }
-            req->streaming = TRUE;
-            client->streaming = TRUE;
+            e->state = ENTRY_STREAMING;
+            client->streaming = e;
         }
         {
             g_autoptr(GBytes) part = g_bytes_new(data, len);
@@ -446,7 +512,7 @@ request_upstream_stream(QphUpstream *up, const char *data, gsize len,
         }
         return TRUE;
     }
-    req->upstream = FALSE;
+    e->upstream = FALSE;
     cut = len - 1; /* the closing brace */
     id = g_strrstr_len(data, len, id_key);
     if (id) {
@@ -460,53 +526,51 @@ request_upstream_stream(QphUpstream *up, const char *data, gsize len,
         }
     }
     tail = g_string_new_len(data, cut);
-    if (req->id_json) {
-        g_string_append_printf(tail, "%s%s", id_key, req->id_json);
+    if (e->id_json) {
+        g_string_append_printf(tail, "%s%s", id_key, e->id_json);
     }
     g_string_append(tail, "}\r\n");
-    client->streaming = FALSE;
-    request_finish(req, g_string_free_to_bytes(tail));
+    entry_finish(e, g_string_free_to_bytes(tail));
     return TRUE;
 }
 
 static void
-request_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
-                       gpointer user_data)
+entry_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
+                     gpointer user_data)
 {
-    Request *req = user_data;
+    Entry *e = user_data;
 
-    req->upstream = FALSE;
+    e->upstream = FALSE;
     if (!msg) {
         /* QEMU went away; the helper is about to exit. */
-        request_finish(req, NULL);
+        entry_finish(e, NULL);
         return;
     }
-    if (req->client && req->kind == REQUEST_CAPABILITIES &&
+    if (e->client && e->kind == REQUEST_CAPABILITIES &&
         reply_is_already_negotiated(msg)) {
         /* Arguments valid as far as QEMU is concerned: decide here. */
-        client_accept_capabilities(req);
+        client_accept_capabilities(e);
         return;
     }
-    if (req->client) {
-        qph_proxy_note_reply(req->client->proxy, req->command, msg);
+    if (e->client) {
+        e->client->hooks->note_reply(e->command, msg, e->client->hooks_data);
     }
-    request_finish(req, req->client ? request_rewrite_reply(req, msg) : NULL);
+    entry_finish(e, e->client ? entry_rewrite_reply(e, msg) : NULL);
 }
 
 /* ---- Requests answered here ------------------------------------------- */
 
 static void
-client_accept_capabilities(Request *req)
+client_accept_capabilities(Entry *e)
 {
-    QphClient *client = req->client;
-    QphUpstream *up = qph_proxy_get_upstream(client->proxy);
+    QphClient *client = e->client;
     g_autoptr(GString) unavailable = NULL;
     gboolean oob = FALSE;
 
-    for (guint i = 0; req->capabilities && req->capabilities[i]; i++) {
-        const char *cap = req->capabilities[i];
+    for (guint i = 0; e->capabilities && e->capabilities[i]; i++) {
+        const char *cap = e->capabilities[i];
 
-        if (!qph_upstream_offers(up, cap)) {
+        if (!qph_upstream_offers(client->up, cap)) {
             if (!unavailable) {
                 unavailable = g_string_new(cap);
             } else {
@@ -521,8 +585,8 @@ client_accept_capabilities(Request *req)
         g_autofree char *desc = g_strdup_printf("Capability %s not available",
                                                 unavailable->str);
 
-        request_finish(req, qph_reply_error_text(req->id_json, "GenericError",
-                                                 desc));
+        entry_finish(e, qph_reply_error_text(e->id_json, "GenericError",
+                                             desc));
         return;
     }
     client->negotiated = TRUE;
@@ -530,23 +594,23 @@ client_accept_capabilities(Request *req)
     {
         g_autoptr(QmpJson) empty = qmp_json_new(QMP_JSON_OBJECT);
 
-        request_finish(req, qph_reply_return(req->id_json, empty));
+        entry_finish(e, qph_reply_return(e->id_json, empty));
     }
 }
 
 static void
-request_own_done(gpointer data, char *ret_json, GError *error)
+entry_own_done(gpointer data, char *ret_json, GError *error)
 {
-    Request *req = data;
+    Entry *e = data;
     g_autofree char *owned_ret = ret_json;
     g_autoptr(GError) owned_error = error;
 
-    if (!req->client) {
-        request_finish(req, NULL);
+    if (!e->client) {
+        entry_finish(e, NULL);
     } else if (error) {
-        request_finish(req, qph_reply_error(req->id_json, error));
+        entry_finish(e, qph_reply_error(e->id_json, error));
     } else {
-        request_finish(req, qph_reply_return_text(req->id_json, ret_json));
+        entry_finish(e, qph_reply_return_text(e->id_json, ret_json));
     }
 }
 
@@ -579,146 +643,70 @@ request_capabilities(const QmpMessage *msg, const QmpRequest *qreq)
     return (GStrv)g_ptr_array_steal(caps, NULL);
 }
 
-static void client_process(QphClient *client, const QmpMessage *msg,
-                           const char *error_text);
+/* ---- A message in --------------------------------------------------- */
 
+/* Start @e, for @msg or its framing error: answer it here, dispatch it, or
+ * forward it. */
 static void
-held_free(HeldMessage *h)
-{
-    for (guint i = 0; i < h->n_fds; i++) {
-        close(h->fds[i]);
-    }
-    g_free(h->fds);
-    g_free(h->error_text);
-    g_free(h->data);
-    g_clear_pointer(&h->msg.members, g_ptr_array_unref);
-    g_free(h);
-}
-
-static void
-member_free(gpointer p)
-{
-    QmpMessageMember *m = p;
-
-    g_free(m->key);
-    g_free(m);
-}
-
-static void
-client_hold(QphClient *client, const QmpMessage *msg, const char *error_text)
-{
-    HeldMessage *h = g_new0(HeldMessage, 1);
-
-    h->fds = g_steal_pointer(&client->fds);
-    h->n_fds = client->n_fds;
-    client->n_fds = 0;
-    if (error_text) {
-        h->error_text = g_strdup(error_text);
-    } else {
-        h->data = g_memdup2(msg->data, msg->len);
-        h->msg = *msg;
-        h->msg.data = h->data;
-        if (msg->members) {
-            h->msg.members = g_ptr_array_new_with_free_func(member_free);
-            for (guint i = 0; i < msg->members->len; i++) {
-                QmpMessageMember *m = g_memdup2(msg->members->pdata[i],
-                                                sizeof(QmpMessageMember));
-
-                m->key = g_strdup(m->key);
-                g_ptr_array_add(h->msg.members, m);
-            }
-        }
-    }
-    g_queue_push_tail(&client->held, h);
-}
-
-/* The negotiation is decided: go on with what came after it, in order. */
-static void
-client_release(QphClient *client)
-{
-    HeldMessage *h;
-
-    client->holding = FALSE;
-    if (client->releasing) {
-        return; /* the outer loop goes on */
-    }
-    client->releasing = TRUE;
-    while (!client->holding &&
-           client->inflight->len < QPH_CLIENT_MAX_INFLIGHT &&
-           (h = g_queue_pop_head(&client->held))) {
-        if (h->n_fds > 0) {
-            /* It came with newer descriptors: they replace the kept ones. */
-            client_close_fds(client);
-            client->fds = g_steal_pointer(&h->fds);
-            client->n_fds = h->n_fds;
-            h->n_fds = 0;
-        }
-        client_process(client, h->error_text ? NULL : &h->msg,
-                       h->error_text);
-        held_free(h);
-    }
-    client->releasing = FALSE;
-    client_update_flow(client);
-}
-
-static void
-client_handle_message(QphClient *client, const QmpMessage *msg)
+client_start(QphClient *client, Entry *e, const QmpMessage *msg,
+             const char *error_text)
 {
     g_auto(QmpRequest) qreq = { 0 };
-    g_autofree char *error_text = NULL;
-    QphUpstream *up = qph_proxy_get_upstream(client->proxy);
-    Request *req;
+    g_autofree char *check_error = NULL;
     int *fds = client->fds;
     guint n_fds = client->n_fds;
 
+    if (error_text) {
+        /* Framing errors carry no id and keep their place in the queue;
+         * descriptors stay for the next message, as in QEMU. */
+        entry_finish(e, qph_reply_error_text(NULL, "GenericError",
+                                             error_text));
+        return;
+    }
     /* Descriptors belong to the message they came with (or before). */
     client->fds = NULL;
     client->n_fds = 0;
 
-    if (!qmp_request_check(msg, client->oob, &qreq, &error_text)) {
-        const char *id_json = NULL;
+    if (!qmp_request_check(msg, client->oob, &qreq, &check_error)) {
         g_autofree char *id = NULL;
 
         if (qreq.id) {
             id = qmp_request_format_id(msg, qreq.id);
-            id_json = id;
         }
         client_keep_fds(client, fds, n_fds);
         /* An exec-oob QEMU rejects is answered at once, out of band. */
-        client_deliver(client, qreq.oob ? NULL : client_new_slot(client),
-                       qph_reply_error_text(id_json, "GenericError",
-                                            error_text));
+        e->oob = qreq.oob;
+        entry_finish(e, qph_reply_error_text(id, "GenericError", check_error));
         return;
     }
 
-    req = g_new0(Request, 1);
-    req->client = client;
-    req->command = g_strdup(qreq.command);
+    e->state = ENTRY_RUNNING;
+    client->n_running++;
+    e->oob = qreq.oob;
+    e->command = g_strdup(qreq.command);
     if (qreq.id) {
-        req->id_json = qmp_request_format_id(msg, qreq.id);
+        e->id_json = qmp_request_format_id(msg, qreq.id);
     }
-    req->slot = qreq.oob ? NULL : client_new_slot(client);
-    g_ptr_array_add(client->inflight, req);
 
     if (!client->negotiated) {
         if (!g_str_equal(qreq.command, "qmp_capabilities")) {
             client_keep_fds(client, fds, n_fds);
-            request_finish(req, qph_reply_error_text(
-                                    req->id_json, "CommandNotFound",
-                                    "Expecting capabilities negotiation with "
-                                    "'qmp_capabilities'"));
-            client_update_flow(client);
+            entry_finish(e, qph_reply_error_text(
+                                e->id_json, "CommandNotFound",
+                                "Expecting capabilities negotiation with "
+                                "'qmp_capabilities'"));
             return;
         }
-        req->kind = REQUEST_CAPABILITIES;
-        req->capabilities = request_capabilities(msg, &qreq);
-        client->holding = TRUE;
+        e->kind = REQUEST_CAPABILITIES;
+        e->capabilities = request_capabilities(msg, &qreq);
+        client->negotiation = e;
         /* Validated upstream, answered here: QEMU would not take them. */
         client_keep_fds(client, fds, n_fds);
         fds = NULL;
         n_fds = 0;
-    } else if (qph_proxy_owns_command(client->proxy, qreq.command)) {
+    } else if (client->hooks->owns_command(qreq.command, client->hooks_data)) {
         g_autoptr(QmpJson) args = NULL;
+        g_autofree char *args_error = NULL;
         const QphQmpCommand *cmd = qph_qmp_command_lookup(qreq.command);
 
         client_keep_fds(client, fds, n_fds);
@@ -728,34 +716,34 @@ client_handle_message(QphClient *client, const QmpMessage *msg)
             g_autofree char *desc = g_strdup_printf(
                 "The command %s does not support OOB", qreq.command);
 
-            request_finish(req, qph_reply_error_text(req->id_json,
-                                                     "GenericError", desc));
+            entry_finish(e, qph_reply_error_text(e->id_json, "GenericError",
+                                                 desc));
             return;
         }
         if (qreq.arguments) {
             args = qmp_json_parse_value(
                 msg->data + qreq.arguments->value_offset,
-                qreq.arguments->value_len, &error_text);
+                qreq.arguments->value_len, &args_error);
         }
-        req->kind = REQUEST_OWN;
-        qph_dispatch_run(client->proxy, qreq.command, g_steal_pointer(&args),
-                         request_own_done, req);
+        e->kind = REQUEST_OWN;
+        client->hooks->dispatch(qreq.command, g_steal_pointer(&args),
+                                entry_own_done, e, client->hooks_data);
         client_update_flow(client);
         return;
     } else {
-        req->introspect = qph_proxy_introspect_kind(qreq.command);
-        req->kind = req->introspect != QPH_INTROSPECT_NONE ? REQUEST_INTROSPECT
-                                                           : REQUEST_FORWARD;
+        e->introspect = qph_introspect_kind(qreq.command);
+        e->kind = e->introspect != QPH_INTROSPECT_NONE ? REQUEST_INTROSPECT
+                                                       : REQUEST_FORWARD;
     }
 
-    req->upstream = TRUE;
+    e->upstream = TRUE;
     /* In-band requests wait for their turn among the clients' (Fairness,
      * upstream.c); exec-oob goes at once, as in QEMU. */
-    req->handle = qph_upstream_forward(
-        up, req->slot ? (gpointer)client : NULL, msg, qreq.id, fds, n_fds,
-        request_upstream_reply, req);
-    if (req->kind == REQUEST_FORWARD && req->slot) {
-        qph_upstream_set_stream(up, req->handle, request_upstream_stream);
+    e->handle = qph_upstream_forward(client->up, e->oob ? NULL : client, msg,
+                                     qreq.id, fds, n_fds, entry_upstream_reply,
+                                     e);
+    if (e->kind == REQUEST_FORWARD && !e->oob) {
+        qph_upstream_set_stream(client->up, e->handle, entry_upstream_stream);
     }
     g_free(fds);
     client_update_flow(client);
@@ -769,26 +757,12 @@ client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
     /* One read may hold thousands of requests: past the in-flight
      * limit they wait here, in order, instead of going upstream where
      * they would delay every other client's commands. */
-    if (client->holding || !g_queue_is_empty(&client->held) ||
-        client->inflight->len >= QPH_CLIENT_MAX_INFLIGHT) {
-        client_hold(client, msg, error_text);
+    if (client->negotiation || client->first_waiting ||
+        client->n_running >= QPH_CLIENT_MAX_INFLIGHT) {
+        client_wait(client, msg, error_text);
         return;
     }
-    client_process(client, msg, error_text);
-}
-
-static void
-client_process(QphClient *client, const QmpMessage *msg,
-               const char *error_text)
-{
-    if (error_text) {
-        /* Framing errors carry no id and keep their place in the queue;
-         * descriptors stay for the next message, as in QEMU. */
-        client_deliver(client, client_new_slot(client),
-                       qph_reply_error_text(NULL, "GenericError", error_text));
-        return;
-    }
-    client_handle_message(client, msg);
+    client_start(client, client_append(client), msg, error_text);
 }
 
 static void
@@ -814,7 +788,7 @@ client_closed(QphChannel *ch, gpointer opaque)
 {
     QphClient *client = opaque;
 
-    qph_proxy_client_closed(client->proxy, client);
+    client->hooks->closed(client, client->hooks_data);
 }
 
 static void
@@ -824,21 +798,22 @@ client_drained(QphChannel *ch, gpointer opaque)
 }
 
 QphClient *
-qph_client_new(QphProxy *proxy, int fd, guint serial)
+qph_client_new(QphUpstream *upstream, const QphClientHooks *hooks,
+               gpointer data, int fd, guint serial)
 {
     QphClient *client = g_new0(QphClient, 1);
     struct ucred cred;
     socklen_t cred_len = sizeof(cred);
 
-    client->proxy = proxy;
+    client->up = upstream;
+    client->hooks = hooks;
+    client->hooks_data = data;
     client->serial = serial;
     client->uid = (uid_t)-1;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
         client->uid = cred.uid;
     }
-    g_queue_init(&client->slots);
-    g_queue_init(&client->held);
-    client->inflight = g_ptr_array_new();
+    g_queue_init(&client->queue);
     client->streamer = qmp_streamer_new(client_emit, client);
     client->ch = qph_channel_new(fd, client_read, client_closed,
                                  client_drained, client);
@@ -857,33 +832,24 @@ qph_client_start(QphClient *client, GBytes *greeting)
 void
 qph_client_free(QphClient *client)
 {
-    QphUpstream *up;
-    ReplySlot *slot;
+    Entry *e;
 
     if (!client) {
         return;
     }
-    up = qph_proxy_get_upstream(client->proxy);
     /* Requests still waiting for their turn are never sent; replies still
      * owed to this client are dropped when they come. */
-    if (up) {
-        qph_upstream_drop_owner(up, client);
-    }
-    for (guint i = 0; i < client->inflight->len; i++) {
-        Request *req = client->inflight->pdata[i];
-
-        req->client = NULL;
-        if (req->upstream && up) {
-            qph_upstream_cancel(up, req->handle);
-            request_free(req);
+    qph_upstream_drop_owner(client->up, client);
+    while ((e = g_queue_pop_head(&client->queue))) {
+        e->link = NULL;
+        e->client = NULL;
+        if (e->upstream) {
+            qph_upstream_cancel(client->up, e->handle);
+        } else if (e->kind == REQUEST_OWN && e->state == ENTRY_RUNNING) {
+            continue; /* dispatch finishes it, and entry_finish() retires it */
         }
-        /* Own commands still running free their request when done. */
+        entry_retire(e);
     }
-    g_ptr_array_unref(client->inflight);
-    while ((slot = g_queue_pop_head(&client->slots))) {
-        slot_free(slot);
-    }
-    g_queue_clear_full(&client->held, (GDestroyNotify)held_free);
     g_clear_handle_id(&client->stall_timer, g_source_remove);
     client_close_fds(client);
     qph_channel_free(client->ch);
@@ -893,23 +859,24 @@ qph_client_free(QphClient *client)
 
 /*
  * An event goes out after every reply that came from QEMU before it, as on
- * QEMU's own monitor.  Replies wait in their slots for earlier ones, so an
+ * QEMU's own monitor.  Replies wait in the queue for earlier ones, so an
  * event written at once would overtake a reply that is ready but waiting
- * (a device_del answered while an earlier query-perf-events still waits
- * for thread labels): it takes a slot right after the last ready one.
- * Later slots are answers QEMU had not given yet: the event goes before
- * them.
+ * (a device_del answered while an earlier own command waits for the
+ * resctrl lock): it takes a place right after the last ready entry.  Later
+ * entries are answers QEMU had not given yet: the event goes before them.
  */
 void
 qph_client_send_event(QphClient *client, GBytes *line)
 {
-    GList *l;
+    GList *l = client->first_waiting ? client->first_waiting->prev
+                                     : client->queue.tail;
+    Entry *e;
 
     if (!client->negotiated) {
         return;
     }
-    for (l = client->slots.tail; l; l = l->prev) {
-        if (((ReplySlot *)l->data)->ready) {
+    for (; l; l = l->prev) {
+        if (((Entry *)l->data)->state == ENTRY_READY) {
             break;
         }
     }
@@ -917,14 +884,14 @@ qph_client_send_event(QphClient *client, GBytes *line)
         client_write(client, line);
         return;
     }
-    {
-        ReplySlot *slot = g_new0(ReplySlot, 1);
-
-        slot->ready = TRUE;
-        slot->bytes = g_bytes_ref(line);
-        g_queue_insert_after(&client->slots, l, slot);
-    }
+    e = g_new0(Entry, 1);
+    e->state = ENTRY_READY;
+    e->client = client;
+    e->bytes = g_bytes_ref(line);
+    g_queue_insert_after(&client->queue, l, e);
+    e->link = l->next;
 }
+
 
 guint
 qph_client_get_serial(const QphClient *client)
@@ -937,3 +904,4 @@ qph_client_get_uid(const QphClient *client)
 {
     return client->uid;
 }
+

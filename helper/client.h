@@ -13,8 +13,36 @@
 #include <glib.h>
 #include <sys/types.h>
 
-typedef struct QphProxy QphProxy;
+#include "helper/dispatch.h"
+#include "helper/introspect.h"
+#include "helper/upstream.h"
+#include "qmp/json-value.h"
+
 typedef struct QphClient QphClient;
+
+/*
+ * What a session needs from the helper beyond the upstream, given at
+ * creation (proxy.c fills it in); a session never calls up otherwise.
+ * Each hook gets the @data given to qph_client_new().
+ */
+typedef struct {
+    /* The client's connection closed: free the session later, not from
+     * inside this call. */
+    void (*closed)(QphClient *client, gpointer data);
+    /* Whether the helper answers @command itself. */
+    gboolean (*owns_command)(const char *command, gpointer data);
+    /* Run one of the helper's own commands (@args owned, may be NULL);
+     * @done gets @done_data, exactly once, now or later. */
+    void (*dispatch)(const char *command, QmpJson *args,
+                     QphDispatchDone done, gpointer done_data, gpointer data);
+    /* The helper's entries for a forwarded introspection answer
+     * (qph_introspect_extra()). */
+    char *(*introspect_extra)(QphIntrospectKind kind, gboolean after_elements,
+                              gpointer data);
+    /* A reply from QEMU to a forwarded @command, before it is written. */
+    void (*note_reply)(const char *command, const QphScannedMessage *reply,
+                       gpointer data);
+} QphClientHooks;
 
 /* Per-client bounds.  Past QPH_CLIENT_MAX_INFLIGHT requests or
  * QPH_CLIENT_MAX_QUEUED bytes of output the client is not read until it
@@ -28,7 +56,10 @@ typedef struct QphClient QphClient;
 #define QPH_CLIENT_STALL_S 10
 #define QPH_CLIENT_HARD_QUEUED (512u << 20)
 
-QphClient *qph_client_new(QphProxy *proxy, int fd, guint serial);
+/* A session on the accepted socket @fd, forwarding to @upstream (which
+ * outlives it); @hooks (static) and @data as above. */
+QphClient *qph_client_new(QphUpstream *upstream, const QphClientHooks *hooks,
+                          gpointer data, int fd, guint serial);
 void qph_client_free(QphClient *client);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphClient, qph_client_free)
 

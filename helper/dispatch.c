@@ -19,7 +19,6 @@
  */
 #include "helper/dispatch.h"
 #include "helper/perf-catalog.h"
-#include "helper/proxy.h"
 #include "helper/threads.h"
 #include "helper/vm.h"
 #include "qmp/qmp-error.h"
@@ -476,24 +475,6 @@ job_finish(Job *job, gboolean large, char *ret_json, GError *error)
     }
 }
 
-static void
-query_read_done(gpointer data, QphVmReading *reading, GError *error)
-{
-    Job *job = data;
-    g_autoptr(QphVmReading) owned = reading;
-    DispatchContext ctx = { .vm = job->vm, .reading = reading };
-    char *ret_json = NULL;
-    gboolean large;
-
-    if (error) {
-        job_finish(job, FALSE, NULL, error);
-        return;
-    }
-    large = marshal(job, &ctx, &ret_json, &error);
-    g_clear_pointer(&owned, qph_vm_reading_free);
-    job_finish(job, large, ret_json, error);
-}
-
 static gboolean retry_head(gpointer unused);
 
 /*
@@ -513,8 +494,15 @@ job_start(Job *job)
             job->args ? qmp_json_object_get(job->args, "per-thread") : NULL;
 
         /* Labels are needed only for per-thread answers. */
-        qph_vm_read(job->vm, pt && pt->type == QMP_JSON_BOOL && pt->b,
-                    query_read_done, job);
+        ctx.reading = qph_vm_read(job->vm, pt && pt->type == QMP_JSON_BOOL &&
+                                               pt->b, &error);
+        if (!ctx.reading) {
+            job_finish(job, FALSE, NULL, error);
+            return TRUE;
+        }
+        large = marshal(job, &ctx, &ret_json, &error);
+        g_clear_pointer(&ctx.reading, qph_vm_reading_free);
+        job_finish(job, large, ret_json, error);
         return TRUE;
     }
     if (!job->deadline) {
@@ -563,11 +551,10 @@ retry_head(gpointer unused)
 }
 
 void
-qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
+qph_dispatch_run(QphVm *vm, const char *command, QmpJson *args,
                  QphDispatchDone done, gpointer data)
 {
     const QphQmpCommand *cmd = qph_qmp_command_lookup(command);
-    QphVm *vm = qph_proxy_get_vm(proxy);
     g_autoptr(QmpJson) owned = args;
     Job *job;
 

@@ -2,8 +2,13 @@
  * dispatch.h: the helper's own QMP commands
  *
  * A command name found here is answered by the helper; every other name is
- * forwarded to QEMU.  Commands may need QEMU first (thread labels come from
- * query-cpus-fast), so they complete through a callback.
+ * forwarded to QEMU.  Dispatch is a function from a request (command and
+ * arguments) to a reply (the "return" value's text, or an error), as in
+ * QEMU's qapi/qmp-dispatch.c: it knows the VM it was given and nothing of
+ * sessions or sockets, and never waits on QEMU.  The reply comes through a
+ * callback because a set-perf-events that meets another resctrl user's
+ * lock is retried on a timer, and the helper's later commands wait behind
+ * it so that they still run in order (dispatch.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -12,7 +17,7 @@
 #include <glib.h>
 #include "qmp/json-value.h"
 
-typedef struct QphProxy QphProxy;
+typedef struct QphVm QphVm;
 
 /* Entries accepted in set-perf-events' "events" and in query-perf-events'
  * "names": every request's work and reply stay bounded (docs/security.md). */
@@ -24,8 +29,9 @@ typedef void (*QphDispatchDone)(gpointer data, char *ret_json, GError *error);
 
 gboolean qph_dispatch_has(const char *command);
 
-/* Run @command with @args (owned; NULL when the client sent none). */
-void qph_dispatch_run(QphProxy *proxy, const char *command, QmpJson *args,
+/* Run @command with @args (owned; NULL when the client sent none) on @vm
+ * (NULL before QEMU's monitor is ready: "not found"). */
+void qph_dispatch_run(QphVm *vm, const char *command, QmpJson *args,
                       QphDispatchDone done, gpointer data);
 
 /* Names of the helper's own commands, NULL-terminated. */

@@ -13,6 +13,18 @@
 
 #include "qph-qapi-introspect.h"
 
+QphIntrospectKind
+qph_introspect_kind(const char *command)
+{
+    if (g_str_equal(command, "query-commands")) {
+        return QPH_INTROSPECT_COMMANDS;
+    }
+    if (g_str_equal(command, "query-qmp-schema")) {
+        return QPH_INTROSPECT_SCHEMA;
+    }
+    return QPH_INTROSPECT_NONE;
+}
+
 char *
 qph_introspect_extra(QphIntrospectKind kind, gboolean after_elements,
                      const char *const *shadowed)

@@ -10,7 +10,15 @@
 #pragma once
 
 #include <glib.h>
-#include "helper/proxy.h"
+
+/* Which introspection answer a forwarded command gets. */
+typedef enum {
+    QPH_INTROSPECT_NONE,
+    QPH_INTROSPECT_COMMANDS, /* query-commands */
+    QPH_INTROSPECT_SCHEMA,   /* query-qmp-schema */
+} QphIntrospectKind;
+
+QphIntrospectKind qph_introspect_kind(const char *command);
 
 /* The text to insert before the closing ']' of the returned list, with a
  * leading ", " when @after_elements; NULL when there is nothing to add.

@@ -1,44 +1,17 @@
 /*
  * proxy.c: the helper as a server: one upstream, many client sessions
  *
- * How a message travels
- * ---------------------
- * 1. A client connects to the helper's socket.  It is accepted only once
- *    QEMU's greeting has been read and the helper has negotiated upstream
- *    (the socket does not exist before that), and is sent QEMU's greeting
- *    byte for byte.
- * 2. Its bytes go through the framing layer (qmp/json-streamer.c), which
- *    finds each top-level JSON value exactly as QEMU's own parser would and
- *    reports QEMU's errors for malformed input.  Descriptors that came with
- *    the bytes (SCM_RIGHTS) stay attached to the message they came with.
- * 3. The session (client.c) checks the request as QEMU's dispatcher does.
- *    Before negotiation it answers everything itself.  After, a command of
- *    the helper's own (dispatch.c) is answered by the helper; anything else
- *    is forwarded: the message's own bytes, with only the value of "id"
- *    replaced by the helper's integer id (or an id added), and its
- *    descriptors in the same sendmsg (upstream.c).
- * 3a. Fairness: QEMU takes one request from each of its monitors in turn;
- *    through the helper all clients share one monitor.  So the upstream
- *    lets at most QPH_UPSTREAM_FAIR_WINDOW (2) client in-band requests be
- *    in QEMU at once (QEMU runs one at a time; the second keeps it busy
- *    while the helper relays a reply).  The others wait, with their
- *    descriptors, in their client's queue in upstream.c; when QEMU answers
- *    one, the next goes from the client served least recently, as QEMU
- *    picks among its monitors.  A client behind a busy one thus waits for
- *    about one of its requests (the one running, maybe one queued), not
- *    the 8 it may have in flight.  exec-oob requests and the helper's own
- *    upstream calls do not wait; the helper's own commands never go
- *    upstream.  A client that leaves drops its waiting requests.
- * 4. QEMU answers on the one upstream connection.  The reply is matched by
- *    the helper's id, the client's id is put back (re-serialized exactly as
- *    QEMU would have echoed it; removed if the client sent none), and the
- *    reply waits in the session's queue until the replies before it have
- *    gone, so each client sees its replies in the order it asked.
- * 5. Events (messages without an id) go to every client that has
- *    negotiated.  Replies to the helper's own upstream requests
- *    (query-commands at start, thread labels) never reach a client.
- * 6. When QEMU's monitor closes, the helper removes its socket and the
- *    counters it created, and exits.
+ * The composition root: the one file that knows every piece.  It creates
+ * the upstream (upstream.c) on QEMU's monitor; once that has negotiated,
+ * the VM (vm.c, given the upstream), the events to enable at start, and
+ * the listening socket; then a session (client.c) per accepted client,
+ * given the upstream and the table of hooks below (the helper's own
+ * commands through dispatch.c on the VM, introspection entries, replies
+ * the VM should see).  Events from QEMU go to every session and to the
+ * VM.  No piece calls back into this file except through what it was
+ * given; tests/layers checks that no two files depend on each other in a
+ * cycle.  How a message travels is told at the top of client.c, which
+ * holds its path.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -123,6 +96,7 @@ proxy_peer_allowed(QphProxy *proxy, int fd)
 }
 
 static gboolean proxy_accept(gint fd, GIOCondition cond, gpointer data);
+static const QphClientHooks proxy_client_hooks;
 
 /* Watch the listening socket again (or for the first time). */
 static void
@@ -148,7 +122,7 @@ proxy_accept_retry(gpointer data)
  * accept() failed for want of a descriptor (EMFILE, ENFILE, ENOBUFS,
  * ENOMEM).  The connection stays in the backlog and the listening socket
  * stays readable, so watching it would spin: stop watching until a client
- * leaves (qph_proxy_client_closed) or QPH_PROXY_ACCEPT_RETRY_MS have
+ * leaves (proxy_client_closed) or QPH_PROXY_ACCEPT_RETRY_MS have
  * passed.  One log line per QPH_PROXY_ACCEPT_LOG_S at most, with how many
  * failures it stands for.
  */
@@ -197,7 +171,8 @@ proxy_accept(gint fd, GIOCondition cond, gpointer data)
         close(cfd);
         return G_SOURCE_CONTINUE;
     }
-    client = qph_client_new(proxy, cfd, ++proxy->next_serial);
+    client = qph_client_new(proxy->upstream, &proxy_client_hooks, proxy, cfd,
+                            ++proxy->next_serial);
     g_hash_table_add(proxy->clients, client);
     g_debug("Client %u connected", qph_client_get_serial(client));
     qph_client_start(client, qph_upstream_get_greeting(proxy->upstream));
@@ -349,7 +324,7 @@ proxy_upstream_ready(QphUpstream *up, gpointer opaque)
     if (!proxy->qemu_pid) {
         proxy->qemu_pid = qph_upstream_get_peer_pid(up);
     }
-    proxy->vm = qph_vm_new(proxy, proxy->qemu_pid, proxy->opts.resctrl_root);
+    proxy->vm = qph_vm_new(proxy->upstream, proxy->qemu_pid, proxy->opts.resctrl_root);
     /* Before any client is served: its first query sees them counting. */
     if (proxy->opts.startup) {
         qph_startup_events_vm_ready(proxy->opts.startup, proxy->vm);
@@ -487,12 +462,6 @@ qph_proxy_free(QphProxy *proxy)
     g_free(proxy);
 }
 
-QphUpstream *
-qph_proxy_get_upstream(QphProxy *proxy)
-{
-    return proxy->upstream;
-}
-
 pid_t
 qph_proxy_get_qemu_pid(QphProxy *proxy)
 {
@@ -505,11 +474,7 @@ qph_proxy_get_n_clients(QphProxy *proxy)
     return g_hash_table_size(proxy->clients);
 }
 
-QphVm *
-qph_proxy_get_vm(QphProxy *proxy)
-{
-    return proxy->vm;
-}
+/* ---- What a session gets (QphClientHooks) ------------------------- */
 
 static gboolean
 proxy_free_client_idle(gpointer data)
@@ -518,9 +483,11 @@ proxy_free_client_idle(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-void
-qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
+static void
+proxy_client_closed(QphClient *client, gpointer data)
 {
+    QphProxy *proxy = data;
+
     g_debug("Client %u disconnected", qph_client_get_serial(client));
     g_hash_table_remove(proxy->clients, client);
     /* Called from the client's own channel callback: free it afterwards
@@ -533,41 +500,54 @@ qph_proxy_client_closed(QphProxy *proxy, QphClient *client)
     }
 }
 
-gboolean
-qph_proxy_owns_command(QphProxy *proxy, const char *command)
+/* A command of the helper's own, unless QEMU has one of that name. */
+static gboolean
+proxy_owns_command(const char *command, gpointer data)
 {
+    QphProxy *proxy = data;
+
     return qph_dispatch_has(command) &&
            !(proxy->qemu_commands_shadowed &&
              g_strv_contains((const char *const *)proxy->qemu_commands_shadowed,
                              command));
 }
 
-QphIntrospectKind
-qph_proxy_introspect_kind(const char *command)
+static void
+proxy_dispatch(const char *command, QmpJson *args, QphDispatchDone done,
+               gpointer done_data, gpointer data)
 {
-    if (g_str_equal(command, "query-commands")) {
-        return QPH_INTROSPECT_COMMANDS;
-    }
-    if (g_str_equal(command, "query-qmp-schema")) {
-        return QPH_INTROSPECT_SCHEMA;
-    }
-    return QPH_INTROSPECT_NONE;
+    QphProxy *proxy = data;
+
+    qph_dispatch_run(proxy->vm, command, args, done, done_data);
 }
 
-char *
-qph_proxy_introspect_extra(QphProxy *proxy, QphIntrospectKind kind,
-                           gboolean after_elements)
+static char *
+proxy_introspect_extra(QphIntrospectKind kind, gboolean after_elements,
+                       gpointer data)
 {
+    QphProxy *proxy = data;
+
     return qph_introspect_extra(kind, after_elements,
                                 (const char *const *)
                                     proxy->qemu_commands_shadowed);
 }
 
-void
-qph_proxy_note_reply(QphProxy *proxy, const char *command,
-                     const QphScannedMessage *reply)
+/* Forwarded replies that may mean new threads (device_add, object-add). */
+static void
+proxy_note_reply(const char *command, const QphScannedMessage *reply,
+                 gpointer data)
 {
+    QphProxy *proxy = data;
+
     if (proxy->vm) {
         qph_vm_note_reply(proxy->vm, command, reply);
     }
 }
+
+static const QphClientHooks proxy_client_hooks = {
+    .closed = proxy_client_closed,
+    .owns_command = proxy_owns_command,
+    .dispatch = proxy_dispatch,
+    .introspect_extra = proxy_introspect_extra,
+    .note_reply = proxy_note_reply,
+};

@@ -11,7 +11,6 @@
 #include "helper/upstream.h"
 
 typedef struct QphProxy QphProxy;
-typedef struct QphClient QphClient;
 typedef struct QphStartupEvents QphStartupEvents;
 
 typedef struct {
@@ -24,12 +23,6 @@ typedef struct {
     const char *resctrl_root;
     QphStartupEvents *startup; /* events to enable at start, or NULL */
 } QphProxyOptions;
-
-typedef enum {
-    QPH_INTROSPECT_NONE,
-    QPH_INTROSPECT_COMMANDS, /* query-commands */
-    QPH_INTROSPECT_SCHEMA,   /* query-qmp-schema */
-} QphIntrospectKind;
 
 /* Called once QEMU's monitor has gone away, or serving failed. */
 typedef void (*QphProxyDoneFunc)(QphProxy *proxy, const GError *error,
@@ -44,21 +37,5 @@ QphProxy *qph_proxy_new(const QphProxyOptions *opts, int qemu_fd,
 void qph_proxy_free(QphProxy *proxy);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphProxy, qph_proxy_free)
 
-QphUpstream *qph_proxy_get_upstream(QphProxy *proxy);
 pid_t qph_proxy_get_qemu_pid(QphProxy *proxy);
 guint qph_proxy_get_n_clients(QphProxy *proxy);
-
-/* For sessions. */
-void qph_proxy_client_closed(QphProxy *proxy, QphClient *client);
-QphIntrospectKind qph_proxy_introspect_kind(const char *command);
-/* Whether the helper answers @command itself (and QEMU has no such
- * command: on a clash QEMU's wins and the clash is logged at start). */
-gboolean qph_proxy_owns_command(QphProxy *proxy, const char *command);
-char *qph_proxy_introspect_extra(QphProxy *proxy, QphIntrospectKind kind,
-                                 gboolean after_elements);
-void qph_proxy_note_reply(QphProxy *proxy, const char *command,
-                          const QphScannedMessage *reply);
-
-typedef struct QphVm QphVm;
-/* The VM's counters; NULL until QEMU's monitor is ready. */
-QphVm *qph_proxy_get_vm(QphProxy *proxy);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <glib.h>
+#include "helper/upstream.h"
 #include "qmp/json-value.h"
 
 /* @id_json: the id as QEMU would echo it (already serialized), or NULL. */
@@ -21,3 +22,9 @@ GBytes *qph_reply_return(const char *id_json, const QmpJson *ret);
 /* @ret_json: the "return" value's JSON text, inserted verbatim. */
 GBytes *qph_reply_return_text(const char *id_json, const char *ret_json);
 
+/* Text to insert before the closing ']' of a returned list (with a leading
+ * ", " when @after_elements), or NULL for none. */
+typedef char *(*QphReplyExtraFunc)(gboolean after_elements, gpointer data);
+
+GBytes *qph_reply_rewrite(const QphScannedMessage *msg, const char *id_json,
+                          QphReplyExtraFunc extra_func, gpointer extra_data);

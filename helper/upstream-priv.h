@@ -2,7 +2,8 @@
  * upstream-priv.h: the upstream's pure scanner and id splice, for tests
  *
  * Not part of the upstream's interface: exposed so that tests/fuzz can
- * drive the id splice and the member scanner without a socket.
+ * drive the member scanner without a socket (the id splice is
+ * helper/splice.h).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -12,9 +13,3 @@
 #include "helper/upstream.h"
 
 void qph_upstream_scan_members(QphScannedMessage *msg);
-void qph_upstream_splice_id(GString *out, const char *msg, gsize len,
-                            gsize id_offset, gsize id_len, guint64 id);
-gboolean qph_upstream_prepare_forward(GString *out, const QmpMessage *msg,
-                                      const QmpMessageMember *id,
-                                      guint64 helper_id,
-                                      const QmpJsonLimits *limits);

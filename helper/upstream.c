@@ -12,6 +12,7 @@
 #include "helper/upstream.h"
 #include "helper/upstream-priv.h"
 #include "helper/channel.h"
+#include "helper/splice.h"
 
 #include "qmp/json-streamer.h"
 #include <errno.h>
@@ -415,7 +416,7 @@ upstream_release_barrier(QphUpstream *up)
  * negotiated, reads ahead of the command it is running.  So while a
  * request that carried descriptors is unanswered, nothing more is sent:
  * another client's descriptors would replace them before they are used.
- * A request sent without an id (qph_upstream_prepare_forward) is a
+ * A request sent without an id (qph_splice_prepare_forward) is a
  * barrier too, so that at most one id-less answer is ever owed and it is
  * known whose it is, even for exec-oob.  Requests queue behind it in
  * order.
@@ -871,106 +872,6 @@ upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
     return p;
 }
 
-/**
- * qph_upstream_splice_id:
- * Append to @out the client's message @msg with the value at
- * [@id_offset, @id_offset + @id_len) replaced by @id, or, when @id_len is
- * 0, with "id" added as its first member (@msg is an object with at least
- * one member, as qmp_request_check() guarantees).
- */
-void
-qph_upstream_splice_id(GString *out, const char *msg, gsize len,
-                       gsize id_offset, gsize id_len, guint64 id)
-{
-    char idbuf[32];
-    int idlen = g_snprintf(idbuf, sizeof(idbuf), "%" G_GUINT64_FORMAT, id);
-
-    if (id_len > 0) {
-        g_string_append_len(out, msg, id_offset);
-        g_string_append_len(out, idbuf, idlen);
-        g_string_append_len(out, msg + id_offset + id_len,
-                            len - id_offset - id_len);
-    } else {
-        g_string_append(out, "{\"id\": ");
-        g_string_append_len(out, idbuf, idlen);
-        g_string_append(out, ", ");
-        g_string_append_len(out, msg + 1, len - 1);
-    }
-}
-
-/* @msg without its member @id (and the comma that separated it). */
-static void
-remove_member(GString *out, const QmpMessage *msg, const QmpMessageMember *id)
-{
-    gsize start = id->key_offset, end = id->value_offset + id->value_len;
-
-    for (guint i = 0; i < msg->members->len; i++) {
-        const QmpMessageMember *m = msg->members->pdata[i];
-
-        if (m != id) {
-            continue;
-        }
-        if (i > 0) {
-            const QmpMessageMember *prev = msg->members->pdata[i - 1];
-
-            start = prev->value_offset + prev->value_len;
-        } else if (msg->members->len > 1) {
-            end = ((const QmpMessageMember *)msg->members->pdata[1])
-                      ->key_offset;
-        }
-        break;
-    }
-    g_string_append_len(out, msg->data, start);
-    g_string_append_len(out, msg->data + end, msg->len - end);
-}
-
-/**
- * qph_upstream_prepare_forward:
- * Append to @out what carries the client's request @msg (whose id member
- * is @id, or NULL) to QEMU: the message with the helper's id @helper_id
- * spliced in, if QEMU's framing would still take it whole under @limits
- * (the splice adds up to 4 tokens and a few bytes of tokens); else the
- * message without any id, which QEMU takes exactly as the client sent it
- * (or with fewer tokens) and answers without an id.
- * Returns TRUE when the helper's id was spliced in.
- */
-gboolean
-qph_upstream_prepare_forward(GString *out, const QmpMessage *msg,
-                             const QmpMessageMember *id, guint64 helper_id,
-                             const QmpJsonLimits *limits)
-{
-    char idbuf[32];
-    guint64 digits = g_snprintf(idbuf, sizeof(idbuf), "%" G_GUINT64_FORMAT,
-                                helper_id);
-    guint64 tokens, size;
-
-    if (id) {
-        /* The id's tokens (at least one, of at least value_len bytes for
-         * a scalar, of at least "{}" for a compound) become one. */
-        gboolean scalar = id->value_type != QMP_JSON_OBJECT &&
-                          id->value_type != QMP_JSON_ARRAY;
-
-        tokens = msg->n_tokens;
-        size = msg->token_size - (scalar ? id->value_len : 2) + digits;
-    } else {
-        /* "id" : N , */
-        tokens = (guint64)msg->n_tokens + 4;
-        size = msg->token_size + 4 + 1 + digits + 1;
-    }
-    if (tokens <= limits->token_count && size < limits->token_size) {
-        qph_upstream_splice_id(out, msg->data, msg->len,
-                               id ? id->value_offset : 0,
-                               id ? id->value_len : 0, helper_id);
-        return TRUE;
-    }
-    if (id) {
-        remove_member(out, msg, id);
-    } else {
-        g_string_append_len(out, msg->data, msg->len);
-    }
-    return FALSE;
-}
-
 guint64
 qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
                      const QmpMessageMember *id, int *fds, guint n_fds,
@@ -981,7 +882,7 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
     Deferred *d = g_new0(Deferred, 1);
 
     p->inband = owner != NULL;
-    p->idless = !qph_upstream_prepare_forward(out, msg, id, p->id,
+    p->idless = !qph_splice_prepare_forward(out, msg, id, p->id,
                                               &qmp_json_qemu_limits);
     d->p = p;
     d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));

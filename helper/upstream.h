@@ -96,7 +96,7 @@ pid_t qph_upstream_get_peer_pid(QphUpstream *up);
 /**
  * qph_upstream_forward:
  * Send a client's message @msg with its id replaced by the helper's own
- * (see qph_upstream_prepare_forward() for when it goes without one).
+ * (see qph_splice_prepare_forward() for when it goes without one).
  * @owner: the client session for an in-band request, which then waits for
  * its turn: at most QPH_UPSTREAM_FAIR_WINDOW of them are in QEMU at once,
  * and the next one is taken round-robin from the owners with one waiting.

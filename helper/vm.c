@@ -16,7 +16,6 @@
 #include "helper/vm.h"
 #include "helper/perf-catalog.h"
 #include "helper/privilege.h"
-#include "helper/proxy.h"
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
 
@@ -28,7 +27,7 @@
 #define QPH_VM_RESCAN_RETRY_MS 100
 
 struct QphVm {
-    QphProxy *proxy;
+    QphUpstream *upstream; /* outlives the VM (proxy.c frees it after) */
     pid_t pid;
     char *resctrl_root;
     QphPerfSet *perf;
@@ -86,12 +85,12 @@ qph_vm_reading_free(QphVmReading *reading)
 }
 
 QphVm *
-qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root)
+qph_vm_new(QphUpstream *upstream, pid_t pid, const char *resctrl_root)
 {
     QphVm *vm = g_new0(QphVm, 1);
     g_autoptr(GError) error = NULL;
 
-    vm->proxy = proxy;
+    vm->upstream = upstream;
     vm->pid = pid;
     vm->resctrl_root = g_strdup(resctrl_root ? resctrl_root
                                              : QPH_RESCTRL_DEFAULT_ROOT);
@@ -116,9 +115,8 @@ qph_vm_free(QphVm *vm)
         return;
     }
     g_clear_handle_id(&vm->rescan_retry, g_source_remove);
-    if (vm->refresh_handle && qph_proxy_get_upstream(vm->proxy)) {
-        qph_upstream_cancel(qph_proxy_get_upstream(vm->proxy),
-                            vm->refresh_handle);
+    if (vm->refresh_handle) {
+        qph_upstream_cancel(vm->upstream, vm->refresh_handle);
     }
     g_clear_pointer(&vm->refresh_cpus, qmp_json_free);
     g_clear_pointer(&vm->qmp_labels, g_hash_table_unref);
@@ -600,7 +598,7 @@ vm_refresh_cpus(QphUpstream *up, const QphScannedMessage *msg,
 static void
 vm_refresh_labels(QphVm *vm)
 {
-    QphUpstream *up = qph_proxy_get_upstream(vm->proxy);
+    QphUpstream *up = vm->upstream;
 
     if (vm->refresh_handle || !up) {
         vm->refresh_again = vm->refresh_handle != 0;
@@ -744,11 +742,10 @@ vm_labels_for(QphVm *vm, const QphPerfSetReading *perf)
 }
 
 /* Take the reading. */
-void
-qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
+QphVmReading *
+qph_vm_read(QphVm *vm, gboolean labels, GError **error)
 {
     g_autoptr(QphVmReading) reading = g_new0(QphVmReading, 1);
-    g_autoptr(GError) error = NULL;
     g_autoptr(GArray) tids = NULL;
 
     /* One listing of /proc/PID/task serves the rescan and the labels. */
@@ -758,20 +755,18 @@ qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
             vm_rescan(vm, tids);
         }
     }
-    reading->perf = qph_perf_set_read(vm->perf, &error);
+    reading->perf = qph_perf_set_read(vm->perf, error);
     if (!reading->perf) {
-        done(data, NULL, g_steal_pointer(&error));
-        return;
+        return NULL;
     }
     reading->resctrl = g_array_new(FALSE, TRUE, sizeof(QphVmResctrlValue));
     for (guint i = 0; i < vm->resctrl_order->len; i++) {
         QphVmResctrlValue v = {0};
 
         qph_resctrl_feature_from_event(vm->resctrl_order->pdata[i], &v.feature);
-        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading, &error)) {
+        if (!qph_resctrl_mon_read(vm->resctrl, v.feature, &v.reading, error)) {
             /* The group itself is unreadable: that is the query's error. */
-            done(data, NULL, g_steal_pointer(&error));
-            return;
+            return NULL;
         }
         g_array_append_val(reading->resctrl, v);
     }
@@ -779,7 +774,7 @@ qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done, gpointer data)
         reading->labels = vm_labels_for(vm, reading->perf);
         reading->tids = g_steal_pointer(&tids);
     }
-    done(data, g_steal_pointer(&reading), NULL);
+    return g_steal_pointer(&reading);
 }
 
 /* ---- Hooks ---------------------------------------------------------- */

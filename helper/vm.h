@@ -18,7 +18,6 @@
 #include "helper/resctrl.h"
 #include "helper/upstream.h"
 
-typedef struct QphProxy QphProxy;
 typedef struct QphVm QphVm;
 
 typedef enum {
@@ -56,7 +55,8 @@ typedef struct {
 void qph_vm_reading_free(QphVmReading *reading);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphVmReading, qph_vm_reading_free)
 
-QphVm *qph_vm_new(QphProxy *proxy, pid_t pid, const char *resctrl_root);
+/* Labels are asked of QEMU through @upstream, which must outlive the VM. */
+QphVm *qph_vm_new(QphUpstream *upstream, pid_t pid, const char *resctrl_root);
 void qph_vm_free(QphVm *vm);
 
 pid_t qph_vm_get_pid(QphVm *vm);
@@ -85,12 +85,9 @@ void qph_vm_set_changed_func(QphVm *vm, QphVmChangedFunc func, gpointer data);
 
 /* query-perf-events: notes exited threads and reads; with @labels, labels
  * the live counted threads from /proc and cached QEMU answers (asking QEMU
- * again in the background when they may be stale).  @done is called
- * before this returns: nothing waits on QEMU. */
-typedef void (*QphVmReadDone)(gpointer data, QphVmReading *reading,
-                              GError *error);
-void qph_vm_read(QphVm *vm, gboolean labels, QphVmReadDone done,
-                 gpointer data);
+ * again in the background when they may be stale).  Nothing waits on
+ * QEMU.  NULL with @error when the counters or the group are unreadable. */
+QphVmReading *qph_vm_read(QphVm *vm, gboolean labels, GError **error);
 
 /* Hooks from the proxy: events and forwarded replies that may mean new
  * threads (device_add of a vCPU, object-add of an iothread). */

@@ -8,7 +8,7 @@
  * exceeded", and wedged forwarding for everyone (issue 11, item 1).  The
  * real limits need megabytes to reach, so this target takes small ones
  * from the input's first bytes and runs both sides with them: the
- * client's framing, qph_upstream_prepare_forward(), and "QEMU" (a second
+ * client's framing, qph_splice_prepare_forward(), and "QEMU" (a second
  * streamer with the same limits) reading what would be sent.
  *
  * Properties: QEMU's side frames exactly one message and no error; it
@@ -16,13 +16,14 @@
  * otherwise; its other members are byte for byte the client's, and QEMU's
  * request checks accept it with the same command.  QEMU's answer to it
  * (a return and an error, with the id it was sent, or none) rewritten for
- * the client (qph_client_rewrite_reply) carries exactly the client's id as
+ * the client (qph_reply_rewrite) carries exactly the client's id as
  * QEMU would have echoed it, or none.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "tests/fuzz/fuzz-common.h"
-#include "helper/client-priv.h"
+#include "helper/reply.h"
+#include "helper/splice.h"
 #include "helper/upstream-priv.h"
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-request.h"
@@ -115,7 +116,7 @@ check_reply(const char *reply, const char *client_id)
     QmpJson *id;
 
     qph_upstream_scan_members(&scanned);
-    out = qph_client_rewrite_reply(&scanned, client_id, NULL, NULL);
+    out = qph_reply_rewrite(&scanned, client_id, NULL, NULL);
     data = g_bytes_get_data(out, &len);
     FUZZ_CHECK(len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n');
     if (client_id) {
@@ -164,7 +165,7 @@ check_request(const Ctx *ctx, const QmpMessage *msg)
     }
     g_snprintf(helper_text, sizeof(helper_text), "%" G_GUINT64_FORMAT,
                ctx->helper_id);
-    spliced = qph_upstream_prepare_forward(out, msg, req.id, ctx->helper_id,
+    spliced = qph_splice_prepare_forward(out, msg, req.id, ctx->helper_id,
                                            ctx->limits);
 
     qemu_reads(out->str, out->len, ctx->limits, &seen);

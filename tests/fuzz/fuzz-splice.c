@@ -2,8 +2,8 @@
  * fuzz-splice.c: the id splice both ways, on whatever a client can send
  *
  * For every request the framing accepts, the proxy replaces the client's
- * id by its own (qph_upstream_splice_id) and, when QEMU answers, puts the
- * client's id back or removes it (qph_client_rewrite_reply).  An id
+ * id by its own (qph_splice_id) and, when QEMU answers, puts the
+ * client's id back or removes it (qph_reply_rewrite).  An id
  * QEMU echoes as something that is not JSON (an overflowing number comes
  * back as inf) is only checked to be echoed the same way.  QEMU's reply
  * is simulated as QEMU would print the spliced request back (qmp_json_write
@@ -19,7 +19,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "tests/fuzz/fuzz-common.h"
-#include "helper/client-priv.h"
+#include "helper/reply.h"
+#include "helper/splice.h"
 #include "helper/upstream-priv.h"
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-request.h"
@@ -132,7 +133,7 @@ check_request(const QmpMessage *msg)
     }
 
     /* Client to QEMU. */
-    qph_upstream_splice_id(spliced, msg->data, msg->len,
+    qph_splice_id(spliced, msg->data, msg->len,
                            req.id ? req.id->value_offset : 0,
                            req.id ? req.id->value_len : 0, HELPER_ID);
     frame_one(spliced->str, spliced->len, &up);
@@ -177,7 +178,7 @@ check_request(const QmpMessage *msg)
 
         extra = ret && reply_text->str[ret->value_offset] == '[';
     }
-    rewritten = qph_client_rewrite_reply(&scanned, client_id,
+    rewritten = qph_reply_rewrite(&scanned, client_id,
                                          extra_text, NULL);
     rdata = g_bytes_get_data(rewritten, &rlen);
     FUZZ_CHECK(rlen >= 2 && rdata[rlen - 2] == '\r' && rdata[rlen - 1] == '\n');
