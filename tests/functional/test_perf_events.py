@@ -549,8 +549,14 @@ def test_libpfm4_names(penv):
     c = penv.client()
     pfm = ["perf::PAGE-FAULTS", "perf::TASK-CLOCK"]
     set_ok(c, [(n, True) for n in pfm])
-    time.sleep(0.3)
-    ret = query(c, per_thread=True)
+    # Counting, once QEMU has run at all (bounded only to catch a hang:
+    # on a loaded machine 0.3 s may pass before it is scheduled).
+    deadline = time.monotonic() + 20
+    while True:
+        time.sleep(0.3)
+        ret = query(c, per_thread=True)
+        if ret[-1]["value"] > 0 or time.monotonic() > deadline:
+            break
     assert [e["name"] for e in ret] == CATALOG + pfm
     assert all(not e["enabled"] for e in ret[:22])
     pf, tc = ret[22], ret[23]
