@@ -166,7 +166,9 @@ def test_attach_enable_counts_from_start(helpers, vm):
     print(f"\ntask_clock {tc['value'] / 1e6:.1f} ms; QEMU's CPU time "
           f"{(cpu1 - cpu0) / 1e6:.0f}..{(cpu2 - cpu0) / 1e6:.0f} ms since start, "
           f"{(cpu2 - cpu1) / 1e6:.0f} ms since the socket appeared")
-    assert tc["value"] <= cpu2 - cpu0 + 2 * tick
+    # perf's clock and the tick-based utime + stime differ by a little
+    # (docs/design.md): 2 % plus two ticks, as the exact-counts tests allow.
+    assert tc["value"] <= 1.02 * (cpu2 - cpu0) + 2 * tick
     assert tc["value"] >= 0.9 * (cpu2 - cpu1) - 2 * tick, \
         "task_clock missed time QEMU spent after the helper was up"
     assert 0 <= pf["value"] <= faults2 - faults0
