@@ -20,13 +20,13 @@
 #include "helper/dispatch.h"
 #include "helper/perf-catalog.h"
 #include "helper/threads.h"
+#include "helper/trim.h"
 #include "helper/vm.h"
 #include "qmp/qmp-error.h"
 
 #include "qph-qapi-commands.h"
 #include "qph-qapi-types.h"
 
-#include <malloc.h>
 #include <string.h>
 
 /* A request or reply past this size is followed by malloc_trim(). */
@@ -421,34 +421,8 @@ job_free(Job *job)
     g_free(job);
 }
 
-static guint trim_source;
-
-static gboolean
-trim_later(gpointer unused)
-{
-    trim_source = 0;
-    malloc_trim(0);
-    return G_SOURCE_REMOVE;
-}
-
-/*
- * Give the memory of a large request or reply back to the system: now (the
- * request's trees are freed) and once more a second later, when the reply
- * has most likely been written and freed too.  glibc keeps freed heap
- * otherwise, and the helper's peak would stay for good.
- */
-static void
-dispatch_trim(void)
-{
-    malloc_trim(0);
-    if (!trim_source) {
-        trim_source = g_timeout_add_seconds_full(G_PRIORITY_LOW, 1, trim_later,
-                                                 NULL, NULL);
-    }
-}
-
 /* Run the generated marshaller: the reply's text in @ret_json, or @error.
- * Returns whether the request or its reply was large (see dispatch_trim). */
+ * Returns whether the request or its reply was large (see helper/trim.c). */
 static gboolean
 marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
 {
@@ -471,7 +445,7 @@ job_finish(Job *job, gboolean large, char *ret_json, GError *error)
     job->done(job->data, ret_json, error);
     job_free(job);
     if (large) {
-        dispatch_trim();
+        qph_trim_soon();
     }
 }
 

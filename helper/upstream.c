@@ -13,6 +13,7 @@
 #include "helper/upstream-priv.h"
 #include "helper/channel.h"
 #include "helper/splice.h"
+#include "helper/trim.h"
 
 #include "qmp/json-streamer.h"
 #include <errno.h>
@@ -102,6 +103,7 @@ struct QphUpstream {
 
     /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
     GByteArray *in;
+    gsize in_peak; /* the most @in held since it was last replaced */
     gsize msg_start;
     gsize scan_pos;
     guint depth;
@@ -694,10 +696,13 @@ upstream_scan(QphUpstream *up)
     }
     if (!up->in_message) {
         g_byte_array_set_size(up->in, 0);
-        if (len > QPH_UPSTREAM_KEEP_BUFFER) {
-            /* Do not keep a large reply's buffer for ever. */
+        if (up->in_peak > QPH_UPSTREAM_KEEP_BUFFER) {
+            /* Do not keep a large answer's buffer for ever: its size is
+             * the most it ever held, not what is left in it now. */
             g_byte_array_unref(up->in);
             up->in = g_byte_array_new();
+            up->in_peak = 0;
+            qph_trim_soon();
         }
     } else if (up->state == UPSTREAM_READY &&
                len - up->msg_start >= QPH_UPSTREAM_STREAM_AT &&
@@ -734,6 +739,7 @@ upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
                             MIN(len, QPH_UPSTREAM_RAW_MAX - up->raw->len));
     }
     g_byte_array_append(up->in, (const guint8 *)buf, len);
+    up->in_peak = MAX(up->in_peak, up->in->len);
     upstream_scan(up);
 }
 
