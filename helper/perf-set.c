@@ -415,8 +415,9 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         g_ptr_array_add(prepared, ev);
     }
 
-    /* Software events enabled together share a group per thread: one
-     * read() per thread for all of them (see docs/performance.md). */
+    /* Software events enabled together may share a group per thread, one
+     * read() per thread for all of them, up to QPH_PERF_GROUP_SHARE (1
+     * for now: see perf.h for why). */
     {
         QphPerfEvent *leader = NULL;
         guint members = 0;
@@ -424,7 +425,7 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         for (guint i = 0; i < prepared->len; i++) {
             QphPerfEvent *ev = g_ptr_array_index(prepared, i);
 
-            if (leader && members < QPH_PERF_GROUP_MAX &&
+            if (leader && members < QPH_PERF_GROUP_SHARE &&
                 qph_perf_event_join_group(ev, leader)) {
                 members++;
             } else if (qph_perf_event_join_group(ev, NULL)) {

@@ -49,6 +49,18 @@ typedef struct {
 /* Events in one PERF_FORMAT_GROUP, at most. */
 #define QPH_PERF_GROUP_MAX 16
 
+/*
+ * Events enabled together that are put in one group: 1, so every event is
+ * a group of its own.  With inherit, a thread created while a group is
+ * being built (leader opened, members not yet) inherits the group as it
+ * was; from Linux 6.7 ("perf: Disallow mis-matched inherited group
+ * reads") every read of the parent's group then fails with ECHILD for as
+ * long as that thread lives.  QEMU creates threads at any time (seen at
+ * start-up in launch mode), so shared groups are off until a group can be
+ * built atomically (docs/design.md).
+ */
+#define QPH_PERF_GROUP_SHARE 1
+
 QphPerfEvent *qph_perf_event_new(const char *name, GError **error);
 void qph_perf_event_free(QphPerfEvent *ev);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphPerfEvent, qph_perf_event_free)
