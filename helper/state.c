@@ -18,6 +18,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/state.h"
+#include "helper/threads.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,9 +33,6 @@
 #define STATE_TMP_SUFFIX ".state.tmp"
 /* A file of ours holds a few event names; anything bigger is not ours. */
 #define STATE_MAX_SIZE (64 * 1024)
-/* /proc/PID/stat is a line of a few hundred bytes. */
-#define PROC_STAT_MAX 4096
-
 struct QphState {
     char *path;
     char *tmp_path;
@@ -42,60 +40,24 @@ struct QphState {
     guint64 start_time;
 };
 
-/**
- * read_proc_stat:
- * Field 3 (the state letter) and field 22 (starttime) of /proc/@pid/stat.
- * The command name (field 2) may hold spaces and parentheses, so fields
- * are counted from the last ')'.
- */
+/* Field 3 (the state letter) and field 22 (starttime) of /proc/@pid/stat. */
 static gboolean
 read_proc_stat(pid_t pid, char *state, guint64 *start_time, GError **error)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
-    char buf[PROC_STAT_MAX];
-    g_auto(GStrv) fields = NULL;
-    const char *end;
-    ssize_t n;
-    int fd;
+    g_autoptr(GError) local = NULL;
+    g_auto(GStrv) fields = qph_threads_read_stat(path, 22 - 2, &local);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-
-        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-                    "Unable to read the start time of process %d: %s", (int)pid,
-                    g_strerror(err));
+    if (!fields || !g_ascii_string_to_unsigned(fields[22 - 3], 10, 0,
+                                                G_MAXUINT64, start_time, NULL)) {
+        g_set_error(error, G_FILE_ERROR,
+                    local ? local->code : G_FILE_ERROR_INVAL,
+                    "Unable to read the start time of process %d: %s",
+                    (int)pid,
+                    local ? local->message : "unexpected format of its stat");
         return FALSE;
     }
-    do {
-        n = read(fd, buf, sizeof(buf) - 1);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        int err = errno;
-
-        close(fd);
-        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-                    "Unable to read the start time of process %d: %s", (int)pid,
-                    g_strerror(err));
-        return FALSE;
-    }
-    close(fd);
-    buf[n] = '\0';
-    end = strrchr(buf, ')');
-    if (end) {
-        /* Fields 3, 4, ... 22: starttime is the 20th after the ')'. */
-        fields = g_strsplit(end + 1, " ", 0);
-    }
-    if (!fields || g_strv_length(fields) < 21 || !fields[1][0] ||
-        !g_ascii_string_to_unsigned(fields[20], 10, 0, G_MAXUINT64, start_time,
-                                    NULL)) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-                    "Unable to read the start time of process %d: "
-                    "unexpected format of %s",
-                    (int)pid, path);
-        return FALSE;
-    }
-    *state = fields[1][0];
+    *state = fields[0][0];
     return TRUE;
 }
 

@@ -147,6 +147,35 @@ qph_threads_contain(const GArray *tids, pid_t tid)
 }
 
 /**
+ * qph_threads_read_stat: the fields of the /proc stat file @path from
+ * field 3 (the state letter) on, so field N is at index N - 3; NULL with
+ * @error set (G_FILE_ERROR) when it cannot be read or has fewer than
+ * @min_fields of them.  The command name (field 2) may hold spaces and
+ * parentheses, so fields are counted from its last ')'.
+ */
+GStrv
+qph_threads_read_stat(const char *path, guint min_fields, GError **error)
+{
+    g_autofree char *stat = NULL;
+    g_auto(GStrv) fields = NULL;
+    const char *end;
+
+    if (!g_file_get_contents(path, &stat, NULL, error)) {
+        return NULL;
+    }
+    end = strrchr(stat, ')');
+    if (end && end[1] == ' ') {
+        fields = g_strsplit(end + 2, " ", 0);
+    }
+    if (!fields || g_strv_length(fields) < min_fields || !fields[0][0]) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                    "Unexpected format of %s", path);
+        return NULL;
+    }
+    return g_steal_pointer(&fields);
+}
+
+/**
  * qph_threads_exists: whether thread @tid of @pid is alive right now:
  * listed in /proc and neither exiting nor dead.
  */
@@ -155,31 +184,21 @@ qph_threads_exists(pid_t pid, pid_t tid)
 {
     g_autofree char *path =
         g_strdup_printf("/proc/%d/task/%d/stat", (int)pid, (int)tid);
-    g_autofree char *stat = NULL;
-    g_auto(GStrv) fields = NULL;
-    const char *end;
+    g_autoptr(GError) error = NULL;
+    g_auto(GStrv) fields = qph_threads_read_stat(path, 7, &error);
     guint64 flags;
 
-    if (!g_file_get_contents(path, &stat, NULL, NULL)) {
+    if (!fields) {
+        /* Unreadable: gone.  A format this code does not know: alive. */
+        return g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_INVAL);
+    }
+    /* A thread that is exiting (PF_EXITING, 0x4, in field 9) or dead still
+     * has its /proc entry for a moment, but perf_event_open on it fails:
+     * it is gone, not a failure of the request. */
+    if (strchr("ZXx", fields[0][0])) {
         return FALSE;
     }
-    /* "TID (comm) STATE PPID PGRP SESSION TTY TPGID FLAGS ...": comm may
-     * hold anything, so fields count from its closing parenthesis. */
-    end = strrchr(stat, ')');
-    if (!end) {
-        return TRUE;
-    }
-    fields = g_strsplit(end + 1, " ", 9); /* "", STATE, ..., FLAGS, rest */
-    if (g_strv_length(fields) < 9) {
-        return TRUE;
-    }
-    /* A thread that is exiting (PF_EXITING, 0x4) or dead still has its
-     * /proc entry for a moment, but perf_event_open on it fails: it is
-     * gone, not a failure of the request. */
-    if (strchr("ZXx", fields[1][0])) {
-        return FALSE;
-    }
-    flags = g_ascii_strtoull(fields[7], NULL, 10);
+    flags = g_ascii_strtoull(fields[9 - 3], NULL, 10);
     return !(flags & 0x4);
 }
 

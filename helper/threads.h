@@ -24,8 +24,15 @@ char *qph_threads_get_name(pid_t pid, pid_t tid, GError **error);
 /* Whether @tid is in @tids, a sorted GArray of pid_t (NULL: empty). */
 gboolean qph_threads_contain(const GArray *tids, pid_t tid);
 
-/* TRUE when /proc still lists @tid as a thread of @pid. */
+/* TRUE when thread @tid of @pid is alive: listed in /proc, neither
+ * exiting nor dead. */
 gboolean qph_threads_exists(pid_t pid, pid_t tid);
+
+/* The fields of a /proc stat file from field 3 (the state) on: field N at
+ * index N - 3.  NULL with @error when unreadable or shorter than
+ * @min_fields. */
+GStrv qph_threads_read_stat(const char *path, guint min_fields,
+                            GError **error);
 
 /*
  * The last process id the kernel allocated in this pid namespace
