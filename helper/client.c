@@ -101,8 +101,7 @@ typedef struct {
     /* ENTRY_WAITING: a copy of the message (or of its framing error),
      * with the descriptors that came with it */
     char *error_text;
-    char *data;
-    QmpMessage msg;
+    QmpMessage *msg;
     int *fds;
     guint n_fds;
     /* ENTRY_RUNNING, ENTRY_STREAMING: the request */
@@ -259,8 +258,7 @@ entry_free(Entry *e)
 {
     fds_close(e->fds, e->n_fds);
     g_free(e->error_text);
-    g_free(e->data);
-    g_clear_pointer(&e->msg.members, g_ptr_array_unref);
+    g_clear_pointer(&e->msg, qmp_message_free);
     g_free(e->id_json);
     g_free(e->command);
     g_strfreev(e->capabilities);
@@ -374,11 +372,9 @@ client_advance(QphClient *client)
            client->n_running < QPH_CLIENT_MAX_INFLIGHT) {
         Entry *e = client->first_waiting->data;
         g_autofree char *error_text = g_steal_pointer(&e->error_text);
-        g_autofree char *data = g_steal_pointer(&e->data);
-        QmpMessage msg = e->msg;
+        g_autoptr(QmpMessage) msg = g_steal_pointer(&e->msg);
 
         client->first_waiting = client->first_waiting->next;
-        e->msg.members = NULL;
         if (e->n_fds > 0) {
             /* It came with newer descriptors: they replace the kept ones. */
             client_close_fds(client);
@@ -386,20 +382,10 @@ client_advance(QphClient *client)
             client->n_fds = e->n_fds;
             e->n_fds = 0;
         }
-        client_start(client, e, error_text ? NULL : &msg, error_text);
-        g_clear_pointer(&msg.members, g_ptr_array_unref);
+        client_start(client, e, msg, error_text);
     }
     client->advancing = FALSE;
     client_update_flow(client);
-}
-
-static void
-member_free(gpointer p)
-{
-    QmpMessageMember *m = p;
-
-    g_free(m->key);
-    g_free(m);
 }
 
 /* Keep @msg (or its framing error) and the descriptors that came with it
@@ -415,19 +401,7 @@ client_wait(QphClient *client, const QmpMessage *msg, const char *error_text)
     if (error_text) {
         e->error_text = g_strdup(error_text);
     } else {
-        e->data = g_memdup2(msg->data, msg->len);
-        e->msg = *msg;
-        e->msg.data = e->data;
-        if (msg->members) {
-            e->msg.members = g_ptr_array_new_with_free_func(member_free);
-            for (guint i = 0; i < msg->members->len; i++) {
-                QmpMessageMember *m = g_memdup2(msg->members->pdata[i],
-                                                sizeof(QmpMessageMember));
-
-                m->key = g_strdup(m->key);
-                g_ptr_array_add(e->msg.members, m);
-            }
-        }
+        e->msg = qmp_message_copy(msg);
     }
     if (!client->first_waiting) {
         client->first_waiting = e->link;

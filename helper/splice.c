@@ -45,19 +45,16 @@ remove_member(GString *out, const QmpMessage *msg, const QmpMessageMember *id)
 {
     gsize start = id->key_offset, end = id->value_offset + id->value_len;
 
-    for (guint i = 0; i < msg->members->len; i++) {
-        const QmpMessageMember *m = msg->members->pdata[i];
-
-        if (m != id) {
+    for (guint i = 0; i < msg->n_members; i++) {
+        if (&msg->members[i] != id) {
             continue;
         }
         if (i > 0) {
-            const QmpMessageMember *prev = msg->members->pdata[i - 1];
+            const QmpMessageMember *prev = &msg->members[i - 1];
 
             start = prev->value_offset + prev->value_len;
-        } else if (msg->members->len > 1) {
-            end = ((const QmpMessageMember *)msg->members->pdata[1])
-                      ->key_offset;
+        } else if (msg->n_members > 1) {
+            end = msg->members[1].key_offset;
         }
         break;
     }

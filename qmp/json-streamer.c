@@ -57,7 +57,6 @@ struct QmpStreamer {
      * a message allocates nothing in the common case. */
     QmpJsonParserScratch scratch; /* the parser's duplicate-key buffers */
     GArray *member_store;  /* QmpMessageMember of the current message */
-    GPtrArray *members;    /* pointers into member_store: msg.members */
     GString *keys;         /* the members' decoded keys, NUL-separated */
 
     QmpJson **tree;    /* qmp_json_parse_value(): build the tree here */
@@ -143,7 +142,7 @@ value_type(const char *text, const QmpJsonToken *t)
  * The top-level members of a valid object message, in input order, into
  * the streamer's reused buffers (valid until the next message).
  */
-static GPtrArray *
+static guint
 find_members(QmpStreamer *s, const char *text, const QmpJsonToken *tok,
              guint n)
 {
@@ -152,7 +151,6 @@ find_members(QmpStreamer *s, const char *text, const QmpJsonToken *tok,
     guint count;
 
     g_array_set_size(s->member_store, 0);
-    g_ptr_array_set_size(s->members, 0);
     g_string_truncate(s->keys, 0);
     while (i + 2 < n && tok[i].type == QMP_TOKEN_STRING) {
         QmpMessageMember m = {0};
@@ -163,6 +161,7 @@ find_members(QmpStreamer *s, const char *text, const QmpJsonToken *tok,
         m.key = GSIZE_TO_POINTER(s->keys->len);
         qmp_json_unescape_string(text + tok[i].offset, tok[i].len, s->keys,
                                  &unused);
+        m.key_len = s->keys->len - GPOINTER_TO_SIZE(m.key);
         g_string_append_c(s->keys, '\0');
         end = value_end(tok, n, v);
         m.key_offset = tok[i].offset;
@@ -177,9 +176,8 @@ find_members(QmpStreamer *s, const char *text, const QmpJsonToken *tok,
     count = s->member_store->len;
     for (guint j = 0; j < count; j++) {
         store[j].key = s->keys->str + GPOINTER_TO_SIZE(store[j].key);
-        g_ptr_array_add(s->members, &store[j]);
     }
-    return s->members;
+    return count;
 }
 
 /* Drop the member buffers after a message with very many members. */
@@ -188,10 +186,8 @@ members_trim(QmpStreamer *s)
 {
     if (s->member_store->len > 1024 || s->keys->allocated_len > 64 * 1024) {
         g_array_unref(s->member_store);
-        g_ptr_array_unref(s->members);
         g_string_free(s->keys, TRUE);
         s->member_store = g_array_new(FALSE, FALSE, sizeof(QmpMessageMember));
-        s->members = g_ptr_array_new();
         s->keys = g_string_sized_new(64);
     }
 }
@@ -217,13 +213,14 @@ streamer_parse(QmpStreamer *s)
     msg.token_size = s->token_size;
     msg.type = value_type(s->text->str, &tok[0]);
     if (msg.type == QMP_JSON_OBJECT) {
-        msg.members = find_members(s, s->text->str, tok, n);
+        msg.n_members = find_members(s, s->text->str, tok, n);
+        msg.members = (const QmpMessageMember *)s->member_store->data;
     }
     s->tree = NULL; /* only the first value */
     if (s->emit) {
         s->emit(s->opaque, &msg, NULL);
     }
-    if (msg.members) {
+    if (msg.type == QMP_JSON_OBJECT) {
         members_trim(s);
     }
     streamer_reset(s);
@@ -335,7 +332,6 @@ qmp_streamer_new(QmpStreamerEmit emit, gpointer opaque)
     s->limits = &qmp_json_qemu_limits;
     s->text = g_string_sized_new(256);
     s->member_store = g_array_new(FALSE, FALSE, sizeof(QmpMessageMember));
-    s->members = g_ptr_array_new();
     s->keys = g_string_sized_new(64);
     return s;
 }
@@ -356,7 +352,6 @@ qmp_streamer_free(QmpStreamer *s)
     g_free(s->tokens);
     qmp_json_parser_scratch_clear(&s->scratch);
     g_array_unref(s->member_store);
-    g_ptr_array_unref(s->members);
     g_string_free(s->keys, TRUE);
     g_free(s);
 }

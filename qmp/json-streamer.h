@@ -20,28 +20,12 @@
 
 #include <glib.h>
 #include "qmp/json-value.h"
+#include "qmp/qmp-message.h"
 
 #define QMP_JSON_MAX_TOKEN_SIZE (64ULL << 20)
 #define QMP_JSON_MAX_TOKEN_COUNT (2ULL << 20)
 #define QMP_JSON_MAX_NESTING (1 << 10)
 
-typedef struct {
-    char *key;          /* unescaped key, NUL-terminated */
-    gsize key_offset;   /* offset of the key's opening quote */
-    gsize value_offset; /* offset of the value's first byte */
-    gsize value_len;    /* length of the value's bytes */
-    QmpJsonType value_type;
-} QmpMessageMember;
-
-typedef struct {
-    const char *data; /* the message's bytes; valid during the callback */
-    gsize len;
-    guint n_tokens;   /* what QEMU's limits count: tokens, */
-    gsize token_size; /* and the sum of their lengths */
-    QmpJsonType type; /* of the top-level value */
-    GPtrArray *members; /* QMP_JSON_OBJECT only: QmpMessageMember *, input
-                         * order (duplicate keys are a parse error) */
-} QmpMessage;
 
 /**
  * QmpStreamerEmit:

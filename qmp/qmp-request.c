@@ -66,18 +66,18 @@ qmp_request_check(const QmpMessage *msg, gboolean allow_oob, QmpRequest *req,
     guint n;
 
     memset(req, 0, sizeof(*req));
-    if (msg->type != QMP_JSON_OBJECT || !msg->members) {
+    if (msg->type != QMP_JSON_OBJECT) {
         *error_text = g_strdup("QMP input must be a JSON object");
         return FALSE;
     }
 
-    n = msg->members->len;
+    n = msg->n_members;
     if (n > G_N_ELEMENTS(keys_small)) {
         keys = keys_big = g_new(const char *, n);
         order = order_big = g_new(guint, n);
     }
     for (guint i = 0; i < n; i++) {
-        const QmpMessageMember *m = g_ptr_array_index(msg->members, i);
+        const QmpMessageMember *m = &msg->members[i];
 
         keys[i] = m->key;
         if (strcmp(m->key, "id") == 0) {
@@ -87,8 +87,7 @@ qmp_request_check(const QmpMessage *msg, gboolean allow_oob, QmpRequest *req,
     qmp_qdict_order_into(keys, n, order);
 
     for (guint i = 0; i < n; i++) {
-        const QmpMessageMember *m =
-            g_ptr_array_index(msg->members, order[i]);
+        const QmpMessageMember *m = &msg->members[order[i]];
 
         if (strcmp(m->key, "execute") == 0 ||
             (allow_oob && strcmp(m->key, "exec-oob") == 0)) {

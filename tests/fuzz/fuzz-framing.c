@@ -32,10 +32,10 @@ check_message(const QmpMessage *msg, GString *transcript)
     tree = qmp_json_parse_value(msg->data, msg->len, &error_text);
     FUZZ_CHECK(tree != NULL);
     FUZZ_CHECK(tree->type == msg->type);
-    if (msg->members) {
+    if (msg->n_members) {
         FUZZ_CHECK(msg->type == QMP_JSON_OBJECT);
-        for (guint i = 0; i < msg->members->len; i++) {
-            const QmpMessageMember *m = msg->members->pdata[i];
+        for (guint i = 0; i < msg->n_members; i++) {
+            const QmpMessageMember *m = &msg->members[i];
             g_autoptr(QmpJson) v = NULL;
             g_autofree char *err = NULL;
 

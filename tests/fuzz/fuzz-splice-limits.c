@@ -58,8 +58,8 @@ seen_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
         return;
     }
     g_string_append_len(seen->data, msg->data, msg->len);
-    for (guint i = 0; msg->members && i < msg->members->len; i++) {
-        const QmpMessageMember *m = msg->members->pdata[i];
+    for (guint i = 0; i < msg->n_members; i++) {
+        const QmpMessageMember *m = &msg->members[i];
 
         g_ptr_array_add(seen->members, g_strdup(m->key));
         g_ptr_array_add(seen->members,
@@ -180,8 +180,8 @@ check_request(const Ctx *ctx, const QmpMessage *msg)
     {
         guint j = 0;
 
-        for (guint i = 0; i < msg->members->len; i++) {
-            const QmpMessageMember *m = msg->members->pdata[i];
+        for (guint i = 0; i < msg->n_members; i++) {
+            const QmpMessageMember *m = &msg->members[i];
 
             if (g_str_equal(m->key, "id")) {
                 continue;

@@ -41,7 +41,7 @@ member_copy_free(gpointer p)
 {
     QmpMessageMember *m = p;
 
-    g_free(m->key);
+    g_free((char *)m->key);
     g_free(m);
 }
 
@@ -56,8 +56,8 @@ one_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
     }
     if (one->n_messages++ == 0) {
         g_string_append_len(one->data, msg->data, msg->len);
-        for (guint i = 0; msg->members && i < msg->members->len; i++) {
-            QmpMessageMember *m = g_memdup2(msg->members->pdata[i],
+        for (guint i = 0; i < msg->n_members; i++) {
+            QmpMessageMember *m = g_memdup2(&msg->members[i],
                                             sizeof(QmpMessageMember));
 
             m->key = g_strdup(m->key);
@@ -143,11 +143,11 @@ check_request(const QmpMessage *msg)
 
         FUZZ_CHECK(id != NULL);
         FUZZ_CHECK(up.members->len ==
-                   msg->members->len + (req.id ? 0 : 1));
+                   msg->n_members + (req.id ? 0 : 1));
         id_text = g_strndup(up.data->str + id->value_offset, id->value_len);
         FUZZ_CHECK(g_str_equal(id_text, "4294967301"));
-        for (guint i = 0; i < msg->members->len; i++) {
-            const QmpMessageMember *m = msg->members->pdata[i];
+        for (guint i = 0; i < msg->n_members; i++) {
+            const QmpMessageMember *m = &msg->members[i];
             const QmpMessageMember *n = find_member(up.members, m->key);
 
             if (g_str_equal(m->key, "id")) {

@@ -79,8 +79,8 @@ trace_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
     }
     g_string_append_printf(out, "message %s: %.*s\n", type_names[msg->type],
                            (int)msg->len, msg->data);
-    for (guint i = 0; msg->members && i < msg->members->len; i++) {
-        const QmpMessageMember *m = g_ptr_array_index(msg->members, i);
+    for (guint i = 0; i < msg->n_members; i++) {
+        const QmpMessageMember *m = &msg->members[i];
 
         g_string_append_printf(out, "  %s@%zu = %.*s (%s)\n", m->key,
                                m->key_offset, (int)m->value_len,
