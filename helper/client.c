@@ -421,7 +421,7 @@ entry_introspect_extra(gboolean after_elements, gpointer data)
 }
 
 static GBytes *
-entry_rewrite_reply(Entry *e, const QphScannedMessage *msg)
+entry_rewrite_reply(Entry *e, const QmpMessage *msg)
 {
     return qph_reply_rewrite(
         msg, e->id_json,
@@ -429,9 +429,9 @@ entry_rewrite_reply(Entry *e, const QphScannedMessage *msg)
 }
 
 static gboolean
-reply_is_already_negotiated(const QphScannedMessage *msg)
+reply_is_already_negotiated(const QmpMessage *msg)
 {
-    const QphScanMember *err = qph_scanned_message_get(msg, "error");
+    const QmpMessageMember *err = qmp_message_get(msg, "error");
     static const char needle[] = "\"CommandNotFound\"";
 
     return err && g_strstr_len(msg->data + err->value_offset, err->value_len,
@@ -509,7 +509,7 @@ entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
 }
 
 static void
-entry_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
+entry_upstream_reply(QphUpstream *up, const QmpMessage *msg,
                      gpointer user_data)
 {
     Entry *e = user_data;

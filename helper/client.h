@@ -40,7 +40,7 @@ typedef struct {
     char *(*introspect_extra)(QphIntrospectKind kind, gboolean after_elements,
                               gpointer data);
     /* A reply from QEMU to a forwarded @command, before it is written. */
-    void (*note_reply)(const char *command, const QphScannedMessage *reply,
+    void (*note_reply)(const char *command, const QmpMessage *reply,
                        gpointer data);
 } QphClientHooks;
 

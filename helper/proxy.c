@@ -284,7 +284,7 @@ proxy_listen(QphProxy *proxy, GError **error)
 
 /* QEMU's own command list is in: note any name clash, then serve. */
 static void
-proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
+proxy_commands_checked(QphUpstream *up, const QmpMessage *msg,
                        gpointer user_data)
 {
     QphProxy *proxy = user_data;
@@ -335,7 +335,7 @@ proxy_upstream_ready(QphUpstream *up, gpointer opaque)
 }
 
 static void
-proxy_upstream_event(QphUpstream *up, const QphScannedMessage *msg,
+proxy_upstream_event(QphUpstream *up, const QmpMessage *msg,
                      gpointer opaque)
 {
     QphProxy *proxy = opaque;
@@ -534,7 +534,7 @@ proxy_introspect_extra(QphIntrospectKind kind, gboolean after_elements,
 
 /* Forwarded replies that may mean new threads (device_add, object-add). */
 static void
-proxy_note_reply(const char *command, const QphScannedMessage *reply,
+proxy_note_reply(const char *command, const QmpMessage *reply,
                  gpointer data)
 {
     QphProxy *proxy = data;

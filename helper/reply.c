@@ -75,14 +75,14 @@ edit_compare(gconstpointer a, gconstpointer b)
  * print it, when the request went without an id) and, when @extra is
  * given, the text it returns inserted before the closing ']' of the
  * returned list (the helper's own introspection entries).  Pure: no
- * session state, so tests/fuzz can drive it with any scanned message.
+ * session state, so tests/fuzz can drive it with any framed message.
  */
 GBytes *
-qph_reply_rewrite(const QphScannedMessage *msg, const char *id_json,
+qph_reply_rewrite(const QmpMessage *msg, const char *id_json,
                   QphReplyExtraFunc extra_func, gpointer extra_data)
 {
-    const QphScanMember *id = qph_scanned_message_get(msg, "id");
-    const QphScanMember *ret = qph_scanned_message_get(msg, "return");
+    const QmpMessageMember *id = qmp_message_get(msg, "id");
+    const QmpMessageMember *ret = qmp_message_get(msg, "return");
     g_autofree char *extra = NULL;
     g_autofree char *id_insert = NULL;
     Edit edits[2];
@@ -98,7 +98,7 @@ qph_reply_rewrite(const QphScannedMessage *msg, const char *id_json,
         gsize start, end;
 
         if (idx > 0) {
-            const QphScanMember *prev = &msg->members[idx - 1];
+            const QmpMessageMember *prev = &msg->members[idx - 1];
 
             start = prev->value_offset + prev->value_len;
             end = id->value_offset + id->value_len;
@@ -116,7 +116,7 @@ qph_reply_rewrite(const QphScannedMessage *msg, const char *id_json,
         g_autofree char *first = g_strndup(msg->members[0].key,
                                            msg->members[0].key_len);
         const char *keys[] = { first, "id" };
-        const QphScanMember *last = &msg->members[msg->n_members - 1];
+        const QmpMessageMember *last = &msg->members[msg->n_members - 1];
         guint order[2];
 
         qmp_qdict_order_into(keys, 2, order);

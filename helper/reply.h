@@ -26,5 +26,5 @@ GBytes *qph_reply_return_text(const char *id_json, const char *ret_json);
  * ", " when @after_elements), or NULL for none. */
 typedef char *(*QphReplyExtraFunc)(gboolean after_elements, gpointer data);
 
-GBytes *qph_reply_rewrite(const QphScannedMessage *msg, const char *id_json,
+GBytes *qph_reply_rewrite(const QmpMessage *msg, const char *id_json,
                           QphReplyExtraFunc extra_func, gpointer extra_data);

@@ -2,20 +2,20 @@
  * upstream.c: the helper's one connection to QEMU's QMP monitor
  *
  * QEMU's output is trusted JSON, one object per line, but the helper does
- * not rely on lines (a monitor may be in pretty mode): a small scanner
- * tracks nesting and strings across reads to find where each object ends,
- * then records the spans of its top-level members.  Replies are matched by
- * the integer id the helper put on each request.
+ * not rely on lines (a monitor may be in pretty mode): the framer
+ * (qmp/qmp-framer.c, kind QMP_FRAMER_QEMU) finds where each object ends
+ * and the spans of its top-level members, the same QmpMessage a client's
+ * request becomes.  Replies are matched by the integer id the helper put
+ * on each request.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/upstream.h"
-#include "helper/upstream-priv.h"
 #include "helper/channel.h"
 #include "helper/splice.h"
 #include "helper/trim.h"
 
-#include "qmp/json-streamer.h"
+#include "qmp/qmp-framer.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -101,125 +101,13 @@ struct QphUpstream {
     GByteArray *raw;   /* what it sent (up to QPH_UPSTREAM_RAW_MAX bytes) */
     gboolean patient;  /* the greeting timeout only warns */
 
-    /* Scanner state over @in: bytes [0, scan_pos) are scanned. */
-    GByteArray *in;
-    gsize in_peak; /* the most @in held since it was last replaced */
-    gsize msg_start;
-    gsize scan_pos;
-    guint depth;
-    gboolean in_string;
-    gboolean escape;
-    gboolean in_message;
+    QmpFramer *framer; /* QEMU's output into messages */
 };
 
-const QphScanMember *
-qph_scanned_message_get(const QphScannedMessage *msg, const char *key)
-{
-    gsize klen = strlen(key);
-
-    for (guint i = 0; i < msg->n_members; i++) {
-        if (msg->members[i].key_len == klen &&
-            memcmp(msg->members[i].key, key, klen) == 0) {
-            return &msg->members[i];
-        }
-    }
-    return NULL;
-}
-
-/* Skip a string starting at @p (on its opening quote); return the index
- * just past the closing quote. */
-static gsize
-skip_string(const char *p, gsize i, gsize len)
-{
-    for (i++; i < len; i++) {
-        if (p[i] == '\\') {
-            i++;
-        } else if (p[i] == '"') {
-            return i + 1;
-        }
-    }
-    return len;
-}
-
-/* Skip one value starting at @i; return the index just past it. */
-static gsize
-skip_value(const char *p, gsize i, gsize len)
-{
-    guint depth = 0;
-
-    for (; i < len; i++) {
-        char c = p[i];
-
-        if (c == '"') {
-            i = skip_string(p, i, len) - 1;
-            if (depth == 0) {
-                return i + 1;
-            }
-        } else if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0) {
-                return i; /* end of the enclosing object */
-            }
-            if (--depth == 0) {
-                return i + 1;
-            }
-        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' ||
-                                  c == '\r' || c == '\n')) {
-            return i;
-        }
-    }
-    return len;
-}
-
-static gboolean
-is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/**
- * qph_upstream_scan_members:
- * Fill in the top-level members of the complete object in @msg (data and
- * len set).  Never reads past @msg->len, whatever the bytes.
- */
-void
-qph_upstream_scan_members(QphScannedMessage *msg)
-{
-    const char *p = msg->data;
-    gsize len = msg->len;
-    gsize i = 1;
-
-    msg->n_members = 0;
-    while (i < len && msg->n_members < QPH_SCAN_MAX_MEMBERS) {
-        QphScanMember *m;
-        gsize kend;
-
-        while (i < len && (is_space(p[i]) || p[i] == ',')) {
-            i++;
-        }
-        if (i >= len || p[i] != '"') {
-            return;
-        }
-        m = &msg->members[msg->n_members++];
-        m->key_offset = i;
-        kend = skip_string(p, i, len);
-        m->key = p + i + 1;
-        m->key_len = kend >= i + 2 ? kend - i - 2 : 0;
-        i = kend;
-        while (i < len && (is_space(p[i]) || p[i] == ':')) {
-            i++;
-        }
-        m->value_offset = i;
-        i = skip_value(p, i, len);
-        m->value_len = i - m->value_offset;
-    }
-}
-
 static guint64
-reply_id(const QphScannedMessage *msg, gboolean *found)
+reply_id(const QmpMessage *msg, gboolean *found)
 {
-    const QphScanMember *m = qph_scanned_message_get(msg, "id");
+    const QmpMessageMember *m = qmp_message_get(msg, "id");
     char buf[32];
 
     *found = FALSE;
@@ -298,13 +186,13 @@ upstream_send_raw(QphUpstream *up, const char *text)
 }
 
 static void
-upstream_negotiated(QphUpstream *up, const QphScannedMessage *msg,
+upstream_negotiated(QphUpstream *up, const QmpMessage *msg,
                     gpointer user_data)
 {
     if (!msg) {
         return; /* closed: the owner hears of it */
     }
-    if (!qph_scanned_message_get(msg, "return")) {
+    if (!qmp_message_get(msg, "return")) {
         g_autofree char *text = g_strndup(msg->data, MIN(msg->len, 400));
 
         upstream_fail(up, "QEMU refused the helper's capabilities "
@@ -322,7 +210,7 @@ upstream_negotiated(QphUpstream *up, const QphScannedMessage *msg,
 /* Record the greeting and negotiate; QEMU's greeting is passed on to every
  * client byte for byte, so keep it exactly, line ending included. */
 static void
-upstream_handle_greeting(QphUpstream *up, const QphScannedMessage *msg)
+upstream_handle_greeting(QphUpstream *up, const QmpMessage *msg)
 {
     g_autoptr(GString) line = g_string_new_len(msg->data, msg->len);
     g_autoptr(GPtrArray) offered = g_ptr_array_new_with_free_func(g_free);
@@ -496,7 +384,7 @@ static void upstream_retire(QphUpstream *up, Pending *p);
  * stays in flight forever.
  */
 static Pending *
-upstream_idless_owner(QphUpstream *up, const QphScannedMessage *msg)
+upstream_idless_owner(QphUpstream *up, const QmpMessage *msg)
 {
     Pending *p = up->idless;
 
@@ -513,7 +401,7 @@ upstream_idless_owner(QphUpstream *up, const QphScannedMessage *msg)
 }
 
 static void
-upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
+upstream_handle_message(QphUpstream *up, const QmpMessage *msg)
 {
     gboolean found;
     guint64 id;
@@ -531,8 +419,8 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
                       G_GUINT64_FORMAT, id);
             return;
         }
-    } else if (qph_scanned_message_get(msg, "return") ||
-               qph_scanned_message_get(msg, "error")) {
+    } else if (qmp_message_get(msg, "return") ||
+               qmp_message_get(msg, "error")) {
         p = upstream_idless_owner(up, msg);
         if (!p) {
             g_warning("Dropping an answer from QEMU to no request: %.*s",
@@ -540,7 +428,7 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
             return;
         }
     } else {
-        if (qph_scanned_message_get(msg, "event")) {
+        if (qmp_message_get(msg, "event")) {
             if (up->state == UPSTREAM_READY && up->cb.event) {
                 up->cb.event(up, msg, up->opaque);
             }
@@ -597,12 +485,11 @@ upstream_retire(QphUpstream *up, Pending *p)
  * is at hand when the message ends.
  */
 static gboolean
-upstream_stream(QphUpstream *up)
+upstream_stream(QphUpstream *up, const char *start, gsize len)
 {
     static const char prefix[] = "{\"return\": ";
     Pending *p = up->streaming;
-    const char *start = (const char *)up->in->data + up->msg_start;
-    gsize n = up->in->len - up->msg_start - QPH_UPSTREAM_STREAM_HOLD;
+    gsize n = len - QPH_UPSTREAM_STREAM_HOLD;
 
     if (!p) {
         p = g_queue_peek_head(&up->inband);
@@ -617,8 +504,7 @@ upstream_stream(QphUpstream *up)
         return FALSE;
     }
     up->streaming = p;
-    g_byte_array_remove_range(up->in, 0, up->msg_start + n);
-    up->msg_start = 0;
+    qmp_framer_pass_on(up->framer, n);
     return TRUE;
 }
 
@@ -635,90 +521,30 @@ upstream_stream_end(QphUpstream *up, const char *data, gsize len)
     g_free(p);
 }
 
-/* Scan what has arrived and hand over each complete message.  Bytes between
- * messages (QEMU's CRLF) are dropped; a partial message is kept. */
+/* Each message the framer finds (QmpStreamerEmit); a stray byte between
+ * messages matters only before the greeting (an HMP banner, or no
+ * monitor at all); after it QEMU's CRLF and the like are dropped. */
 static void
-upstream_scan(QphUpstream *up)
+upstream_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 {
-    const char *p = (const char *)up->in->data;
-    gsize len = up->in->len;
+    QphUpstream *up = opaque;
 
-    for (gsize i = up->scan_pos; i < len; i++) {
-        char c = p[i];
-
-        if (!up->in_message) {
-            if (up->state == UPSTREAM_GREETING && c != '{' && !is_space(c)) {
-                /* An HMP banner, or no monitor at all. */
-                g_autofree char *said = upstream_early_text(up);
-
-                upstream_fail(up, "QEMU's monitor is not QMP: it sent %s",
-                              said);
-                return;
-            }
-            if (c == '{') {
-                up->in_message = TRUE;
-                up->msg_start = i;
-                up->depth = 1;
-            }
-            continue;
-        }
-        if (up->in_string) {
-            if (up->escape) {
-                up->escape = FALSE;
-            } else if (c == '\\') {
-                up->escape = TRUE;
-            } else if (c == '"') {
-                up->in_string = FALSE;
-            }
-            continue;
-        }
-        if (c == '"') {
-            up->in_string = TRUE;
-        } else if (c == '{' || c == '[') {
-            up->depth++;
-        } else if ((c == '}' || c == ']') && --up->depth == 0) {
-            QphScannedMessage msg = {
-                .data = p + up->msg_start,
-                .len = i + 1 - up->msg_start,
-            };
-
-            up->in_message = FALSE;
-            if (up->streaming) {
-                upstream_stream_end(up, msg.data, msg.len);
-                continue;
-            }
-            qph_upstream_scan_members(&msg);
-            upstream_handle_message(up, &msg);
-            if (up->state == UPSTREAM_CLOSED) {
-                return; /* not a QMP monitor after all */
-            }
-        }
+    if (up->state == UPSTREAM_CLOSED) {
+        return; /* not a QMP monitor after all */
     }
-    if (!up->in_message) {
-        g_byte_array_set_size(up->in, 0);
-        if (up->in_peak > QPH_UPSTREAM_KEEP_BUFFER) {
-            /* Do not keep a large answer's buffer for ever: its size is
-             * the most it ever held, not what is left in it now. */
-            g_byte_array_unref(up->in);
-            up->in = g_byte_array_new();
-            up->in_peak = 0;
-            qph_trim_soon();
+    if (!msg) {
+        if (up->state == UPSTREAM_GREETING) {
+            g_autofree char *said = upstream_early_text(up);
+
+            upstream_fail(up, "QEMU's monitor is not QMP: it sent %s", said);
         }
-    } else if (up->state == UPSTREAM_READY &&
-               len - up->msg_start >= QPH_UPSTREAM_STREAM_AT &&
-               upstream_stream(up)) {
-        /* passed on; the rest stays */
-    } else if (len - up->msg_start > QPH_UPSTREAM_MAX_MESSAGE) {
-        g_warning("QEMU sent a message over %u bytes; dropping the "
-                  "connection", QPH_UPSTREAM_MAX_MESSAGE);
-        g_byte_array_set_size(up->in, 0);
-        up->in_message = FALSE;
-        qph_channel_shutdown(up->ch);
-    } else if (up->msg_start > 0) {
-        g_byte_array_remove_range(up->in, 0, up->msg_start);
-        up->msg_start = 0;
+        return;
     }
-    up->scan_pos = up->in->len;
+    if (up->streaming) {
+        upstream_stream_end(up, msg->data, msg->len);
+        return;
+    }
+    upstream_handle_message(up, msg);
 }
 
 static void
@@ -726,6 +552,8 @@ upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
               guint n_fds, gpointer opaque)
 {
     QphUpstream *up = opaque;
+    const char *start;
+    gsize pending;
 
     /* QEMU never sends descriptors on the monitor. */
     for (guint i = 0; i < n_fds; i++) {
@@ -738,9 +566,23 @@ upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
         g_byte_array_append(up->raw, (const guint8 *)buf,
                             MIN(len, QPH_UPSTREAM_RAW_MAX - up->raw->len));
     }
-    g_byte_array_append(up->in, (const guint8 *)buf, len);
-    up->in_peak = MAX(up->in_peak, up->in->len);
-    upstream_scan(up);
+    qmp_framer_feed(up->framer, buf, len, NULL);
+    if (up->state == UPSTREAM_CLOSED) {
+        return;
+    }
+    start = qmp_framer_peek(up->framer, &pending);
+    if (up->state == UPSTREAM_READY && pending >= QPH_UPSTREAM_STREAM_AT &&
+        upstream_stream(up, start, pending)) {
+        /* passed on; the rest stays */
+    } else if (pending > QPH_UPSTREAM_MAX_MESSAGE) {
+        g_warning("QEMU sent a message over %u bytes; dropping the "
+                  "connection", QPH_UPSTREAM_MAX_MESSAGE);
+        qmp_framer_reset(up->framer);
+        qph_channel_shutdown(up->ch);
+    } else if (qmp_framer_release(up->framer, QPH_UPSTREAM_KEEP_BUFFER)) {
+        /* A large answer's buffer is not kept for ever. */
+        qph_trim_soon();
+    }
 }
 
 static void
@@ -802,7 +644,7 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->cb = *cb;
     up->opaque = opaque;
     up->next_id = 1;
-    up->in = g_byte_array_new();
+    up->framer = qmp_framer_new(QMP_FRAMER_QEMU, upstream_emit, up);
     g_queue_init(&up->deferred);
     g_queue_init(&up->inband);
     g_queue_init(&up->turns);
@@ -831,7 +673,7 @@ qph_upstream_free(QphUpstream *up)
     g_queue_clear(&up->inband);
     g_hash_table_destroy(up->owners);
     g_hash_table_destroy(up->pending);
-    g_byte_array_unref(up->in);
+    qmp_framer_free(up->framer);
     g_clear_pointer(&up->greeting, g_bytes_unref);
     g_strfreev(up->offered);
     g_free(up);

@@ -15,29 +15,7 @@
 #include <glib.h>
 #include <sys/types.h>
 
-#include "qmp/json-streamer.h"
-
-#define QPH_SCAN_MAX_MEMBERS 8
-
-/* One top-level member of a message QEMU sent. */
-typedef struct {
-    const char *key; /* points into the message, not NUL-terminated */
-    gsize key_len;
-    gsize key_offset;   /* offset of the key's opening quote */
-    gsize value_offset; /* offset of the value's first byte */
-    gsize value_len;
-} QphScanMember;
-
-/* A complete message from QEMU, as bytes plus its top-level members. */
-typedef struct {
-    const char *data; /* valid only during the callback */
-    gsize len;        /* up to and including the closing brace */
-    QphScanMember members[QPH_SCAN_MAX_MEMBERS];
-    guint n_members;
-} QphScannedMessage;
-
-const QphScanMember *qph_scanned_message_get(const QphScannedMessage *msg,
-                                             const char *key);
+#include "qmp/qmp-message.h"
 
 typedef struct QphUpstream QphUpstream;
 
@@ -46,7 +24,7 @@ typedef struct QphUpstream QphUpstream;
  * @msg: the reply, or NULL when the upstream went away before it came
  */
 typedef void (*QphUpstreamReplyFunc)(QphUpstream *up,
-                                     const QphScannedMessage *msg,
+                                     const QmpMessage *msg,
                                      gpointer user_data);
 
 /**
@@ -68,7 +46,7 @@ typedef struct {
      * greeting within QPH_UPSTREAM_GREETING_S; @error says what it
      * answered.  Nothing more is read from it. */
     void (*failed)(QphUpstream *up, const GError *error, gpointer opaque);
-    void (*event)(QphUpstream *up, const QphScannedMessage *msg,
+    void (*event)(QphUpstream *up, const QmpMessage *msg,
                   gpointer opaque);
     void (*closed)(QphUpstream *up, gpointer opaque);
 } QphUpstreamCallbacks;

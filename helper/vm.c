@@ -445,9 +445,9 @@ qmp_label_free(QmpLabel *l)
 
 /* The "return" value of a reply from QEMU, or NULL. */
 static QmpJson *
-reply_return(const QphScannedMessage *msg)
+reply_return(const QmpMessage *msg)
 {
-    const QphScanMember *ret = msg ? qph_scanned_message_get(msg, "return")
+    const QmpMessageMember *ret = msg ? qmp_message_get(msg, "return")
                                    : NULL;
     g_autofree char *error_text = NULL;
 
@@ -558,7 +558,7 @@ vm_refresh_done(QphVm *vm, gboolean again)
 }
 
 static void
-vm_refresh_iothreads(QphUpstream *up, const QphScannedMessage *msg,
+vm_refresh_iothreads(QphUpstream *up, const QmpMessage *msg,
                      gpointer user_data)
 {
     QphVm *vm = user_data;
@@ -575,7 +575,7 @@ vm_refresh_iothreads(QphUpstream *up, const QphScannedMessage *msg,
 }
 
 static void
-vm_refresh_cpus(QphUpstream *up, const QphScannedMessage *msg,
+vm_refresh_cpus(QphUpstream *up, const QmpMessage *msg,
                 gpointer user_data)
 {
     QphVm *vm = user_data;
@@ -787,10 +787,10 @@ static const char *const thread_changing_commands[] = {
 
 void
 qph_vm_note_reply(QphVm *vm, const char *command,
-                  const QphScannedMessage *reply)
+                  const QmpMessage *reply)
 {
     if (!g_strv_contains(thread_changing_commands, command) ||
-        !qph_scanned_message_get(reply, "return")) {
+        !qmp_message_get(reply, "return")) {
         return;
     }
     if (vm->qmp_labels) {
@@ -800,9 +800,9 @@ qph_vm_note_reply(QphVm *vm, const char *command,
 }
 
 void
-qph_vm_note_event(QphVm *vm, const QphScannedMessage *event)
+qph_vm_note_event(QphVm *vm, const QmpMessage *event)
 {
-    const QphScanMember *name = qph_scanned_message_get(event, "event");
+    const QmpMessageMember *name = qmp_message_get(event, "event");
 
     if (name && g_strstr_len(event->data + name->value_offset, name->value_len,
                              "DEVICE_DELETED")) {

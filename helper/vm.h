@@ -91,6 +91,6 @@ QphVmReading *qph_vm_read(QphVm *vm, gboolean labels, GError **error);
 
 /* Hooks from the proxy: events and forwarded replies that may mean new
  * threads (device_add of a vCPU, object-add of an iothread). */
-void qph_vm_note_event(QphVm *vm, const QphScannedMessage *event);
+void qph_vm_note_event(QphVm *vm, const QmpMessage *event);
 void qph_vm_note_reply(QphVm *vm, const char *command,
-                       const QphScannedMessage *reply);
+                       const QmpMessage *reply);

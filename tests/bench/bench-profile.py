@@ -62,7 +62,8 @@ CONCERNS = [
     ("id splice", r"(splice|_id_|_id$|^id_|reply_id|upstream_id|rewrite"
      r"|g_snprintf|printf|_itoa|^_IO_|strtoul|strtoull)"),
     ("JSON framing and request checks", r"^(qmp_|json_|streamer_|lexer_"
-     r"|upstream_scan|qph_upstream_scan|request_|client_request|scan_)"),
+     r"|qemu_scan|qemu_members|qemu_between|framer_|upstream_emit"
+     r"|request_|client_request|scan_|skip_)"),
     # GLib's unnamed (static) functions here are main-loop internals called
     # from g_main_context_prepare/check/dispatch.
     ("main-loop dispatch and wakeups", r"^(g_main_|g_poll|poll$|__poll"
@@ -93,7 +94,7 @@ STAGES = {
     "upstream_send": "… … writing it to QEMU (sendmsg)",
     "upstream_read": "QEMU socket readable: recvmsg, scanning the reply, "
                      "id splice back, queueing for the client",
-    "upstream_scan": "… scanning the reply's bytes and members",
+    "qemu_scan": "… framing the reply: its bytes and members",
     "qph_client_rewrite_reply": "… putting the client's id back",
     "channel_flush": "writing to sockets (both directions)",
     "g_main_context_prepare": "main loop: prepare",

@@ -37,3 +37,28 @@ fuzz_next(guint32 *state)
     *state ^= *state << 5;
     return *state;
 }
+
+#include "qmp/qmp-framer.h"
+
+static void
+fuzz_keep_first(gpointer opaque, const QmpMessage *msg, const char *error)
+{
+    QmpMessage **first = opaque;
+
+    if (msg && !*first) {
+        *first = qmp_message_copy(msg);
+    }
+}
+
+/* The first message QEMU's framer finds in @data, as the upstream gets
+ * it (a copy; NULL if none). */
+static inline QmpMessage *
+fuzz_frame_qemu(const char *data, gsize len)
+{
+    QmpMessage *first = NULL;
+    g_autoptr(QmpFramer) f =
+        qmp_framer_new(QMP_FRAMER_QEMU, fuzz_keep_first, &first);
+
+    qmp_framer_feed(f, data, len, NULL);
+    return first;
+}

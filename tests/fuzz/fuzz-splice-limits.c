@@ -24,7 +24,6 @@
 #include "tests/fuzz/fuzz-common.h"
 #include "helper/reply.h"
 #include "helper/splice.h"
-#include "helper/upstream-priv.h"
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-request.h"
 
@@ -107,7 +106,7 @@ seen_clear(Seen *seen)
 static void
 check_reply(const char *reply, const char *client_id)
 {
-    QphScannedMessage scanned = { .data = reply, .len = strlen(reply) - 2 };
+    g_autoptr(QmpMessage) scanned = fuzz_frame_qemu(reply, strlen(reply) - 2);
     g_autoptr(GBytes) out = NULL;
     g_autofree char *err = NULL;
     g_autoptr(QmpJson) tree = NULL;
@@ -115,8 +114,8 @@ check_reply(const char *reply, const char *client_id)
     const char *data;
     QmpJson *id;
 
-    qph_upstream_scan_members(&scanned);
-    out = qph_reply_rewrite(&scanned, client_id, NULL, NULL);
+    FUZZ_CHECK(scanned != NULL);
+    out = qph_reply_rewrite(scanned, client_id, NULL, NULL);
     data = g_bytes_get_data(out, &len);
     FUZZ_CHECK(len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n');
     if (client_id) {

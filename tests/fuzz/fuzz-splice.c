@@ -21,7 +21,6 @@
 #include "tests/fuzz/fuzz-common.h"
 #include "helper/reply.h"
 #include "helper/splice.h"
-#include "helper/upstream-priv.h"
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-request.h"
 
@@ -118,7 +117,7 @@ check_request(const QmpMessage *msg)
     g_autoptr(QmpJson) tree = NULL;
     g_autofree char *perr = NULL;
     One up = { 0 }, back = { 0 };
-    QphScannedMessage scanned = { 0 };
+    g_autoptr(QmpMessage) scanned = NULL;
     gboolean extra;
     GBytes *rewritten;
     gsize rlen;
@@ -165,20 +164,20 @@ check_request(const QmpMessage *msg)
     FUZZ_CHECK(tree != NULL);
     qmp_json_write(reply_text, tree);
     one_clear(&up);
-    scanned.data = reply_text->str;
-    scanned.len = reply_text->len;
-    qph_upstream_scan_members(&scanned);
-    if (!qph_scanned_message_get(&scanned, "id")) {
-        /* Past QPH_SCAN_MAX_MEMBERS: QEMU's replies never have that many. */
-        FUZZ_CHECK(scanned.n_members == QPH_SCAN_MAX_MEMBERS);
+    scanned = fuzz_frame_qemu(reply_text->str, reply_text->len);
+    FUZZ_CHECK(scanned != NULL && scanned->len == reply_text->len);
+    if (!qmp_message_get(scanned, "id")) {
+        /* Past QMP_FRAMER_MAX_MEMBERS: QEMU's replies never have that
+         * many. */
+        FUZZ_CHECK(scanned->n_members == QMP_FRAMER_MAX_MEMBERS);
         return;
     }
     {
-        const QphScanMember *ret = qph_scanned_message_get(&scanned, "return");
+        const QmpMessageMember *ret = qmp_message_get(scanned, "return");
 
         extra = ret && reply_text->str[ret->value_offset] == '[';
     }
-    rewritten = qph_reply_rewrite(&scanned, client_id,
+    rewritten = qph_reply_rewrite(scanned, client_id,
                                          extra_text, NULL);
     rdata = g_bytes_get_data(rewritten, &rlen);
     FUZZ_CHECK(rlen >= 2 && rdata[rlen - 2] == '\r' && rdata[rlen - 1] == '\n');
@@ -239,20 +238,10 @@ emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    g_autoptr(QmpStreamer) s = qmp_streamer_new(emit, NULL);
-    QphScannedMessage raw = { .data = (const char *)data, .len = size };
+    g_autoptr(QmpFramer) f = qmp_framer_new(QMP_FRAMER_CLIENT, emit, NULL);
 
-    /* Whatever QEMU might send: the scanner stays inside the bytes. */
-    if (size > 0 && data[0] == '{') {
-        qph_upstream_scan_members(&raw);
-        for (guint i = 0; i < raw.n_members; i++) {
-            FUZZ_CHECK(raw.members[i].value_offset + raw.members[i].value_len
-                       <= size);
-            FUZZ_CHECK(raw.members[i].key + raw.members[i].key_len <=
-                       (const char *)data + size);
-        }
-    }
-    qmp_streamer_feed(s, (const char *)data, size);
-    qmp_streamer_flush(s);
+    /* What QEMU might send is fuzz-framing's (QMP_FRAMER_QEMU). */
+    qmp_framer_feed(f, (const char *)data, size, NULL);
+    qmp_framer_flush(f);
     return 0;
 }
