@@ -23,8 +23,7 @@
 typedef struct {
     GBytes *bytes;
     gsize offset;
-    int *fds;
-    guint n_fds;
+    QmpFds *fds; /* a reference, dropped once they have gone */
 } OutChunk;
 
 typedef struct {
@@ -56,10 +55,7 @@ struct QphChannel {
 static void
 out_chunk_free(OutChunk *c)
 {
-    for (guint i = 0; i < c->n_fds; i++) {
-        close(c->fds[i]);
-    }
-    g_free(c->fds);
+    qmp_fds_unref(c->fds);
     g_bytes_unref(c->bytes);
     g_free(c);
 }
@@ -147,19 +143,22 @@ channel_flush(QphChannel *ch)
         };
         struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
         char control[CMSG_SPACE(sizeof(int) * QPH_CHANNEL_MAX_FDS)];
+        guint n_fds;
+        const int *fds = qmp_fds_get(c->fds, &n_fds);
         ssize_t n;
 
-        if (c->n_fds > 0) {
+        n_fds = MIN(n_fds, QPH_CHANNEL_MAX_FDS);
+        if (n_fds > 0) {
             struct cmsghdr *cmsg;
 
             memset(control, 0, sizeof(control));
             msg.msg_control = control;
-            msg.msg_controllen = CMSG_SPACE(sizeof(int) * c->n_fds);
+            msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
             cmsg = CMSG_FIRSTHDR(&msg);
             cmsg->cmsg_level = SOL_SOCKET;
             cmsg->cmsg_type = SCM_RIGHTS;
-            cmsg->cmsg_len = CMSG_LEN(sizeof(int) * c->n_fds);
-            memcpy(CMSG_DATA(cmsg), c->fds, sizeof(int) * c->n_fds);
+            cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+            memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
         }
         n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
@@ -174,11 +173,7 @@ channel_flush(QphChannel *ch)
             return FALSE;
         }
         /* The descriptors went with the first byte; ours are copies. */
-        for (guint i = 0; i < c->n_fds; i++) {
-            close(c->fds[i]);
-        }
-        g_clear_pointer(&c->fds, g_free);
-        c->n_fds = 0;
+        g_clear_pointer(&c->fds, qmp_fds_unref);
         c->offset += n;
         ch->queued -= n;
         ch->sent += n;
@@ -203,6 +198,7 @@ channel_read(QphChannel *ch)
     };
     int *fds = NULL;
     guint n_fds = 0;
+    g_autoptr(QmpFds) owned = NULL;
     ssize_t n;
 
     do {
@@ -220,6 +216,9 @@ channel_read(QphChannel *ch)
         }
     }
 
+    /* Owned from here: closed on every path below, once. */
+    owned = n_fds ? qmp_fds_new(fds, n_fds) : NULL;
+    g_free(fds);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             return;
@@ -232,8 +231,7 @@ channel_read(QphChannel *ch)
         channel_close(ch);
         return;
     }
-    ch->read_cb(ch, ch->buf, n, fds, n_fds, ch->opaque);
-    g_free(fds);
+    ch->read_cb(ch, ch->buf, n, owned, ch->opaque);
 }
 
 static void
@@ -368,23 +366,17 @@ channel_mark_broken(QphChannel *ch)
 }
 
 static void
-channel_enqueue(QphChannel *ch, GBytes *bytes, int *fds, guint n_fds)
+channel_enqueue(QphChannel *ch, GBytes *bytes, QmpFds *fds)
 {
     OutChunk *c;
 
     if (ch->closed || ch->shutting_down || ch->broken) {
-        for (guint i = 0; i < n_fds; i++) {
-            close(fds[i]);
-        }
         g_bytes_unref(bytes);
         return;
     }
     c = g_new0(OutChunk, 1);
     c->bytes = bytes;
-    if (n_fds > 0) {
-        c->fds = g_memdup2(fds, sizeof(int) * n_fds);
-        c->n_fds = n_fds;
-    }
+    c->fds = qmp_fds_ref(fds);
     g_queue_push_tail(&ch->out, c);
     ch->queued += g_bytes_get_size(bytes);
     if (ch->out.length == 1 && !ch->broken) {
@@ -401,23 +393,21 @@ channel_enqueue(QphChannel *ch, GBytes *bytes, int *fds, guint n_fds)
 }
 
 void
-qph_channel_write(QphChannel *ch, const char *buf, gsize len, int *fds,
-                  guint n_fds)
+qph_channel_write(QphChannel *ch, const char *buf, gsize len, QmpFds *fds)
 {
-    channel_enqueue(ch, g_bytes_new(buf, len), fds, n_fds);
+    channel_enqueue(ch, g_bytes_new(buf, len), fds);
 }
 
 void
 qph_channel_write_bytes(QphChannel *ch, GBytes *bytes)
 {
-    channel_enqueue(ch, g_bytes_ref(bytes), NULL, 0);
+    channel_enqueue(ch, g_bytes_ref(bytes), NULL);
 }
 
 void
-qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
-                            guint n_fds)
+qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, QmpFds *fds)
 {
-    channel_enqueue(ch, g_bytes_ref(bytes), fds, n_fds);
+    channel_enqueue(ch, g_bytes_ref(bytes), fds);
 }
 
 void

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <glib.h>
+#include "qmp/qmp-message.h"
 
 #define QPH_CHANNEL_MAX_FDS 16 /* per recvmsg, as QEMU's own limit */
 
@@ -22,11 +23,11 @@ typedef struct QphChannel QphChannel;
 /**
  * QphChannelReadFunc:
  * Called with the bytes of one recvmsg and the descriptors that came with
- * them (@fds is NULL when none; ownership of the descriptors passes to the
- * callee, who must close what it does not keep).
+ * them (@fds is NULL when none; borrowed: the callee takes a reference to
+ * keep them, and the channel's own closes what nobody kept).
  */
 typedef void (*QphChannelReadFunc)(QphChannel *ch, const char *buf, gsize len,
-                                   int *fds, guint n_fds, gpointer opaque);
+                                   QmpFds *fds, gpointer opaque);
 /* Called once when the peer hung up or the socket failed; the channel is
  * closed by then, and the owner frees it. */
 typedef void (*QphChannelClosedFunc)(QphChannel *ch, gpointer opaque);
@@ -41,14 +42,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QphChannel, qph_channel_free)
 
 int qph_channel_get_fd(QphChannel *ch);
 
-/* Queue @len bytes (copied) and optionally descriptors (ownership taken,
- * closed once sent or when the channel goes away). */
-void qph_channel_write(QphChannel *ch, const char *buf, gsize len, int *fds,
-                       guint n_fds);
+/* Queue @len bytes (copied) and optionally descriptors (@fds may be
+ * NULL; a reference is held until they have gone with the first byte, or
+ * the channel goes away). */
+void qph_channel_write(QphChannel *ch, const char *buf, gsize len,
+                       QmpFds *fds);
 void qph_channel_write_bytes(QphChannel *ch, GBytes *bytes);
 /* Both: @bytes referenced, not copied (a large request is not doubled). */
-void qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
-                                 guint n_fds);
+void qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes,
+                                 QmpFds *fds);
 
 /* Bytes queued and not yet accepted by the kernel. */
 gsize qph_channel_get_queued(const QphChannel *ch);

@@ -70,7 +70,7 @@
 #include "helper/channel.h"
 #include "helper/reply.h"
 #include "helper/upstream.h"
-#include "qmp/json-streamer.h"
+#include "qmp/qmp-framer.h"
 #include "qmp/qmp-error.h"
 #include "qmp/qmp-request.h"
 #include "qph-qapi-commands.h"
@@ -98,12 +98,10 @@ typedef struct {
     QphClient *client; /* NULL once the client has gone */
     GList *link;       /* in client->queue; NULL once out of it */
     gboolean oob;      /* exec-oob: written as soon as ready */
-    /* ENTRY_WAITING: a copy of the message (or of its framing error),
-     * with the descriptors that came with it */
+    /* ENTRY_WAITING: a copy of the message, with the descriptors that
+     * came with it (or its framing error) */
     char *error_text;
     QmpMessage *msg;
-    int *fds;
-    guint n_fds;
     /* ENTRY_RUNNING, ENTRY_STREAMING: the request */
     RequestKind kind;
     char *id_json;     /* the id as QEMU would echo it, or NULL */
@@ -121,7 +119,7 @@ struct QphClient {
     const QphClientHooks *hooks;
     gpointer hooks_data;
     QphChannel *ch;
-    QmpStreamer *streamer;
+    QmpFramer *framer;
     guint serial;
     uid_t uid;
     gboolean negotiated;
@@ -135,8 +133,7 @@ struct QphClient {
     Entry *negotiation;
     Entry *streaming;    /* the one ENTRY_STREAMING, or NULL */
     gboolean advancing;  /* inside client_advance() */
-    int *fds;            /* descriptors waiting for the next message */
-    guint n_fds;
+    QmpFds *kept;        /* a message's descriptors it did not pass on */
     /* Output past QPH_CLIENT_MAX_QUEUED: is the client still reading? */
     guint stall_timer;
     guint64 stall_sent;  /* qph_channel_get_sent() at the last progress */
@@ -147,38 +144,20 @@ static void client_advance(QphClient *client);
 static void client_start(QphClient *client, Entry *e, const QmpMessage *msg,
                          const char *error_text);
 
-/* Close and free descriptors no message will carry. */
-static void
-fds_close(int *fds, guint n_fds)
-{
-    for (guint i = 0; i < n_fds; i++) {
-        close(fds[i]);
-    }
-    g_free(fds);
-}
-
-static void
-client_close_fds(QphClient *client)
-{
-    fds_close(g_steal_pointer(&client->fds), client->n_fds);
-    client->n_fds = 0;
-}
-
 /*
  * Descriptors a message came with that it did not take upstream (the
  * helper answered or rejected it): QEMU keeps what its latest recvmsg()
  * brought until a getfd or add-fd takes it or newer ones replace it, so
- * they wait for the session's next message.
+ * they wait for the session's next message.  *@fds is taken.
  */
 static void
-client_keep_fds(QphClient *client, int *fds, guint n_fds)
+client_keep_fds(QphClient *client, QmpFds **fds)
 {
-    if (n_fds == 0 || client->fds) {
-        fds_close(fds, n_fds); /* newer ones came meanwhile */
+    if (client->kept) {
+        g_clear_pointer(fds, qmp_fds_unref); /* newer ones came meanwhile */
         return;
     }
-    client->fds = fds;
-    client->n_fds = n_fds;
+    client->kept = g_steal_pointer(fds);
 }
 
 /* Resume or pause reading the client according to its backlog. */
@@ -256,7 +235,6 @@ client_write(QphClient *client, GBytes *bytes)
 static void
 entry_free(Entry *e)
 {
-    fds_close(e->fds, e->n_fds);
     g_free(e->error_text);
     g_clear_pointer(&e->msg, qmp_message_free);
     g_free(e->id_json);
@@ -375,29 +353,19 @@ client_advance(QphClient *client)
         g_autoptr(QmpMessage) msg = g_steal_pointer(&e->msg);
 
         client->first_waiting = client->first_waiting->next;
-        if (e->n_fds > 0) {
-            /* It came with newer descriptors: they replace the kept ones. */
-            client_close_fds(client);
-            client->fds = g_steal_pointer(&e->fds);
-            client->n_fds = e->n_fds;
-            e->n_fds = 0;
-        }
         client_start(client, e, msg, error_text);
     }
     client->advancing = FALSE;
     client_update_flow(client);
 }
 
-/* Keep @msg (or its framing error) and the descriptors that came with it
- * in a waiting entry. */
+/* Keep @msg with the descriptors that came with it (or its framing
+ * error) in a waiting entry. */
 static void
 client_wait(QphClient *client, const QmpMessage *msg, const char *error_text)
 {
     Entry *e = client_append(client);
 
-    e->fds = g_steal_pointer(&client->fds);
-    e->n_fds = client->n_fds;
-    client->n_fds = 0;
     if (error_text) {
         e->error_text = g_strdup(error_text);
     } else {
@@ -627,19 +595,24 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
 {
     g_auto(QmpRequest) qreq = { 0 };
     g_autofree char *check_error = NULL;
-    int *fds = client->fds;
-    guint n_fds = client->n_fds;
+    g_autoptr(QmpFds) fds = NULL;
 
     if (error_text) {
         /* Framing errors carry no id and keep their place in the queue;
-         * descriptors stay for the next message, as in QEMU. */
+         * descriptors stay for the next message (the framer gives them
+         * to it), as in QEMU. */
         entry_finish(e, qph_reply_error_text(NULL, "GenericError",
                                              error_text));
         return;
     }
-    /* Descriptors belong to the message they came with (or before). */
-    client->fds = NULL;
-    client->n_fds = 0;
+    /* The message's own descriptors replace those an earlier one left;
+     * without any, it takes those. */
+    if (msg->fds) {
+        g_clear_pointer(&client->kept, qmp_fds_unref);
+        fds = qmp_fds_ref(msg->fds);
+    } else {
+        fds = g_steal_pointer(&client->kept);
+    }
 
     if (!qmp_request_check(msg, client->oob, &qreq, &check_error)) {
         g_autofree char *id = NULL;
@@ -647,7 +620,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
         if (qreq.id) {
             id = qmp_request_format_id(msg, qreq.id);
         }
-        client_keep_fds(client, fds, n_fds);
+        client_keep_fds(client, &fds);
         /* An exec-oob QEMU rejects is answered at once, out of band. */
         e->oob = qreq.oob;
         entry_finish(e, qph_reply_error_text(id, "GenericError", check_error));
@@ -664,7 +637,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
 
     if (!client->negotiated) {
         if (!g_str_equal(qreq.command, "qmp_capabilities")) {
-            client_keep_fds(client, fds, n_fds);
+            client_keep_fds(client, &fds);
             entry_finish(e, qph_reply_error_text(
                                 e->id_json, "CommandNotFound",
                                 "Expecting capabilities negotiation with "
@@ -675,15 +648,13 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
         e->capabilities = request_capabilities(msg, &qreq);
         client->negotiation = e;
         /* Validated upstream, answered here: QEMU would not take them. */
-        client_keep_fds(client, fds, n_fds);
-        fds = NULL;
-        n_fds = 0;
+        client_keep_fds(client, &fds);
     } else if (client->hooks->owns_command(qreq.command, client->hooks_data)) {
         g_autoptr(QmpJson) args = NULL;
         g_autofree char *args_error = NULL;
         const QphQmpCommand *cmd = qph_qmp_command_lookup(qreq.command);
 
-        client_keep_fds(client, fds, n_fds);
+        client_keep_fds(client, &fds);
         if (qreq.oob && !cmd->allow_oob) {
             /* QEMU's qmp_dispatch() for a command without allow-oob in
              * its schema, answered at once as any exec-oob. */
@@ -714,12 +685,10 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
     /* In-band requests wait for their turn among the clients' (Fairness,
      * upstream.c); exec-oob goes at once, as in QEMU. */
     e->handle = qph_upstream_forward(client->up, e->oob ? NULL : client, msg,
-                                     qreq.id, fds, n_fds, entry_upstream_reply,
-                                     e);
+                                     qreq.id, fds, entry_upstream_reply, e);
     if (e->kind == REQUEST_FORWARD && !e->oob) {
         qph_upstream_set_stream(client->up, e->handle, entry_upstream_stream);
     }
-    g_free(fds);
     client_update_flow(client);
 }
 
@@ -740,18 +709,13 @@ client_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 }
 
 static void
-client_read(QphChannel *ch, const char *buf, gsize len, int *fds, guint n_fds,
+client_read(QphChannel *ch, const char *buf, gsize len, QmpFds *fds,
             gpointer opaque)
 {
     QphClient *client = opaque;
 
-    if (n_fds > 0) {
-        /* QEMU keeps only the descriptors of the latest message. */
-        client_close_fds(client);
-        client->fds = g_memdup2(fds, sizeof(int) * n_fds);
-        client->n_fds = n_fds;
-    }
-    qmp_streamer_feed(client->streamer, buf, len);
+    /* The descriptors go with the next message framed. */
+    qmp_framer_feed(client->framer, buf, len, fds);
     /* Framing errors queue output too (QEMU answers each stray byte):
      * past QPH_CLIENT_MAX_QUEUED the client is not read until it reads. */
     client_update_flow(client);
@@ -788,7 +752,7 @@ qph_client_new(QphUpstream *upstream, const QphClientHooks *hooks,
         client->uid = cred.uid;
     }
     g_queue_init(&client->queue);
-    client->streamer = qmp_streamer_new(client_emit, client);
+    client->framer = qmp_framer_new(QMP_FRAMER_CLIENT, client_emit, client);
     client->ch = qph_channel_new(fd, client_read, client_closed,
                                  client_drained, client);
     /* Nothing is read before the greeting has gone out. */
@@ -825,9 +789,9 @@ qph_client_free(QphClient *client)
         entry_retire(e);
     }
     g_clear_handle_id(&client->stall_timer, g_source_remove);
-    client_close_fds(client);
+    g_clear_pointer(&client->kept, qmp_fds_unref);
     qph_channel_free(client->ch);
-    qmp_streamer_free(client->streamer);
+    qmp_framer_free(client->framer);
     g_free(client);
 }
 

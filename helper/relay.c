@@ -69,12 +69,12 @@ relay_update_flow(QphRelay *r)
 }
 
 static void
-relay_client_read(QphChannel *ch, const char *buf, gsize len, int *fds,
-                  guint n_fds, gpointer opaque)
+relay_client_read(QphChannel *ch, const char *buf, gsize len, QmpFds *fds,
+                  gpointer opaque)
 {
     QphRelay *r = opaque;
 
-    qph_channel_write(r->qemu, buf, len, fds, n_fds);
+    qph_channel_write(r->qemu, buf, len, fds);
     relay_update_flow(r);
 }
 
@@ -134,17 +134,15 @@ relay_accept(gint fd, GIOCondition cond, gpointer data)
 }
 
 static void
-relay_qemu_read(QphChannel *ch, const char *buf, gsize len, int *fds,
-                guint n_fds, gpointer opaque)
+relay_qemu_read(QphChannel *ch, const char *buf, gsize len, QmpFds *fds,
+                gpointer opaque)
 {
     QphRelay *r = opaque;
 
-    for (guint i = 0; i < n_fds; i++) {
-        close(fds[i]);
-    }
+    /* Descriptors from QEMU (never sent) are closed by the channel. */
     /* With no client, QEMU's output goes nowhere, as on its chardev. */
     if (r->client) {
-        qph_channel_write(r->client, buf, len, NULL, 0);
+        qph_channel_write(r->client, buf, len, NULL);
         relay_update_flow(r);
     }
 }

@@ -57,8 +57,7 @@ typedef struct {
 typedef struct {
     Pending *p; /* owned by the pending table */
     GBytes *bytes;
-    int *fds;
-    guint n_fds;
+    QmpFds *fds; /* the client's message's, a reference; or NULL */
 } Deferred;
 
 /* One client's place in the rotation, and its in-band requests waiting
@@ -182,7 +181,7 @@ upstream_greeting_timeout(gpointer data)
 static void
 upstream_send_raw(QphUpstream *up, const char *text)
 {
-    qph_channel_write(up->ch, text, strlen(text), NULL, 0);
+    qph_channel_write(up->ch, text, strlen(text), NULL);
 }
 
 static void
@@ -256,10 +255,7 @@ upstream_handle_greeting(QphUpstream *up, const QmpMessage *msg)
 static void
 deferred_free(Deferred *d)
 {
-    for (guint i = 0; i < d->n_fds; i++) {
-        close(d->fds[i]);
-    }
-    g_free(d->fds);
+    qmp_fds_unref(d->fds);
     g_bytes_unref(d->bytes);
     g_free(d);
 }
@@ -269,11 +265,10 @@ deferred_free(Deferred *d)
 static void
 upstream_send(QphUpstream *up, Deferred *d)
 {
-    qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
-    if (d->n_fds > 0 || d->p->idless) {
+    qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds);
+    if (d->fds || d->p->idless) {
         up->barrier = d->p->id;
     }
-    d->n_fds = 0; /* the channel owns them now */
     if (d->p->idless) {
         up->idless = d->p;
     }
@@ -548,17 +543,15 @@ upstream_emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 }
 
 static void
-upstream_read(QphChannel *ch, const char *buf, gsize len, int *fds,
-              guint n_fds, gpointer opaque)
+upstream_read(QphChannel *ch, const char *buf, gsize len, QmpFds *fds,
+              gpointer opaque)
 {
     QphUpstream *up = opaque;
     const char *start;
     gsize pending;
 
-    /* QEMU never sends descriptors on the monitor. */
-    for (guint i = 0; i < n_fds; i++) {
-        close(fds[i]);
-    }
+    /* QEMU never sends descriptors on the monitor: the channel closes
+     * any. */
     if (up->state == UPSTREAM_CLOSED) {
         return;
     }
@@ -722,7 +715,7 @@ upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
 
 guint64
 qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
-                     const QmpMessageMember *id, int *fds, guint n_fds,
+                     const QmpMessageMember *id, QmpFds *fds,
                      QphUpstreamReplyFunc cb, gpointer user_data)
 {
     Pending *p = upstream_register(up, cb, user_data, owner != NULL);
@@ -734,8 +727,7 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
                                               &qmp_json_qemu_limits);
     d->p = p;
     d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
-    d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
-    d->n_fds = n_fds;
+    d->fds = qmp_fds_ref(fds);
     /*
      * Fairness: a client's in-band request goes now only if QEMU has room
      * in the window and no other client is waiting for its turn; else it

@@ -80,14 +80,14 @@ pid_t qph_upstream_get_peer_pid(QphUpstream *up);
  * and the next one is taken round-robin from the owners with one waiting.
  * NULL for exec-oob, which goes at once.
  * @id: the client's id member, or NULL when the client sent none.
- * @fds: descriptors to send with the message (ownership taken; the array
- * stays the caller's).
+ * @fds: descriptors to send with the message, or NULL (a reference is
+ * held until they have gone, or the request is dropped).
  * The reply given to @cb carries the helper's id, or none.
  * Returns a handle for qph_upstream_cancel().
  */
 guint64 qph_upstream_forward(QphUpstream *up, gpointer owner,
                              const QmpMessage *msg, const QmpMessageMember *id,
-                             int *fds, guint n_fds, QphUpstreamReplyFunc cb,
+                             QmpFds *fds, QphUpstreamReplyFunc cb,
                              gpointer user_data);
 
 /* @owner has gone (call this for every owner that forwarded): its requests
