@@ -752,7 +752,7 @@ qph_client_new(QphUpstream *upstream, const QphClientHooks *hooks,
         client->uid = cred.uid;
     }
     g_queue_init(&client->queue);
-    client->framer = qmp_framer_new(QMP_FRAMER_CLIENT, client_emit, client);
+    client->framer = qmp_framer_new(QMP_FRAMER_STRICT, client_emit, client);
     client->ch = qph_channel_new(fd, client_read, client_closed,
                                  client_drained, client);
     /* Nothing is read before the greeting has gone out. */

@@ -3,7 +3,7 @@
  *
  * QEMU's output is trusted JSON, one object per line, but the helper does
  * not rely on lines (a monitor may be in pretty mode): the framer
- * (qmp/qmp-framer.c, kind QMP_FRAMER_QEMU) finds where each object ends
+ * (qmp/qmp-framer.c, kind QMP_FRAMER_TRUSTED) finds where each object ends
  * and the spans of its top-level members, the same QmpMessage a client's
  * request becomes.  Replies are matched by the integer id the helper put
  * on each request.
@@ -637,7 +637,7 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     up->cb = *cb;
     up->opaque = opaque;
     up->next_id = 1;
-    up->framer = qmp_framer_new(QMP_FRAMER_QEMU, upstream_emit, up);
+    up->framer = qmp_framer_new(QMP_FRAMER_TRUSTED, upstream_emit, up);
     g_queue_init(&up->deferred);
     g_queue_init(&up->inband);
     g_queue_init(&up->turns);

@@ -4,7 +4,7 @@
  * One request at a time: a command goes out with a numeric id, and lines
  * are read (poll() bounded by the timeout) until the reply carrying that
  * id arrives; events and anything else in between are dropped.  Message
- * boundaries come from the framing layer's streamer, which copes with
+ * boundaries come from the framer (QMP_FRAMER_STRICT), which copes with
  * replies split across reads or several in one read, and each message is
  * parsed into a tree with QEMU's number semantics.
  *
@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "qmp/json-streamer.h"
+#include "qmp/qmp-framer.h"
 #include "qmp/qmp-error.h"
 
 G_DEFINE_QUARK(qmp - client - error - quark, qmp_client_error)
@@ -32,7 +32,7 @@ struct QmpClient {
     char *path;
     guint timeout_ms;
     guint64 next_id;
-    QmpStreamer *streamer;
+    QmpFramer *framer;
     GQueue messages;    /* QmpJson * parsed, not yet consumed */
     char *stream_error; /* first framing error, if any */
     QmpJson *greeting;
@@ -84,7 +84,7 @@ now_ms(void)
     return g_get_monotonic_time() / 1000;
 }
 
-/* Read more bytes into the streamer before @deadline (monotonic ms). */
+/* Read more bytes into the framer before @deadline (monotonic ms). */
 static gboolean
 client_fill(QmpClient *c, gint64 deadline, GError **error)
 {
@@ -130,14 +130,14 @@ client_fill(QmpClient *c, gint64 deadline, GError **error)
                         "'%s' closed the connection.", c->path);
             return FALSE;
         }
-        qmp_streamer_feed(c->streamer, buf, (gsize)n);
+        qmp_framer_feed(c->framer, buf, (gsize)n, NULL);
         if (c->stream_error) {
             g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_PROTOCOL,
                         "'%s' sent something that is not QMP: %s", c->path,
                         c->stream_error);
             return FALSE;
         }
-        if (qmp_streamer_get_buffered(c->streamer) > QMP_CLIENT_MAX_MESSAGE) {
+        if (qmp_framer_get_buffered(c->framer) > QMP_CLIENT_MAX_MESSAGE) {
             g_set_error(error, QMP_CLIENT_ERROR, QMP_CLIENT_ERROR_PROTOCOL,
                         "'%s' sent a message larger than %u bytes.", c->path,
                         QMP_CLIENT_MAX_MESSAGE);
@@ -303,7 +303,7 @@ qmp_client_connect(const char *path, guint timeout_ms, GError **error)
     c->path = g_strdup(path);
     c->timeout_ms = timeout_ms ? timeout_ms : 1;
     g_queue_init(&c->messages);
-    c->streamer = qmp_streamer_new(client_emit, c);
+    c->framer = qmp_framer_new(QMP_FRAMER_STRICT, client_emit, c);
     c->fd = connect_unix(path, error);
     if (c->fd < 0) {
         return NULL;
@@ -363,7 +363,7 @@ qmp_client_free(QmpClient *c)
         close(c->fd);
     }
     g_queue_clear_full(&c->messages, (GDestroyNotify)qmp_json_free);
-    qmp_streamer_free(c->streamer);
+    qmp_framer_free(c->framer);
     qmp_json_free(c->greeting);
     g_free(c->stream_error);
     g_free(c->path);

@@ -30,10 +30,10 @@ struct QmpFramer {
     guint busy;         /* inside a feed */
     gboolean doomed;    /* freed from a callback: free when feed returns */
 
-    /* QMP_FRAMER_CLIENT */
+    /* QMP_FRAMER_STRICT */
     QmpStreamer *streamer;
 
-    /* QMP_FRAMER_QEMU: bytes [0, scan_pos) of @in are scanned. */
+    /* QMP_FRAMER_TRUSTED: bytes [0, scan_pos) of @in are scanned. */
     GByteArray *in;
     gsize peak;         /* the most @in held since it was last released */
     gsize msg_start;
@@ -327,7 +327,7 @@ qmp_framer_new(QmpFramerKind kind, QmpStreamerEmit emit, gpointer opaque)
     f->kind = kind;
     f->emit = emit;
     f->opaque = opaque;
-    if (kind == QMP_FRAMER_CLIENT) {
+    if (kind == QMP_FRAMER_STRICT) {
         f->streamer = qmp_streamer_new(client_emit, f);
     } else {
         f->in = g_byte_array_new();
@@ -361,7 +361,7 @@ qmp_framer_feed(QmpFramer *f, const char *buf, gsize len, QmpFds *fds)
         f->fds = qmp_fds_ref(fds);
     }
     f->busy++;
-    if (f->kind == QMP_FRAMER_CLIENT) {
+    if (f->kind == QMP_FRAMER_STRICT) {
         qmp_streamer_feed(f->streamer, buf, len);
     } else {
         g_byte_array_append(f->in, (const guint8 *)buf, len);

@@ -6,15 +6,16 @@
  * of the read that brought it) or once per framing error, in stream
  * order.  It has two kinds, for the two sides of a monitor:
  *
- * QMP_FRAMER_CLIENT  what a client sends: exactly the messages and errors
- *     QEMU 7.2's json-lexer, json-streamer and json-parser produce for the
- *     same bytes, with their limits and error texts (json-streamer.c).
+ * QMP_FRAMER_STRICT  what a client sends (and what a client of the helper
+ *     reads, qmp-client.c): exactly the messages and errors QEMU 7.2's
+ *     json-lexer, json-streamer and json-parser produce for the same
+ *     bytes, with their limits and error texts (json-streamer.c).
  *     Descriptors given with a feed go with the first message framed from
  *     that feed on (as QEMU's monitor, which keeps those of its latest
  *     recvmsg() for the command that takes them); a framing error does
  *     not take them.
- * QMP_FRAMER_QEMU  what QEMU sends: trusted JSON, so only its structure is
- *     followed (strings, escapes, nesting) to find where an object ends
+ * QMP_FRAMER_TRUSTED  what QEMU sends: trusted JSON, so only its structure
+ *     is followed (strings, escapes, nesting) to find where an object ends
  *     and where its first QMP_FRAMER_MAX_MEMBERS members lie.  Whatever
  *     the bytes, it never reads out of bounds, never loops and holds no
  *     more than the message in progress.  Bytes between messages other
@@ -34,8 +35,8 @@
 #define QMP_FRAMER_MAX_MEMBERS 8
 
 typedef enum {
-    QMP_FRAMER_CLIENT,
-    QMP_FRAMER_QEMU,
+    QMP_FRAMER_STRICT,
+    QMP_FRAMER_TRUSTED,
 } QmpFramerKind;
 
 typedef struct QmpFramer QmpFramer;
@@ -51,7 +52,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpFramer, qmp_framer_free)
  * NULL; a reference is taken while they wait for a message). */
 void qmp_framer_feed(QmpFramer *f, const char *buf, gsize len, QmpFds *fds);
 
-/* QMP_FRAMER_CLIENT: end of input (qmp_streamer_flush()); other limits
+/* QMP_FRAMER_STRICT: end of input (qmp_streamer_flush()); other limits
  * than QEMU's, for fuzzing. */
 void qmp_framer_flush(QmpFramer *f);
 void qmp_framer_set_limits(QmpFramer *f, const QmpJsonLimits *limits);
@@ -59,7 +60,7 @@ void qmp_framer_set_limits(QmpFramer *f, const QmpJsonLimits *limits);
 /* Bytes held for the message in progress. */
 gsize qmp_framer_get_buffered(const QmpFramer *f);
 
-/* QMP_FRAMER_QEMU: the bytes of the message in progress not yet passed
+/* QMP_FRAMER_TRUSTED: the bytes of the message in progress not yet passed
  * on (NULL and 0 between messages), valid until the next feed. */
 const char *qmp_framer_peek(const QmpFramer *f, gsize *len);
 /* The first @n bytes qmp_framer_peek() gave have gone elsewhere: drop

@@ -57,7 +57,7 @@ fuzz_frame_qemu(const char *data, gsize len)
 {
     QmpMessage *first = NULL;
     g_autoptr(QmpFramer) f =
-        qmp_framer_new(QMP_FRAMER_QEMU, fuzz_keep_first, &first);
+        qmp_framer_new(QMP_FRAMER_TRUSTED, fuzz_keep_first, &first);
 
     qmp_framer_feed(f, data, len, NULL);
     return first;

@@ -238,9 +238,9 @@ emit(gpointer opaque, const QmpMessage *msg, const char *error_text)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    g_autoptr(QmpFramer) f = qmp_framer_new(QMP_FRAMER_CLIENT, emit, NULL);
+    g_autoptr(QmpFramer) f = qmp_framer_new(QMP_FRAMER_STRICT, emit, NULL);
 
-    /* What QEMU might send is fuzz-framing's (QMP_FRAMER_QEMU). */
+    /* What QEMU might send is fuzz-framing's (QMP_FRAMER_TRUSTED). */
     qmp_framer_feed(f, (const char *)data, size, NULL);
     qmp_framer_flush(f);
     return 0;
