@@ -40,7 +40,7 @@ fuzz_next(guint32 *state)
 
 #include "qmp/qmp-framer.h"
 
-static void
+static inline void
 fuzz_keep_first(gpointer opaque, const QmpMessage *msg, const char *error)
 {
     QmpMessage **first = opaque;
