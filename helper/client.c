@@ -7,10 +7,12 @@
  *    only once QEMU's greeting has been read and the helper has negotiated
  *    upstream (the socket does not exist before that), and is sent QEMU's
  *    greeting byte for byte.
- * 2. Its bytes go through the framing layer (qmp/json-streamer.c), which
- *    finds each top-level JSON value exactly as QEMU's own parser would and
- *    reports QEMU's errors for malformed input.  Descriptors that came with
- *    the bytes (SCM_RIGHTS) stay attached to the message they came with.
+ * 2. Its bytes go through the framer (qmp/qmp-framer.c, strict kind),
+ *    which finds each top-level JSON value exactly as QEMU's own parser
+ *    would and reports QEMU's errors for malformed input.  Descriptors
+ *    that came with the bytes (SCM_RIGHTS) are one QmpFds, attached to the
+ *    message they came with and referenced by whoever holds it, up to the
+ *    sendmsg that passes them on to QEMU; the last reference closes them.
  * 3. Each message becomes an Entry at the tail of this session's queue
  *    (below) and is checked as QEMU's dispatcher does.  Before negotiation
  *    the session answers everything itself.  After, a command of the

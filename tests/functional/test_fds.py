@@ -6,6 +6,7 @@ exactly the pipe the client sent, and that the helper keeps none of them.
 """
 
 import os
+import time
 
 import pytest
 
@@ -164,3 +165,62 @@ def test_named_fds_outlive_the_client(env, pipes):
     assert holds(qemu, ra), "a named fd went away with the client that set it"
     assert "return" in b.cmd("closefd", {"fdname": "qph-kept"})
     assert not holds(qemu, ra)
+
+
+def _latest_read_wins(c, qemu, first, second, name):
+    """Descriptors sent with a command QEMU does not take, then newer ones
+    with a framing error, then a getfd without any: the getfd names the
+    newer ones, and the older are gone."""
+    c.send_with_fds(qmp.request("query-perf-events", id=1), [first])
+    c.read_reply()
+    c.send_with_fds(b"}", [second])
+    assert "error" in c.read_reply()
+    assert "return" in c.cmd("getfd", {"fdname": name}, id=2)
+    assert holds(qemu, second), "getfd did not take the latest descriptors"
+    assert not holds(qemu, first), "the older descriptors reached QEMU"
+    assert "return" in c.cmd("closefd", {"fdname": name}, id=3)
+
+
+def test_descriptors_wait_and_close_on_every_path(env, pipes):
+    """The descriptors of a client's latest read wait for the command that
+    takes them, on QEMU's own monitor and through the helper alike; and
+    the helper closes its copy of each exactly when nothing can take it
+    any more: passed on, replaced by newer ones, or its client gone while
+    it was kept, inside a partial message, or queued behind another
+    request's descriptors."""
+    qemu = env.vm.pid
+    d = env.direct()
+    _latest_read_wins(d, qemu, pipes()[0], pipes()[0], "qph-latest-d")
+    d.close()
+    h1, h2 = pipes()[0], pipes()[0]
+    _latest_read_wins(env.client(), qemu, h1, h2, "qph-latest-h")
+    if not env.helper:
+        return
+    helper = env.helper.proc.pid
+    sent = [h1, h2]
+
+    kept = env.client()
+    sent.append(pipes()[0])
+    kept.send_with_fds(qmp.request("query-perf-events", id=1), sent[-1:])
+    kept.read_reply()
+    env.abandon(kept)
+
+    partial = env.client()
+    sent.append(pipes()[0])
+    partial.send_with_fds(b'{"execute": "getfd"', sent[-1:])
+    env.abandon(partial)
+
+    queued = env.client()
+    for name in ("qph-q1", "qph-q2", "qph-q3"):
+        sent.append(pipes()[0])
+        queued.send_with_fds(qmp.request("getfd", {"fdname": name}), sent[-1:])
+    env.abandon(queued)
+
+    deadline = time.monotonic() + 10
+    while any(holds(helper, fd) for fd in sent) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [i for i, fd in enumerate(sent) if holds(helper, fd)]
+    assert not left, f"the helper still holds descriptors {left} of {len(sent)}"
+    c = env.client()
+    for name in ("qph-q1", "qph-q2", "qph-q3"):
+        c.cmd("closefd", {"fdname": name})
