@@ -6,13 +6,17 @@
  * as the channel delivers it, and prints nanoseconds per MB for three
  * shapes: many small replies (query-status), a 200 KB query-qmp-schema
  * answer, and a 22 MB xp answer (one long string, passed on as it
- * comes).  Not a test: a number for docs/performance.md.
+ * comes).  `qph-bench-framer [ROUNDS [status|schema|xp]]`; under
+ * `valgrind --tool=callgrind`, the inclusive instructions of qemu_scan()
+ * (trusted) and qmp_streamer_feed() (strict) per MB are the noise-free
+ * measure.  Not a test: a number for docs/performance.md.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "qmp/qmp-framer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define READ_SIZE (64 * 1024)
@@ -109,19 +113,29 @@ run(QmpFramerKind kind, const GString *text, gboolean pass_on, guint rounds)
 int
 main(int argc, char **argv)
 {
-    g_autoptr(GString) small = make_small(32u << 20);
-    g_autoptr(GString) schema = make_schema(32u << 20);
-    g_autoptr(GString) xp = make_xp(22u << 20);
     guint rounds = argc > 1 ? (guint)atoi(argv[1]) : 5;
+    const char *only = argc > 2 ? argv[2] : NULL; /* status, schema or xp */
 
     printf("shape\ttrusted ns/MB\tstrict ns/MB\n");
-    printf("query-status replies\t%.0f\t%.0f\n",
-           run(QMP_FRAMER_TRUSTED, small, FALSE, rounds),
-           run(QMP_FRAMER_STRICT, small, FALSE, rounds));
-    printf("200 KB schema answers\t%.0f\t%.0f\n",
-           run(QMP_FRAMER_TRUSTED, schema, FALSE, rounds),
-           run(QMP_FRAMER_STRICT, schema, FALSE, rounds));
-    printf("22 MB xp answer, passed on\t%.0f\t-\n",
-           run(QMP_FRAMER_TRUSTED, xp, TRUE, rounds));
+    if (!only || g_str_equal(only, "status")) {
+        g_autoptr(GString) small = make_small(32u << 20);
+
+        printf("query-status replies\t%.0f\t%.0f\n",
+               run(QMP_FRAMER_TRUSTED, small, FALSE, rounds),
+               run(QMP_FRAMER_STRICT, small, FALSE, rounds));
+    }
+    if (!only || g_str_equal(only, "schema")) {
+        g_autoptr(GString) schema = make_schema(32u << 20);
+
+        printf("200 KB schema answers\t%.0f\t%.0f\n",
+               run(QMP_FRAMER_TRUSTED, schema, FALSE, rounds),
+               run(QMP_FRAMER_STRICT, schema, FALSE, rounds));
+    }
+    if (!only || g_str_equal(only, "xp")) {
+        g_autoptr(GString) xp = make_xp(22u << 20);
+
+        printf("22 MB xp answer, passed on\t%.0f\t-\n",
+               run(QMP_FRAMER_TRUSTED, xp, TRUE, rounds));
+    }
     return n_messages ? 0 : 1;
 }
