@@ -102,7 +102,9 @@ test_set_empty(void)
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
 
-/* One fd per (event, thread); disabling closes them. */
+/* One fd per (event, thread), plus one per thread for the leader of two
+ * or more software events; disabling closes them, the leader with its
+ * last member. */
 static void
 test_set_enable_disable_fds(void)
 {
@@ -114,20 +116,20 @@ test_set_enable_disable_fds(void)
     const QphPerfChange off_pf[] = {{"page_faults", FALSE}};
 
     update_ok(set, on, G_N_ELEMENTS(on));
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 2 * threads);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 3 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 3 * threads);
     g_assert_true(qph_perf_set_is_enabled(set, "task_clock"));
     g_assert_true(qph_perf_set_is_enabled(set, "page_faults"));
 
     /* Enabling again changes nothing. */
     update_ok(set, on, G_N_ELEMENTS(on));
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 3 * threads);
 
-    /* page_faults is a member of task_clock's group: its fds go. */
+    /* page_faults's fds go; the leader stays for task_clock. */
     update_ok(set, off_pf, 1);
     g_assert_false(qph_perf_set_is_enabled(set, "page_faults"));
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, threads);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + threads);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 2 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
 
     update_ok(set, off_tc, 1);
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
@@ -175,8 +177,8 @@ read_alone(const QphPerfSet *set, const char *name)
  * Software events enabled together are read as one group per thread:
  * each event's value from the group read lies between two reads of that
  * event alone (counters only grow), so no value lands on another event;
- * disabling the group's leader keeps its fds for the others, which still
- * read, until the last one is disabled.
+ * disabling the first member keeps the leader for the others, which
+ * still read, until the last one is disabled.
  */
 static void
 test_set_group_reads(void)
@@ -194,8 +196,8 @@ test_set_group_reads(void)
 
     update_ok(set, on, G_N_ELEMENTS(on));
     for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
-        g_assert_true(
-            qph_perf_event_is_grouped(qph_perf_set_get_event(set, i)));
+        g_assert_nonnull(
+            qph_perf_event_get_leader(qph_perf_set_get_event(set, i)));
     }
     test_spin_cpu_ms(20);
     for (guint round = 0; round < 3; round++) {
@@ -221,10 +223,8 @@ test_set_group_reads(void)
     update_ok(set, off_leader, 1);
     g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
     g_assert_cmpuint(qph_perf_set_get_n_events(set), ==, 2);
-    /* A shared group's leader keeps its fds while its members count; an
-     * event that is a group of its own (QPH_PERF_GROUP_SHARE 1) does not. */
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==,
-                     (QPH_PERF_GROUP_SHARE > 1 ? 3 : 2) * threads);
+    /* Two members and their leader. */
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 3 * threads);
     {
         g_autoptr(QphPerfSetReading) r = read_ok(set);
 
