@@ -693,6 +693,15 @@ qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
     th.tid = tid;
     th.exited = FALSE;
     th.fd = qph_perf_event_open(ev, tid, group_fd, &err, &user_only);
+    if (th.fd < 0 && group_fd >= 0 && err == EINVAL) {
+        /* Seen now and then on a thread its creator had just made, while
+         * threads were being made in a tight loop (tests/perf): the
+         * kernel would not add the member to the leader it had just
+         * opened there.  Counted alone it is still counted: the group
+         * read then has fewer values than expected and the thread's
+         * members are read one by one. */
+        th.fd = qph_perf_event_open(ev, tid, -1, &err, &user_only);
+    }
     if (th.fd < 0) {
         qph_perf_open_error(ev, tid, err, user_only, error);
         return FALSE;

@@ -13,6 +13,7 @@
 #include "perf-test-util.h"
 
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,8 +24,10 @@ update_ok(QphPerfSet *set, const QphPerfChange *c, guint n)
 {
     g_autoptr(GError) error = NULL;
 
-    g_assert_true(qph_perf_set_update(set, c, n, &error));
+    gboolean ok = qph_perf_set_update(set, c, n, &error);
+
     g_assert_no_error(error);
+    g_assert_true(ok);
 }
 
 static QphPerfSetReading *
@@ -171,6 +174,152 @@ read_alone(const QphPerfSet *set, const char *name)
         }
     }
     g_assert_not_reached();
+}
+
+/* CPU time of every thread of the process but the calling one, exited
+ * threads included, in ns: the kernel's own accounting (getrusage() sums
+ * sum_exec_runtime), to the microsecond. */
+static guint64
+others_cpu_ns(void)
+{
+    struct rusage ru;
+    struct timespec self;
+
+    g_assert_cmpint(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &self), ==, 0);
+    g_assert_cmpint(getrusage(RUSAGE_SELF, &ru), ==, 0);
+    return ((guint64)ru.ru_utime.tv_sec + (guint64)ru.ru_stime.tv_sec) *
+               G_GUINT64_CONSTANT(1000000000) +
+           ((guint64)ru.ru_utime.tv_usec + (guint64)ru.ru_stime.tv_usec) *
+               1000 -
+           ((guint64)self.tv_sec * G_GUINT64_CONSTANT(1000000000) +
+            (guint64)self.tv_nsec);
+}
+
+typedef struct {
+    volatile gint stop;
+    guint created;
+} Spawner;
+
+static gpointer
+spawned_main(gpointer data)
+{
+    g_usleep(2000);
+    return NULL;
+}
+
+/* Creates threads in a tight loop, 16 alive at any time, each living
+ * about 2 ms, until told to stop. */
+static gpointer
+spawner_main(gpointer data)
+{
+    Spawner *sp = data;
+    GThread *alive[16] = {NULL};
+
+    for (guint i = 0; !g_atomic_int_get(&sp->stop); i++) {
+        guint slot = i % G_N_ELEMENTS(alive);
+
+        if (alive[slot]) {
+            g_thread_join(alive[slot]);
+        }
+        alive[slot] = g_thread_new("qph-spawned", spawned_main, NULL);
+        sp->created++;
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(alive); i++) {
+        if (alive[i]) {
+            g_thread_join(alive[i]);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The race groups must survive: a thread creating threads in a tight
+ * loop while six software events are enabled again and again.  A thread
+ * created while its creator's group is being built inherits it
+ * incomplete, and Linux 6.7+ then refuses the creator's group read with
+ * ECHILD; shared groups with PERF_FORMAT_GROUP on every member failed
+ * here within three runs ("No child processes" on the read, and EINVAL
+ * adding a member to a leader just opened on a new thread).  Every read
+ * must succeed, and task_clock (enabled last: the member a thread made
+ * mid-build misses) is checked against the CPU time the kernel accounted
+ * to the process's other threads, exited ones included, over the same
+ * interval; the reading thread itself is left out of both (a counter
+ * read by the very thread it counts is not what the helper does, and it
+ * read up to 60 % low here under load).
+ */
+static void
+test_set_group_race(void)
+{
+    const QphPerfChange on[] = {
+        {"page_faults", TRUE},      {"context_switches", TRUE},
+        {"cpu_migrations", TRUE},   {"cpu_clock", TRUE},
+        {"perf::MINOR-FAULTS", TRUE}, {"task_clock", TRUE}};
+    const QphPerfChange off[] = {
+        {"page_faults", FALSE},     {"context_switches", FALSE},
+        {"cpu_migrations", FALSE},  {"cpu_clock", FALSE},
+        {"perf::MINOR-FAULTS", FALSE}, {"task_clock", FALSE}};
+    Spawner sp = {0};
+    GThread *spawner = g_thread_new("qph-spawner", spawner_main, &sp);
+    TestThread *spinner = test_thread_new("qph-spinner");
+    guint fallbacks = 0;
+    guint64 short_ns = 0, over_ns = 0;
+
+    for (guint round = 0; round < 40; round++) {
+        g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+        guint64 cpu_before = others_cpu_ns(), cpu_enabled, cpu_read,
+                cpu_after;
+
+        update_ok(set, on, G_N_ELEMENTS(on));
+        cpu_enabled = others_cpu_ns();
+        test_thread_spin(spinner, 10);
+        for (guint i = 0; i < 3; i++) {
+            g_autoptr(QphPerfSetReading) r = NULL;
+            const QphPerfSetEventValue *tc;
+            const QphPerfThreadValue *self;
+            guint64 counted;
+
+            cpu_read = others_cpu_ns();
+            r = read_ok(set);
+            cpu_after = others_cpu_ns();
+            assert_sums(r);
+            tc = find_event(r, "task_clock");
+            self = find_thread(tc, getpid());
+            g_assert_nonnull(self);
+            counted = tc->value - self->value;
+            /* Nothing twice: at most what the others ran from before
+             * enabling to after the read, give or take the clocks'
+             * differences (perf's clock against the scheduler's; up to
+             * 1.2 ms above in 10 ms seen here, groups or not): 5 % and
+             * 2 ms.  A thread counted twice is the 10 ms spinner. */
+            g_assert_cmpuint(counted, <=,
+                             (cpu_after - cpu_before) +
+                                 (cpu_after - cpu_before) / 20 +
+                                 2 * NS_PER_MS);
+            /* Nothing missed: at least what they ran between enabling
+             * and the read, less what the enable window loses under this
+             * storm of threads, groups or not (threads made between the
+             * mark and their creator's open, which the mark cannot tell
+             * from inherited ones, docs/design.md; up to 2.9 ms here):
+             * 20 % and 2 ms.  A thread or a value lost is the spinner. */
+            g_assert_cmpuint(counted + counted / 5 + 2 * NS_PER_MS, >=,
+                             cpu_read - cpu_enabled);
+            if (cpu_read - cpu_enabled > counted) {
+                short_ns = MAX(short_ns, cpu_read - cpu_enabled - counted);
+            } else {
+                over_ns = MAX(over_ns, counted - (cpu_read - cpu_enabled));
+            }
+        }
+        fallbacks += qph_perf_set_count_group_fallbacks(set);
+        update_ok(set, off, G_N_ELEMENTS(off));
+    }
+    g_atomic_int_set(&sp.stop, 1);
+    g_thread_join(spawner);
+    test_thread_finish(spinner);
+    g_test_message("%u threads created, %u group reads refused and read "
+                   "member by member; task_clock at most %" G_GUINT64_FORMAT
+                   " us below and %" G_GUINT64_FORMAT " us above getrusage()",
+                   sp.created, fallbacks, short_ns / 1000, over_ns / 1000);
+    g_assert_cmpuint(sp.created, >, 100);
 }
 
 /*
@@ -555,6 +704,7 @@ main(int argc, char **argv)
     g_test_add_func("/perf/set/names", test_set_names);
     g_test_add_func("/perf/set/read", test_set_read);
     g_test_add_func("/perf/set/group-reads", test_set_group_reads);
+    g_test_add_func("/perf/set/group-race", test_set_group_race);
     g_test_add_func("/perf/set/new-thread-inherited",
                     test_set_new_thread_inherited);
     g_test_add_func("/perf/set/rescan-exited-thread",
