@@ -311,11 +311,13 @@ qph_perf_set_fds_available(guint64 *limit)
     return rl.rlim_cur > open_fds ? rl.rlim_cur - open_fds : 0;
 }
 
-/* Refuse before opening anything when @n_events on @n_threads cannot fit. */
+/* Refuse before opening anything when @n_events, @per_thread descriptors
+ * per thread with their groups' leaders, on @n_threads cannot fit. */
 static gboolean
-qph_perf_set_check_budget(guint n_events, guint n_threads, GError **error)
+qph_perf_set_check_budget(guint n_events, guint per_thread, guint n_threads,
+                          GError **error)
 {
-    guint64 needed = (guint64)n_events * n_threads;
+    guint64 needed = (guint64)per_thread * n_threads;
     guint64 limit, available = qph_perf_set_fds_available(&limit);
 
     if (available == G_MAXUINT64 ||
@@ -343,7 +345,8 @@ qph_perf_set_check_budget(guint n_events, guint n_threads, GError **error)
  * thread is left uncounted (see the top of the file).
  */
 static gboolean
-qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *order, GError **error)
+qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *order, guint n_events,
+                            GError **error)
 {
     g_autoptr(GArray) tids = qph_threads_list(set->pid, error);
     gint64 mark;
@@ -353,7 +356,7 @@ qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *order, GError **error)
                        qph_perf_event_get_name(g_ptr_array_index(order, 0)));
         return FALSE;
     }
-    if (!qph_perf_set_check_budget(order->len, tids->len, error)) {
+    if (!qph_perf_set_check_budget(n_events, order->len, tids->len, error)) {
         return FALSE;
     }
     /* The mark is read as late as it can be, just before the first
@@ -494,7 +497,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     }
 
     /* 2. Open them on every thread. */
-    if (order->len > 0 && !qph_perf_set_attach_process(set, order, error)) {
+    if (order->len > 0 &&
+        !qph_perf_set_attach_process(set, order, prepared->len, error)) {
         return FALSE;
     }
 
