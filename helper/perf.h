@@ -5,9 +5,11 @@
  * catalog name such as "task_clock", or any string libpfm4 encodes:
  * "perf::PAGE-FAULTS", "cycles:u", "INST_RETIRED:ANY_P") plus one counting
  * fd per attached thread, opened with perf's inherit flag so that threads
- * created later count into their creator's fd.  It knows nothing of QMP beyond
- * its error domain and nothing of which threads a VM has: perf-set.h decides
- * that.
+ * created later count into their creator's fd.  Software events may be
+ * members of a group under a leader that counts nothing
+ * (qph_perf_group_leader_new()), read with one read() per thread.  It knows
+ * nothing of QMP beyond its error domain and nothing of which threads a VM
+ * has: perf-set.h decides that.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
