@@ -10,10 +10,10 @@
  * the kernel, in the creator's fd.  The only threads that could be missed
  * are those created while enabling, before their creator's counter was
  * opened.  /proc/sys/kernel/ns_last_pid, read just before the first
- * counter is opened, tells them apart: the kernel decides inheritance (perf_event_init_task)
- * before it allocates the new thread's id, so a thread whose id is not
- * above that mark was created before any counter was opened and is not
- * inherited; it gets counters of its own.  A thread above the mark was
+ * counter is opened, tells them apart: the kernel decides inheritance
+ * (perf_event_init_task) before it allocates the new thread's id, so a thread
+ * whose id is not above that mark was created before any counter was opened and
+ * is not inherited; it gets counters of its own.  A thread above the mark was
  * created while enabling and is taken as inherited (it was, unless its
  * creator was itself opened after it: see docs/design.md).  The listing
  * is repeated until no thread below the mark is missing.
@@ -156,8 +156,7 @@ qph_perf_set_count_fds(const QphPerfSet *set)
         n += qph_perf_event_get_n_threads(g_ptr_array_index(set->events, i));
     }
     for (guint i = 0; i < set->leaders->len; i++) {
-        n += qph_perf_event_get_n_threads(
-            g_ptr_array_index(set->leaders, i));
+        n += qph_perf_event_get_n_threads(g_ptr_array_index(set->leaders, i));
     }
     return n;
 }
@@ -451,8 +450,9 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         guint n_soft = 0, members = 0;
 
         for (guint i = 0; i < prepared->len; i++) {
-            n_soft += qph_perf_event_get_attr(g_ptr_array_index(prepared, i))
-                          ->type == PERF_TYPE_SOFTWARE;
+            n_soft +=
+                qph_perf_event_get_attr(g_ptr_array_index(prepared, i))->type ==
+                PERF_TYPE_SOFTWARE;
         }
         for (guint i = 0; n_soft >= 2 && i < prepared->len; i++) {
             QphPerfEvent *ev = g_ptr_array_index(prepared, i);

@@ -1091,8 +1091,8 @@ qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs, guint n,
                 continue;
             }
             th = &g_array_index(evs[k]->threads, QphPerfThread, js[k]);
-            buf = (QphPerfReadBuf){g.values[v++], g.time_enabled,
-                                   g.time_running};
+            buf =
+                (QphPerfReadBuf){g.values[v++], g.time_enabled, g.time_running};
             qph_perf_account(th, &buf, &values[k],
                              threads ? &threads[k][js[k]] : NULL);
         }

@@ -251,12 +251,12 @@ static void
 test_set_group_race(void)
 {
     const QphPerfChange on[] = {
-        {"page_faults", TRUE},      {"context_switches", TRUE},
-        {"cpu_migrations", TRUE},   {"cpu_clock", TRUE},
+        {"page_faults", TRUE},        {"context_switches", TRUE},
+        {"cpu_migrations", TRUE},     {"cpu_clock", TRUE},
         {"perf::MINOR-FAULTS", TRUE}, {"task_clock", TRUE}};
     const QphPerfChange off[] = {
-        {"page_faults", FALSE},     {"context_switches", FALSE},
-        {"cpu_migrations", FALSE},  {"cpu_clock", FALSE},
+        {"page_faults", FALSE},        {"context_switches", FALSE},
+        {"cpu_migrations", FALSE},     {"cpu_clock", FALSE},
         {"perf::MINOR-FAULTS", FALSE}, {"task_clock", FALSE}};
     Spawner sp = {0};
     GThread *spawner = g_thread_new("qph-spawner", spawner_main, &sp);
@@ -266,8 +266,7 @@ test_set_group_race(void)
 
     for (guint round = 0; round < 40; round++) {
         g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
-        guint64 cpu_before = others_cpu_ns(), cpu_enabled, cpu_read,
-                cpu_after;
+        guint64 cpu_before = others_cpu_ns(), cpu_enabled, cpu_read, cpu_after;
 
         update_ok(set, on, G_N_ELEMENTS(on));
         cpu_enabled = others_cpu_ns();
@@ -293,8 +292,7 @@ test_set_group_race(void)
              * 2 ms.  A thread counted twice is the 10 ms spinner. */
             g_assert_cmpuint(counted, <=,
                              (cpu_after - cpu_before) +
-                                 (cpu_after - cpu_before) / 20 +
-                                 2 * NS_PER_MS);
+                                 (cpu_after - cpu_before) / 20 + 2 * NS_PER_MS);
             /* Nothing missed: at least what they ran between enabling
              * and the read, less what the enable window loses under this
              * storm of threads, groups or not (threads made between the
