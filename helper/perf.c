@@ -1032,9 +1032,9 @@ qph_perf_group_read_members(QphPerfEvent *const *evs, guint n, const guint *js,
  *
  * The same readings as qph_perf_event_read() on each member.  When the
  * kernel refuses the group read (ECHILD: a thread inherited the group
- * while it was being built, see qph_perf_group_leader_new()) or returns
- * another shape, that thread's members are read one by one, so a query
- * never fails for it.
+ * while it was being built, see qph_perf_group_leader_new()), or it fails
+ * or returns another shape for any reason, that thread's members are read
+ * one by one, so a query never fails because of the group.
  */
 gboolean
 qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs, guint n,
@@ -1072,10 +1072,8 @@ qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs, guint n,
             }
         }
         if (!qph_perf_read_group_fd(lth[i].fd, &g, nr)) {
-            if (errno != ECHILD && errno != 0) {
-                qph_perf_read_error(leader, tid, errno, error);
-                return FALSE;
-            }
+            /* ECHILD, another shape, anything: the members alone say
+             * whether a counter really failed. */
             leader->n_fallbacks++;
             if (!qph_perf_group_read_members(evs, n, js, values, threads,
                                              error)) {

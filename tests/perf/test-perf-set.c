@@ -7,7 +7,9 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#define QPH_PERF_PRIV_H_ALLOW
 #include "helper/perf-set.h"
+#include "helper/perf-priv.h"
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
 #include "perf-test-util.h"
@@ -387,6 +389,64 @@ test_set_group_reads(void)
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
 
+/* perf_event_open, but task_clock never joins a group. */
+static int
+open_task_clock_alone(struct perf_event_attr *attr, pid_t tid, int cpu,
+                      int group_fd, unsigned long flags)
+{
+    if (attr->type == PERF_TYPE_SOFTWARE &&
+        attr->config == PERF_COUNT_SW_TASK_CLOCK) {
+        group_fd = -1;
+    }
+    return (int)syscall(SYS_perf_event_open, attr, tid, cpu, group_fd, flags);
+}
+
+/*
+ * A group read that does not return what the group should hold (here a
+ * member opened outside the group, as when the kernel refuses to add it;
+ * in life also ECHILD) is answered member by member: every value still
+ * lies between two reads of that event alone, and each thread's read
+ * fell back once.
+ */
+static void
+test_set_group_fallback(void)
+{
+    const QphPerfTestHooks hooks = {.open = open_task_clock_alone};
+    const QphPerfChange on[] = {{"task_clock", TRUE},
+                                {"page_faults", TRUE},
+                                {"context_switches", TRUE}};
+    const char *names[] = {"task_clock", "page_faults", "context_switches"};
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    guint threads;
+
+    qph_perf_set_test_hooks(&hooks);
+    update_ok(set, on, G_N_ELEMENTS(on));
+    qph_perf_set_test_hooks(NULL);
+    threads = qph_perf_event_get_n_threads(qph_perf_set_get_event(set, 0));
+    test_spin_cpu_ms(10);
+    for (guint round = 0; round < 2; round++) {
+        guint64 before[3], after[3];
+        g_autoptr(QphPerfSetReading) r = NULL;
+
+        for (guint i = 0; i < 3; i++) {
+            before[i] = read_alone(set, names[i]);
+        }
+        r = read_ok(set);
+        for (guint i = 0; i < 3; i++) {
+            after[i] = read_alone(set, names[i]);
+        }
+        assert_sums(r);
+        for (guint i = 0; i < 3; i++) {
+            g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
+            g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
+        }
+        g_assert_cmpuint(value_of(r, "task_clock"), >=, 5 * NS_PER_MS);
+        g_assert_cmpuint(qph_perf_set_count_group_fallbacks(set), ==,
+                         (round + 1) * threads);
+    }
+}
+
+
 static gboolean
 host_has_pmu(void)
 {
@@ -703,6 +763,7 @@ main(int argc, char **argv)
     g_test_add_func("/perf/set/read", test_set_read);
     g_test_add_func("/perf/set/group-reads", test_set_group_reads);
     g_test_add_func("/perf/set/group-race", test_set_group_race);
+    g_test_add_func("/perf/set/group-fallback", test_set_group_fallback);
     g_test_add_func("/perf/set/new-thread-inherited",
                     test_set_new_thread_inherited);
     g_test_add_func("/perf/set/rescan-exited-thread",
