@@ -359,11 +359,9 @@ qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *order, guint n_events,
         return FALSE;
     }
     /* The mark is read as late as it can be, just before the first
-     * counter opens: a thread made after the listing is not inherited
-     * either until its creator's counters open, and the later the mark,
-     * the more of those are known by it (with a thread creating threads
-     * in a tight loop, a mark read before the listing missed about 1 ms
-     * of CPU time every other enable in tests/perf). */
+     * counter opens: a thread made after the listing but before any
+     * counter is not inherited either, and is below this mark (a mark
+     * read before the listing took it for inherited). */
     mark = qph_threads_last_pid();
     if (!qph_perf_set_attach_threads(set, order, tids, error)) {
         return FALSE;
