@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/channel.h"
+#include "helper/trim.h"
 
 #include <errno.h>
 #include <string.h>
@@ -60,6 +61,10 @@ out_chunk_free(OutChunk *c)
         close(c->fds[i]);
     }
     g_free(c->fds);
+    /* A large message queued for a client is freed once it has read it. */
+    if (g_bytes_get_size(c->bytes) >= QPH_TRIM_BYTES) {
+        qph_trim_soon();
+    }
     g_bytes_unref(c->bytes);
     g_free(c);
 }
