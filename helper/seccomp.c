@@ -21,8 +21,9 @@
  * alone would allow the call.  Calls from another ABI (x32, i386 on
  * x86_64) get the same answer instead of libseccomp's default kill.
  *
- * New threads are allowed (clone with CLONE_THREAD; GLib starts its worker
- * thread lazily), new processes and execve are not.  clone3 passes its
+ * New threads are allowed (clone with CLONE_THREAD: the helper starts
+ * none, but GLib would start its worker thread if something asked for
+ * it), new processes and execve are not.  clone3 passes its
  * flags in memory, where a filter cannot look, so it gets ENOSYS and glibc
  * falls back to clone.  A sanitizer build also allows what the sanitizer
  * runtime needs at exit (LeakSanitizer stops the threads with ptrace from
@@ -81,7 +82,7 @@ static const char *const allowed[] = {
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
     "gettimeofday", "time", "timerfd_create", "timerfd_settime",
     "timerfd_gettime",
-    /* signals (g_unix_signal_add, child watch, abort) */
+    /* signals (the signalfd of main.c, abort) */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait",
     "rt_sigsuspend", "sigaltstack", "signalfd", "signalfd4", "kill", "tgkill",
     "tkill", "restart_syscall",
