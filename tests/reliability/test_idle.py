@@ -20,8 +20,10 @@ from test_isolation import read_line_big, uss_kib
 # The benchmark's six software events (tests/bench/bench.py).
 EVENTS = ["task_clock", "cpu_clock", "context_switches", "cpu_migrations",
           "page_faults", "page_faults_min"]
-# About 1.5 MB from QEMU: past the size after which the helper trims.
-XP_1_5MB = {"command-line": "xp /200000xb 0"}
+# About 3 MB from QEMU: past the size after which the helper trims, and,
+# read late, past what the helper queues for a client before it watches
+# that the client keeps reading (QPH_CLIENT_MAX_QUEUED, 1 MiB).
+XP_3MB = {"command-line": "xp /400000xb 0"}
 # Idle starts once the last answer is in and the helper had this long to
 # finish what it does after a request; a wakeup later than that is one.
 SETTLE_S = 0.5
@@ -52,9 +54,12 @@ def idle_wakeups(pid):
 
 def busy(c):
     """Requests of every kind that leave work behind: a forwarded answer
-    past the trim size, the helper's own per-thread answer, a plain one."""
-    c.send_raw(qmp.request("human-monitor-command", XP_1_5MB, id="xp"))
-    assert len(read_line_big(c)) > 1_000_000
+    past the trim size, read only after it has filled the socket and more
+    than 1 MiB waits in the helper's queue; the helper's own per-thread
+    answer; a plain one."""
+    c.send_raw(qmp.request("human-monitor-command", XP_3MB, id="xp"))
+    time.sleep(0.5)
+    assert len(read_line_big(c)) > 2_000_000
     assert c.command("query-perf-events", {"per-thread": True}) is not None
     assert c.command("query-status")
 
@@ -62,9 +67,10 @@ def busy(c):
 @pytest.mark.skipif(bool(WRAPPER), reason="a wrapper (valgrind) has threads of its own")
 def test_idle_helper_never_wakes(rig):
     """Three clients connected, the VM paused (no events from QEMU): after
-    work that used to arm a one-second trim timer, the helper does not wake
-    over 3 s, with no event enabled and then with six enabled on every
-    thread of QEMU.  Before, the timer woke it once after each burst."""
+    work that used to leave a timer behind (the one-second trim timer, the
+    stall check of a client whose queue had passed 1 MiB), the helper does
+    not wake over 3 s, with no event enabled and then with six enabled on
+    every thread of QEMU.  Before, the timers woke it after each burst."""
     pid = rig.helper.pid
     rig.direct().command("stop")
     clients = [rig.client() for _ in range(3)]
