@@ -124,13 +124,13 @@ static const struct {
     const char *name;
     gsize offset;
 } scmp_symbols[] = {
-    { "seccomp_init", G_STRUCT_OFFSET(Scmp, init) },
-    { "seccomp_attr_set", G_STRUCT_OFFSET(Scmp, attr_set) },
-    { "seccomp_syscall_resolve_name",
-      G_STRUCT_OFFSET(Scmp, syscall_resolve_name) },
-    { "seccomp_rule_add", G_STRUCT_OFFSET(Scmp, rule_add) },
-    { "seccomp_load", G_STRUCT_OFFSET(Scmp, load) },
-    { "seccomp_release", G_STRUCT_OFFSET(Scmp, release) },
+    {"seccomp_init", G_STRUCT_OFFSET(Scmp, init)},
+    {"seccomp_attr_set", G_STRUCT_OFFSET(Scmp, attr_set)},
+    {"seccomp_syscall_resolve_name",
+     G_STRUCT_OFFSET(Scmp, syscall_resolve_name)},
+    {"seccomp_rule_add", G_STRUCT_OFFSET(Scmp, rule_add)},
+    {"seccomp_load", G_STRUCT_OFFSET(Scmp, load)},
+    {"seccomp_release", G_STRUCT_OFFSET(Scmp, release)},
 };
 
 /* dlopen() libseccomp into @scmp; the handle, or NULL with @error set. */
@@ -217,9 +217,9 @@ seccomp_build_and_load(const Scmp *scmp, GError **error)
     }
 #ifndef QPH_SANITIZED
     /* Threads, never processes. */
-    rc = scmp->rule_add(
-        ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-        SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    rc =
+        scmp->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     if (rc < 0) {
         scmp->release(ctx);
         return seccomp_fail(rc, "clone", error);
