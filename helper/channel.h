@@ -24,7 +24,8 @@ typedef struct QphChannel QphChannel;
  * QphChannelReadFunc:
  * Called with the bytes of one recvmsg and the descriptors that came with
  * them (@fds is NULL when none; borrowed: the callee takes a reference to
- * keep them, and the channel's own closes what nobody kept).
+ * keep them, and the channel's own closes what nobody kept).  @buf is
+ * valid only during the call: every channel reads into the same buffer.
  */
 typedef void (*QphChannelReadFunc)(QphChannel *ch, const char *buf, gsize len,
                                    QmpFds *fds, gpointer opaque);
