@@ -16,9 +16,10 @@
  *    the session answers everything itself.  After, a command of the
  *    helper's own goes to dispatch.c through the hooks proxy.c gave this
  *    session, and is answered by the helper; anything else is forwarded
- *    (upstream.c): the message's own bytes, with only the value of "id"
- *    replaced by the helper's integer id (or an id added), and its
- *    descriptors in the same sendmsg.
+ *    (upstream.c): an in-band request byte for byte as the client sent it,
+ *    an exec-oob one with only the value of "id" replaced by the helper's
+ *    (or an id added, helper/splice.c), and its descriptors in the same
+ *    sendmsg.
  * 3a. Fairness: QEMU takes one request from each of its monitors in turn;
  *    through the helper all clients share one monitor.  So the upstream
  *    lets at most QPH_UPSTREAM_FAIR_WINDOW (2) client in-band requests be
@@ -31,11 +32,14 @@
  *    the 8 it may have in flight.  exec-oob requests and the helper's own
  *    upstream calls do not wait; the helper's own commands never go
  *    upstream.  A client that leaves drops its waiting requests.
- * 4. QEMU answers on the one upstream connection.  The reply is matched by
- *    the helper's id, the client's id is put back (re-serialized exactly as
- *    QEMU would have echoed it; removed if the client sent none), and the
- *    entry waits in the queue until the replies before it have gone, so
- *    each client sees its replies in the order it asked.
+ * 4. QEMU answers on the one upstream connection.  An in-band answer is
+ *    matched by order (QEMU answers in-band requests in the order it read
+ *    them) and goes to the client as QEMU wrote it, with the client's id
+ *    as QEMU echoed it; an exec-oob answer is matched by the helper's id,
+ *    and the client's is put back (re-serialized exactly as QEMU would
+ *    have echoed it; removed if the client sent none).  The entry waits in
+ *    the queue until the replies before it have gone, so each client sees
+ *    its replies in the order it asked.
  * 5. Events (messages without an id) go to every client that has
  *    negotiated (proxy.c), each after the replies QEMU gave before it.
  *    Replies to the helper's own upstream requests (query-commands at
@@ -107,7 +111,8 @@ typedef struct {
     guint n_fds;
     /* ENTRY_RUNNING, ENTRY_STREAMING: the request */
     RequestKind kind;
-    char *id_json;     /* the id as QEMU would echo it, or NULL */
+    char *id_json;     /* the id as QEMU would echo it, or NULL; not kept
+                        * for an in-band forward, whose answer has it */
     char *command;
     guint64 handle;    /* upstream handle while forwarded */
     gboolean upstream;
@@ -446,12 +451,18 @@ entry_introspect_extra(gboolean after_elements, gpointer data)
                                            client->hooks_data);
 }
 
+/* QEMU's answer for the client: as it is for in-band requests, with the
+ * client's id put back for exec-oob (helper/splice.c). */
 static GBytes *
-entry_rewrite_reply(Entry *e, const QphScannedMessage *msg)
+entry_reply_bytes(Entry *e, const QphScannedMessage *msg)
 {
-    return qph_reply_rewrite(
-        msg, e->id_json,
-        e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL, e);
+    QphReplyExtraFunc extra =
+        e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL;
+
+    if (!e->oob) {
+        return qph_reply_forward(msg, extra, e);
+    }
+    return qph_reply_rewrite(msg, e->id_json, extra, e);
 }
 
 static gboolean
@@ -481,10 +492,10 @@ client_next_owed(QphClient *client)
 }
 
 /*
- * A large answer as it comes (QphUpstreamStreamFunc): written at once when
- * it is the next one the client is owed, else declined (and buffered).
- * The last bytes carry the helper's id, or none: the client's goes there,
- * after "return" as QEMU prints it.
+ * A large answer to an in-band request as it comes
+ * (QphUpstreamStreamFunc): written at once when it is the next one the
+ * client is owed, else declined (and buffered).  QEMU's bytes as they are,
+ * the client's id in the last ones.
  */
 static gboolean
 entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
@@ -492,9 +503,6 @@ entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
 {
     Entry *e = user_data;
     QphClient *client = e->client;
-    static const char id_key[] = ", \"id\": ";
-    gsize cut;
-    const char *id;
     GString *tail;
 
     if (!final) {
@@ -513,23 +521,9 @@ entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
         return TRUE;
     }
     e->upstream = FALSE;
-    cut = len - 1; /* the closing brace */
-    id = g_strrstr_len(data, len, id_key);
-    if (id) {
-        gsize digits = id + strlen(id_key) - data;
-
-        while (digits < len - 1 && g_ascii_isdigit(data[digits])) {
-            digits++;
-        }
-        if (digits == len - 1) {
-            cut = id - data;
-        }
-    }
-    tail = g_string_new_len(data, cut);
-    if (e->id_json) {
-        g_string_append_printf(tail, "%s%s", id_key, e->id_json);
-    }
-    g_string_append(tail, "}\r\n");
+    tail = g_string_sized_new(len + 2);
+    g_string_append_len(tail, data, len);
+    g_string_append(tail, "\r\n");
     entry_finish(e, g_string_free_to_bytes(tail));
     return TRUE;
 }
@@ -555,7 +549,7 @@ entry_upstream_reply(QphUpstream *up, const QphScannedMessage *msg,
     if (e->client) {
         e->client->hooks->note_reply(e->command, msg, e->client->hooks_data);
     }
-    entry_finish(e, e->client ? entry_rewrite_reply(e, msg) : NULL);
+    entry_finish(e, e->client ? entry_reply_bytes(e, msg) : NULL);
 }
 
 /* ---- Requests answered here ------------------------------------------- */
@@ -655,6 +649,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
     g_autofree char *check_error = NULL;
     int *fds = client->fds;
     guint n_fds = client->n_fds;
+    gboolean own;
 
     if (error_text) {
         /* Framing errors carry no id and keep their place in the queue;
@@ -684,7 +679,11 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
     client->n_running++;
     e->oob = qreq.oob;
     e->command = g_strdup(qreq.command);
-    if (qreq.id) {
+    own = client->negotiated &&
+          client->hooks->owns_command(qreq.command, client->hooks_data);
+    /* An in-band forward's answer carries the client's id as QEMU echoes
+     * it: only the others need it here. */
+    if (qreq.id && (!client->negotiated || own || qreq.oob)) {
         e->id_json = qmp_request_format_id(msg, qreq.id);
     }
 
@@ -704,7 +703,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
         client_keep_fds(client, fds, n_fds);
         fds = NULL;
         n_fds = 0;
-    } else if (client->hooks->owns_command(qreq.command, client->hooks_data)) {
+    } else if (own) {
         g_autoptr(QmpJson) args = NULL;
         g_autofree char *args_error = NULL;
         const QphQmpCommand *cmd = qph_qmp_command_lookup(qreq.command);

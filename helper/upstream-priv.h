@@ -1,5 +1,5 @@
 /*
- * upstream-priv.h: the upstream's pure scanner and id splice, for tests
+ * upstream-priv.h: the upstream's pure scanner, for tests
  *
  * Not part of the upstream's interface: exposed so that tests/fuzz can
  * drive the member scanner without a socket (the id splice is

@@ -4,8 +4,16 @@
  * QEMU's output is trusted JSON, one object per line, but the helper does
  * not rely on lines (a monitor may be in pretty mode): a small scanner
  * tracks nesting and strings across reads to find where each object ends,
- * then records the spans of its top-level members.  Replies are matched by
- * the integer id the helper put on each request.
+ * then records the spans of its top-level members.
+ *
+ * Answers are matched to requests by order, not by id: QEMU answers the
+ * in-band requests of a monitor strictly in the order it read them (its
+ * dispatcher takes them one at a time from the monitor's queue, JSON and
+ * limit errors included), so an in-band request goes as the client sent
+ * it, byte for byte, and the answer is the oldest in-band request's.
+ * exec-oob answers come in any order: those requests carry the helper's
+ * id ("qph-oob-N", helper/splice.c, which says why no in-band answer can
+ * be taken for one), and the helper's own calls carry none.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -48,7 +56,8 @@ typedef struct {
     gpointer user_data;
     gboolean fair;           /* a client's in-band request (see Fairness) */
     gboolean inband;         /* not exec-oob: answered in order */
-    gboolean idless;         /* sent without the helper's id (see below) */
+    gboolean idless;         /* exec-oob sent without the helper's id */
+    gboolean reserved;       /* in-band, with an id like the helper's */
     QphUpstreamStreamFunc stream; /* may take a large answer as it comes */
 } Pending;
 
@@ -80,11 +89,13 @@ struct QphUpstream {
     guint64 next_id;
     GHashTable *pending; /* guint64 id -> Pending * */
     /* The unanswered request nothing may be sent after: one that carried
-     * descriptors, or one sent without an id. */
+     * descriptors, an exec-oob sent without an id, or an in-band one with
+     * a reserved id (upstream_may_send). */
     guint64 barrier;
     GQueue deferred;     /* Deferred *, in the order clients sent them */
-    GQueue inband;       /* Pending * sent in-band, in the order sent */
-    Pending *idless;     /* the one request in QEMU without an id, or NULL */
+    GQueue inband;       /* Pending * sent in-band, in the order sent: the
+                          * next in-band answer is the head's */
+    Pending *idless;     /* the exec-oob in QEMU without an id, or NULL */
     guint n_oob;         /* exec-oob requests sent and not answered */
     Pending *streaming;  /* whose answer is passed on as it arrives */
 
@@ -216,25 +227,6 @@ qph_upstream_scan_members(QphScannedMessage *msg)
     }
 }
 
-static guint64
-reply_id(const QphScannedMessage *msg, gboolean *found)
-{
-    const QphScanMember *m = qph_scanned_message_get(msg, "id");
-    char buf[32];
-
-    *found = FALSE;
-    if (!m || m->value_len == 0 || m->value_len >= sizeof(buf)) {
-        return 0;
-    }
-    memcpy(buf, msg->data + m->value_offset, m->value_len);
-    buf[m->value_len] = '\0';
-    if (!g_ascii_isdigit(buf[0])) {
-        return 0;
-    }
-    *found = TRUE;
-    return g_ascii_strtoull(buf, NULL, 10);
-}
-
 /* What the peer sent before negotiation, quoted for an error message. */
 static char *
 upstream_early_text(QphUpstream *up)
@@ -289,12 +281,6 @@ upstream_greeting_timeout(gpointer data)
                       "within %d s (another client may hold it); it sent %s",
                   QPH_UPSTREAM_GREETING_S, said);
     return G_SOURCE_REMOVE;
-}
-
-static void
-upstream_send_raw(QphUpstream *up, const char *text)
-{
-    qph_channel_write(up->ch, text, strlen(text), NULL, 0);
 }
 
 static void
@@ -377,12 +363,13 @@ deferred_free(Deferred *d)
 }
 
 /* Send @d now (its descriptors go to the channel); a message with
- * descriptors or without an id becomes the barrier. */
+ * descriptors, or one upstream_may_send() holds back, becomes the
+ * barrier. */
 static void
 upstream_send(QphUpstream *up, Deferred *d)
 {
     qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
-    if (d->n_fds > 0 || d->p->idless) {
+    if (d->n_fds > 0 || d->p->idless || d->p->reserved) {
         up->barrier = d->p->id;
     }
     d->n_fds = 0; /* the channel owns them now */
@@ -397,16 +384,40 @@ upstream_send(QphUpstream *up, Deferred *d)
     deferred_free(d);
 }
 
-/* The barrier request has been answered (so QEMU has taken its
- * descriptors, or its id-less answer is known to be its own): send what
- * waited behind it, up to the next barrier. */
+/*
+ * Whether @p may go into QEMU now, barriers aside (the rules that keep
+ * every answer's owner known, see the file's top):
+ * - an in-band request whose id QEMU would echo as one of the helper's
+ *   exec-oob ids (qph_splice_id_is_reserved()) goes only while no exec-oob
+ *   answer is owed, and is a barrier while in QEMU: so no answer with an
+ *   id of that form is ever both in-band and exec-oob;
+ * - an exec-oob request that goes without the helper's id (past QEMU's
+ *   limits with it, qph_splice_prepare_oob()) goes only when nothing is
+ *   in QEMU, and is a barrier: its answer, with no id or the client's, is
+ *   then the only one owed.
+ */
+static gboolean
+upstream_may_send(QphUpstream *up, const Pending *p)
+{
+    if (p->reserved) {
+        return up->n_oob == 0;
+    }
+    if (p->idless) {
+        return up->n_oob == 0 && g_queue_is_empty(&up->inband);
+    }
+    return TRUE;
+}
+
+/* A barrier went, or what was in QEMU changed: send what waited, in
+ * order, up to the next barrier or the next that may not go yet. */
 static void
-upstream_release_barrier(QphUpstream *up)
+upstream_send_deferred(QphUpstream *up)
 {
     Deferred *d;
 
-    up->barrier = 0;
-    while (!up->barrier && (d = g_queue_pop_head(&up->deferred))) {
+    while (!up->barrier && (d = g_queue_peek_head(&up->deferred)) &&
+           upstream_may_send(up, d->p)) {
+        g_queue_pop_head(&up->deferred);
         upstream_send(up, d);
     }
 }
@@ -418,15 +429,14 @@ upstream_release_barrier(QphUpstream *up)
  * negotiated, reads ahead of the command it is running.  So while a
  * request that carried descriptors is unanswered, nothing more is sent:
  * another client's descriptors would replace them before they are used.
- * A request sent without an id (qph_splice_prepare_forward) is a
- * barrier too, so that at most one id-less answer is ever owed and it is
- * known whose it is, even for exec-oob.  Requests queue behind it in
- * order.
+ * The requests upstream_may_send() holds back are barriers too.
+ * Requests queue behind a barrier in order.
  */
 static void
 upstream_submit(QphUpstream *up, Deferred *d)
 {
-    if (up->barrier || !g_queue_is_empty(&up->deferred)) {
+    if (up->barrier || !g_queue_is_empty(&up->deferred) ||
+        !upstream_may_send(up, d->p)) {
         g_queue_push_tail(&up->deferred, d);
         return;
     }
@@ -487,53 +497,46 @@ upstream_enter_rotation(QphUpstream *up, Turn *t)
 static void upstream_retire(QphUpstream *up, Pending *p);
 
 /*
- * The request an answer without the helper's id belongs to: the one sent
- * without an id, if any (at most one is in QEMU, see upstream_submit);
- * else, since QEMU answers in-band requests in order, the oldest in-band
- * request in flight.  The latter only happens when QEMU rejected what it
- * was sent before reading an id ("JSON token count limit exceeded"): the
- * helper checks the limits first, but whatever QEMU says, no request
- * stays in flight forever.
+ * The request QEMU's answer @msg belongs to: the exec-oob request whose
+ * helper's id it carries, or, while one went without an id, that one
+ * (nothing else is in QEMU then); else the oldest in-band request, as
+ * QEMU answers those in order.  An in-band answer never carries an id of
+ * the helper's form while an exec-oob answer is owed (upstream_may_send),
+ * so the order holds whatever ids the clients chose.
  */
 static Pending *
-upstream_idless_owner(QphUpstream *up, const QphScannedMessage *msg)
+upstream_answer_owner(QphUpstream *up, const QphScannedMessage *msg)
 {
-    Pending *p = up->idless;
+    if (up->n_oob > 0) {
+        const QphScanMember *id = qph_scanned_message_get(msg, "id");
+        guint64 n;
+        Pending *p;
 
-    if (!p) {
-        p = g_queue_peek_head(&up->inband);
-        if (p) {
-            g_warning("QEMU answered without an id; taking it as the answer "
-                      "to the oldest request in flight (%" G_GUINT64_FORMAT
-                      "): %.*s",
-                      p->id, (int)MIN(msg->len, 200), msg->data);
+        if (up->idless) {
+            return up->idless;
+        }
+        if (id &&
+            qph_splice_parse_oob_id(msg->data + id->value_offset,
+                                    id->value_len, &n) &&
+            (p = g_hash_table_lookup(up->pending, &n)) && !p->inband) {
+            return p;
         }
     }
-    return p;
+    return g_queue_peek_head(&up->inband);
 }
 
 static void
 upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 {
-    gboolean found;
-    guint64 id;
     Pending *p = NULL;
 
     if (up->state == UPSTREAM_GREETING) {
         upstream_handle_greeting(up, msg);
         return;
     }
-    id = reply_id(msg, &found);
-    if (found) {
-        p = g_hash_table_lookup(up->pending, &id);
-        if (!p) {
-            g_warning("Dropping a reply from QEMU with unknown id %"
-                      G_GUINT64_FORMAT, id);
-            return;
-        }
-    } else if (qph_scanned_message_get(msg, "return") ||
-               qph_scanned_message_get(msg, "error")) {
-        p = upstream_idless_owner(up, msg);
+    if (qph_scanned_message_get(msg, "return") ||
+        qph_scanned_message_get(msg, "error")) {
+        p = upstream_answer_owner(up, msg);
         if (!p) {
             g_warning("Dropping an answer from QEMU to no request: %.*s",
                       (int)MIN(msg->len, 200), msg->data);
@@ -575,7 +578,10 @@ upstream_retire(QphUpstream *up, Pending *p)
         up->idless = NULL;
     }
     if (p->id == up->barrier) {
-        upstream_release_barrier(up);
+        up->barrier = 0;
+    }
+    if (!g_queue_is_empty(&up->deferred)) {
+        upstream_send_deferred(up);
     }
     if (p->fair) {
         /* The next turn goes first: what this reply's owner sends from its
@@ -884,14 +890,22 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
                      QphUpstreamReplyFunc cb, gpointer user_data)
 {
     Pending *p = upstream_register(up, cb, user_data, owner != NULL);
-    g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
     Deferred *d = g_new0(Deferred, 1);
 
     p->inband = owner != NULL;
-    p->idless = !qph_splice_prepare_forward(out, msg, id, p->id,
-                                              &qmp_json_qemu_limits);
+    if (p->inband) {
+        /* As the client sent it: QEMU's limits see what the client's
+         * framing checked, and the answer comes by order. */
+        d->bytes = g_bytes_new(msg->data, msg->len);
+        p->reserved = id && qph_splice_id_is_reserved(msg, id);
+    } else {
+        g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
+
+        p->idless = !qph_splice_prepare_oob(out, msg, id, p->id,
+                                            &qmp_json_qemu_limits);
+        d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
+    }
     d->p = p;
-    d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
     d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
     d->n_fds = n_fds;
     /*
@@ -950,20 +964,20 @@ qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
                   QphUpstreamReplyFunc cb, gpointer user_data)
 {
     Pending *p = upstream_register(up, cb, user_data, FALSE);
-    g_autofree char *text = NULL;
+    Deferred *d = g_new0(Deferred, 1);
+    char *text;
 
+    /* In-band and without an id: its answer comes by order. */
     if (arguments) {
-        text = g_strdup_printf("{\"execute\": \"%s\", \"arguments\": %s, "
-                               "\"id\": %" G_GUINT64_FORMAT "}",
-                               command, arguments, p->id);
+        text = g_strdup_printf("{\"execute\": \"%s\", \"arguments\": %s}",
+                               command, arguments);
     } else {
-        text = g_strdup_printf("{\"execute\": \"%s\", \"id\": %" G_GUINT64_FORMAT
-                               "}",
-                               command, p->id);
+        text = g_strdup_printf("{\"execute\": \"%s\"}", command);
     }
-    upstream_send_raw(up, text);
     p->inband = TRUE;
-    g_queue_push_tail(&up->inband, p);
+    d->p = p;
+    d->bytes = g_bytes_new_take(text, strlen(text));
+    upstream_submit(up, d);
     return p->id;
 }
 
