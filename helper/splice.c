@@ -15,15 +15,17 @@
  * qph_reply_rewrite() (reply.c).
  *
  * Why an exec-oob answer cannot be taken for an in-band one, or the other
- * way round: an answer is an exec-oob answer only if its id is the string
- * "qph-oob-N" of an exec-oob request in flight.  QEMU echoes an in-band
- * request's id as it parsed it, so an in-band answer's id is such a string
- * only if its request's id was a string starting with "qph-oob-"
- * (qph_splice_id_is_reserved(), however the client escaped or quoted it).
- * upstream.c never has such a request in QEMU while an exec-oob answer is
- * owed: it waits until none is, and nothing else goes while it is in QEMU.
- * The helper's own calls carry no id at all.  Pure text work on a framed
- * message (qmp/), so tests/fuzz drive it directly.
+ * way round: an answer is an exec-oob answer only if its id is exactly
+ * the string "qph-oob-N" (N in canonical decimal) of an exec-oob request
+ * in QEMU.  QEMU echoes an in-band request's id as it parsed it, so an
+ * in-band answer's id is that string only if its request's id was a
+ * string denoting exactly "qph-oob-N" (qph_splice_id_is_reserved(),
+ * however the client escaped or quoted it).  upstream.c never has both in
+ * QEMU at once: such an in-band request waits while the exec-oob request N
+ * is in QEMU, and that exec-oob request waits while such an in-band one
+ * is.  A client has to guess a live N for either to wait at all.  The
+ * helper's own calls carry no id.  Pure text work on a framed message
+ * (qmp/), so tests/fuzz drive it directly.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -43,6 +45,32 @@ oob_id_text(char *buf, gsize size, guint64 n)
                       n);
 }
 
+/* Whether @s (@len bytes, not NUL-terminated) is exactly "qph-oob-N"
+ * with N in canonical decimal (no sign, no leading zero) and in 64 bits;
+ * N in @n. */
+static gboolean
+parse_oob_name(const char *s, gsize len, guint64 *n)
+{
+    static const char prefix[] = OOB_ID_PREFIX;
+    gsize plen = sizeof(prefix) - 1;
+    guint64 v = 0;
+
+    if (len <= plen || memcmp(s, prefix, plen) != 0 ||
+        (s[plen] == '0' && len > plen + 1)) {
+        return FALSE;
+    }
+    for (gsize i = plen; i < len; i++) {
+        guint d = s[i] - '0';
+
+        if (!g_ascii_isdigit(s[i]) || v > (G_MAXUINT64 - d) / 10) {
+            return FALSE;
+        }
+        v = v * 10 + d;
+    }
+    *n = v;
+    return TRUE;
+}
+
 /**
  * qph_splice_parse_oob_id:
  * Whether the id text @text (@len bytes, as QEMU printed it) is one of the
@@ -53,51 +81,36 @@ oob_id_text(char *buf, gsize size, guint64 n)
 gboolean
 qph_splice_parse_oob_id(const char *text, gsize len, guint64 *n)
 {
-    static const char prefix[] = "\"" OOB_ID_PREFIX;
-    gsize plen = sizeof(prefix) - 1;
-    guint64 v = 0;
-
-    if (len < plen + 2 || memcmp(text, prefix, plen) != 0 ||
-        text[len - 1] != '"') {
-        return FALSE;
-    }
-    for (gsize i = plen; i < len - 1; i++) {
-        if (!g_ascii_isdigit(text[i]) || v > (G_MAXUINT64 - 9) / 10) {
-            return FALSE;
-        }
-        v = v * 10 + (text[i] - '0');
-    }
-    *n = v;
-    return TRUE;
+    return len >= 2 && text[0] == '"' && text[len - 1] == '"' &&
+           parse_oob_name(text + 1, len - 2, n);
 }
 
 /**
  * qph_splice_id_is_reserved:
  * Whether the client's id member @id of @msg is a string that QEMU would
- * echo with the helper's reserved prefix (it might then be taken for an
- * exec-oob answer of the helper's).  Exact: an id written with escapes
- * ("\u0071ph-oob-1") or single quotes counts by the string it denotes.
+ * echo as the helper's exec-oob id for handle @n (so that its answer
+ * might be taken for that exec-oob request's).  Exact: an id written with
+ * escapes ("\u0071ph-oob-1") or single quotes counts by the string it
+ * denotes.
  */
 gboolean
-qph_splice_id_is_reserved(const QmpMessage *msg, const QmpMessageMember *id)
+qph_splice_id_is_reserved(const QmpMessage *msg, const QmpMessageMember *id,
+                          guint64 *n)
 {
-    static const char prefix[] = OOB_ID_PREFIX;
-    gsize plen = sizeof(prefix) - 1;
     const char *raw = msg->data + id->value_offset;
     g_autoptr(QmpJson) v = NULL;
     g_autofree char *error = NULL;
 
-    if (id->value_type != QMP_JSON_STRING) {
+    if (id->value_type != QMP_JSON_STRING || id->value_len < 2) {
         return FALSE;
     }
-    /* Plain characters up to the prefix's length decide alone. */
-    if (id->value_len < plen + 1 || !memchr(raw + 1, '\\', plen)) {
-        return id->value_len >= plen + 1 &&
-               memcmp(raw + 1, prefix, plen) == 0;
+    /* Without escapes, the text between the quotes is the string. */
+    if (!memchr(raw + 1, '\\', id->value_len - 2)) {
+        return parse_oob_name(raw + 1, id->value_len - 2, n);
     }
     v = qmp_json_parse_value(raw, id->value_len, &error);
     return v && v->type == QMP_JSON_STRING &&
-           g_str_has_prefix(v->s, prefix);
+           parse_oob_name(v->s, strlen(v->s), n);
 }
 
 /**

@@ -10,7 +10,7 @@
 
 gboolean qph_splice_parse_oob_id(const char *text, gsize len, guint64 *n);
 gboolean qph_splice_id_is_reserved(const QmpMessage *msg,
-                                   const QmpMessageMember *id);
+                                   const QmpMessageMember *id, guint64 *n);
 void qph_splice_id(GString *out, const char *msg, gsize len, gsize id_offset,
                    gsize id_len, guint64 n);
 gboolean qph_splice_prepare_oob(GString *out, const QmpMessage *msg,

@@ -57,7 +57,9 @@ typedef struct {
     gboolean fair;           /* a client's in-band request (see Fairness) */
     gboolean inband;         /* not exec-oob: answered in order */
     gboolean idless;         /* exec-oob sent without the helper's id */
-    gboolean reserved;       /* in-band, with an id like the helper's */
+    gboolean sent;           /* in QEMU (or answered) */
+    gboolean reserved;       /* in-band, with the id "qph-oob-reserved_n" */
+    guint64 reserved_n;
     QphUpstreamStreamFunc stream; /* may take a large answer as it comes */
 } Pending;
 
@@ -89,14 +91,14 @@ struct QphUpstream {
     guint64 next_id;
     GHashTable *pending; /* guint64 id -> Pending * */
     /* The unanswered request nothing may be sent after: one that carried
-     * descriptors, an exec-oob sent without an id, or an in-band one with
-     * a reserved id (upstream_may_send). */
+     * descriptors, or an exec-oob sent without an id (upstream_may_send). */
     guint64 barrier;
     GQueue deferred;     /* Deferred *, in the order clients sent them */
     GQueue inband;       /* Pending * sent in-band, in the order sent: the
                           * next in-band answer is the head's */
     Pending *idless;     /* the exec-oob in QEMU without an id, or NULL */
     guint n_oob;         /* exec-oob requests sent and not answered */
+    guint n_reserved;    /* in-band ones in QEMU with a reserved id */
     Pending *streaming;  /* whose answer is passed on as it arrives */
 
     /* Fairness: client in-band requests sent and not answered yet (at most
@@ -363,13 +365,16 @@ deferred_free(Deferred *d)
 }
 
 /* Send @d now (its descriptors go to the channel); a message with
- * descriptors, or one upstream_may_send() holds back, becomes the
- * barrier. */
+ * descriptors, or an exec-oob without an id, becomes the barrier. */
 static void
 upstream_send(QphUpstream *up, Deferred *d)
 {
     qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
-    if (d->n_fds > 0 || d->p->idless || d->p->reserved) {
+    d->p->sent = TRUE;
+    if (d->p->reserved) {
+        up->n_reserved++;
+    }
+    if (d->n_fds > 0 || d->p->idless) {
         up->barrier = d->p->id;
     }
     d->n_fds = 0; /* the channel owns them now */
@@ -384,13 +389,23 @@ upstream_send(QphUpstream *up, Deferred *d)
     deferred_free(d);
 }
 
+/* The exec-oob request of handle @n, if it is in QEMU. */
+static Pending *
+upstream_oob_in_qemu(QphUpstream *up, guint64 n)
+{
+    Pending *p = g_hash_table_lookup(up->pending, &n);
+
+    return p && !p->inband && p->sent ? p : NULL;
+}
+
 /*
  * Whether @p may go into QEMU now, barriers aside (the rules that keep
  * every answer's owner known, see the file's top):
- * - an in-band request whose id QEMU would echo as one of the helper's
- *   exec-oob ids (qph_splice_id_is_reserved()) goes only while no exec-oob
- *   answer is owed, and is a barrier while in QEMU: so no answer with an
- *   id of that form is ever both in-band and exec-oob;
+ * - an in-band request whose id QEMU would echo as the helper's exec-oob
+ *   id for handle N (qph_splice_id_is_reserved()) waits while that
+ *   exec-oob request is in QEMU, and that exec-oob request waits while
+ *   such an in-band one is: so no answer with that id is ever both
+ *   in-band and exec-oob.  Only a client that guesses a live N waits;
  * - an exec-oob request that goes without the helper's id (past QEMU's
  *   limits with it, qph_splice_prepare_oob()) goes only when nothing is
  *   in QEMU, and is a barrier: its answer, with no id or the client's, is
@@ -400,10 +415,20 @@ static gboolean
 upstream_may_send(QphUpstream *up, const Pending *p)
 {
     if (p->reserved) {
-        return up->n_oob == 0;
+        return !upstream_oob_in_qemu(up, p->reserved_n);
+    }
+    if (p->inband) {
+        return TRUE;
     }
     if (p->idless) {
         return up->n_oob == 0 && g_queue_is_empty(&up->inband);
+    }
+    for (GList *l = up->n_reserved ? up->inband.head : NULL; l; l = l->next) {
+        const Pending *q = l->data;
+
+        if (q->reserved && q->reserved_n == p->id) {
+            return FALSE;
+        }
     }
     return TRUE;
 }
@@ -497,12 +522,12 @@ upstream_enter_rotation(QphUpstream *up, Turn *t)
 static void upstream_retire(QphUpstream *up, Pending *p);
 
 /*
- * The request QEMU's answer @msg belongs to: the exec-oob request whose
- * helper's id it carries, or, while one went without an id, that one
- * (nothing else is in QEMU then); else the oldest in-band request, as
- * QEMU answers those in order.  An in-band answer never carries an id of
- * the helper's form while an exec-oob answer is owed (upstream_may_send),
- * so the order holds whatever ids the clients chose.
+ * The request QEMU's answer @msg belongs to: the exec-oob request in QEMU
+ * whose helper's id it carries, or, while one went without an id, that
+ * one (nothing else is in QEMU then); else the oldest in-band request, as
+ * QEMU answers those in order.  An in-band answer never carries the id of
+ * an exec-oob request in QEMU (upstream_may_send), so the order holds
+ * whatever ids the clients chose.
  */
 static Pending *
 upstream_answer_owner(QphUpstream *up, const QphScannedMessage *msg)
@@ -518,7 +543,7 @@ upstream_answer_owner(QphUpstream *up, const QphScannedMessage *msg)
         if (id &&
             qph_splice_parse_oob_id(msg->data + id->value_offset,
                                     id->value_len, &n) &&
-            (p = g_hash_table_lookup(up->pending, &n)) && !p->inband) {
+            (p = upstream_oob_in_qemu(up, n))) {
             return p;
         }
     }
@@ -573,6 +598,9 @@ upstream_retire(QphUpstream *up, Pending *p)
         g_queue_remove(&up->inband, p);
     } else if (up->n_oob > 0) {
         up->n_oob--;
+    }
+    if (p->reserved && up->n_reserved > 0) {
+        up->n_reserved--;
     }
     if (p == up->idless) {
         up->idless = NULL;
@@ -759,6 +787,7 @@ upstream_fail_pending(QphUpstream *up)
     g_queue_clear(&up->inband);
     up->idless = NULL;
     up->n_oob = 0;
+    up->n_reserved = 0;
     up->streaming = NULL;
     g_hash_table_iter_init(&it, up->pending);
     while (g_hash_table_iter_next(&it, &key, &value)) {
@@ -897,7 +926,8 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
         /* As the client sent it: QEMU's limits see what the client's
          * framing checked, and the answer comes by order. */
         d->bytes = g_bytes_new(msg->data, msg->len);
-        p->reserved = id && qph_splice_id_is_reserved(msg, id);
+        p->reserved = id && qph_splice_id_is_reserved(msg, id,
+                                                      &p->reserved_n);
     } else {
         g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
 

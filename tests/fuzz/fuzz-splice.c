@@ -12,10 +12,10 @@
  * overflowing number comes back as inf) is only checked to be echoed the
  * same way.  Properties: the in-band answer is QEMU's bytes and CRLF (the
  * helper's introspection text aside), its id exactly as the client's
- * prints; the client's id, as QEMU echoes it, reads as one of the
- * helper's exec-oob ids exactly when qph_splice_id_is_reserved() says so
- * (so the rule that keeps such requests apart from exec-oob answers
- * catches every one); the spliced request is one valid message whose id is
+ * prints; the client's id, as QEMU echoes it, reads as the helper's
+ * exec-oob id for handle N exactly when qph_splice_id_is_reserved() says
+ * so and gives that N (so the rule that keeps such requests apart from
+ * exec-oob ones catches every one); the spliced request is one valid message whose id is
  * the helper's and whose other members are byte for byte the client's;
  * QEMU's echo of it reads back as that id; the rewritten answer is one
  * valid message whose id prints exactly as the client's did (or is
@@ -129,17 +129,17 @@ check_inband(const QmpMessage *msg, const QmpMessageMember *id,
     const QphScanMember *ret;
     const char *data;
     gsize len;
-    guint64 n;
-    gboolean reserved = id && qph_splice_id_is_reserved(msg, id);
+    guint64 n = 0, k = 0;
+    gboolean reserved = id && qph_splice_id_is_reserved(msg, id, &k);
 
-    /* No confusion with the helper's exec-oob ids, but by that rule. */
+    /* QEMU's echo of the id reads as the helper's exec-oob id for N
+     * exactly when the rule that keeps the two apart says N. */
     if (client_id) {
-        gboolean looks = g_str_has_prefix(client_id, "\"qph-oob-");
+        gboolean looks =
+            qph_splice_parse_oob_id(client_id, strlen(client_id), &n);
 
         FUZZ_CHECK(reserved == looks);
-        if (qph_splice_parse_oob_id(client_id, strlen(client_id), &n)) {
-            FUZZ_CHECK(reserved);
-        }
+        FUZZ_CHECK(!reserved || k == n);
     } else {
         FUZZ_CHECK(!reserved);
     }
