@@ -132,6 +132,50 @@ channel_close(QphChannel *ch)
     }
 }
 
+/*
+ * One sendmsg() of @len bytes at @data, with @fds (closed here once they
+ * went: the kernel holds its own references).  Returns the bytes the
+ * kernel took (0 if it would block), or -1 on a fatal error.
+ */
+static gssize
+channel_send(QphChannel *ch, const char *data, gsize len, int *fds,
+             guint n_fds)
+{
+    struct iovec iov = { .iov_base = (char *)data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    char control[CMSG_SPACE(sizeof(int) * QPH_CHANNEL_MAX_FDS)];
+    ssize_t n;
+
+    if (n_fds > 0) {
+        struct cmsghdr *cmsg;
+
+        memset(control, 0, sizeof(control));
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
+    }
+    do {
+        n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        }
+        g_debug("Write to socket %d failed: %s", ch->fd, g_strerror(errno));
+        return -1;
+    }
+    /* The descriptors went with the first byte. */
+    for (guint i = 0; i < n_fds; i++) {
+        close(fds[i]);
+    }
+    ch->sent += n;
+    return n;
+}
+
 /* Send as much queued output as the kernel takes.  FALSE on a fatal error. */
 static gboolean
 channel_flush(QphChannel *ch)
@@ -141,47 +185,19 @@ channel_flush(QphChannel *ch)
     while ((c = g_queue_peek_head(&ch->out))) {
         gsize len;
         const char *data = g_bytes_get_data(c->bytes, &len);
-        struct iovec iov = {
-            .iov_base = (char *)data + c->offset,
-            .iov_len = len - c->offset,
-        };
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-        char control[CMSG_SPACE(sizeof(int) * QPH_CHANNEL_MAX_FDS)];
-        ssize_t n;
+        gssize n = channel_send(ch, data + c->offset, len - c->offset,
+                                c->fds, c->n_fds);
 
-        if (c->n_fds > 0) {
-            struct cmsghdr *cmsg;
-
-            memset(control, 0, sizeof(control));
-            msg.msg_control = control;
-            msg.msg_controllen = CMSG_SPACE(sizeof(int) * c->n_fds);
-            cmsg = CMSG_FIRSTHDR(&msg);
-            cmsg->cmsg_level = SOL_SOCKET;
-            cmsg->cmsg_type = SCM_RIGHTS;
-            cmsg->cmsg_len = CMSG_LEN(sizeof(int) * c->n_fds);
-            memcpy(CMSG_DATA(cmsg), c->fds, sizeof(int) * c->n_fds);
-        }
-        n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return TRUE;
-            }
-            g_debug("Write to socket %d failed: %s", ch->fd,
-                    g_strerror(errno));
             return FALSE;
         }
-        /* The descriptors went with the first byte; ours are copies. */
-        for (guint i = 0; i < c->n_fds; i++) {
-            close(c->fds[i]);
+        if (n == 0) {
+            return TRUE;
         }
         g_clear_pointer(&c->fds, g_free);
         c->n_fds = 0;
         c->offset += n;
         ch->queued -= n;
-        ch->sent += n;
         if (c->offset == len) {
             g_queue_pop_head(&ch->out);
             out_chunk_free(c);
@@ -367,8 +383,18 @@ channel_mark_broken(QphChannel *ch)
     ch->queued = 0;
 }
 
+/*
+ * Write @len bytes at @data (held by @bytes, or NULL: then copied if they
+ * must wait) with @fds (ownership taken; the array stays the caller's).
+ * With nothing queued they go at once, from the caller's memory: only
+ * what the kernel does not take is queued.  Never closes from here: the
+ * caller is in the middle of its own work.  A broken socket is reported
+ * by poll() as an error or hang-up, and the next dispatch closes the
+ * channel.
+ */
 static void
-channel_enqueue(QphChannel *ch, GBytes *bytes, int *fds, guint n_fds)
+channel_write(QphChannel *ch, const char *data, gsize len, GBytes *bytes,
+              int *fds, guint n_fds)
 {
     OutChunk *c;
 
@@ -376,8 +402,32 @@ channel_enqueue(QphChannel *ch, GBytes *bytes, int *fds, guint n_fds)
         for (guint i = 0; i < n_fds; i++) {
             close(fds[i]);
         }
-        g_bytes_unref(bytes);
         return;
+    }
+    if (g_queue_is_empty(&ch->out)) {
+        gssize n = channel_send(ch, data, len, fds, n_fds);
+
+        if (n < 0) {
+            for (guint i = 0; i < n_fds; i++) {
+                close(fds[i]);
+            }
+            channel_mark_broken(ch);
+            channel_update_condition(ch);
+            return;
+        }
+        if (n > 0) {
+            n_fds = 0; /* they went with the first byte */
+        }
+        if ((gsize)n == len) {
+            return;
+        }
+        data += n;
+        len -= n;
+        bytes = bytes ? g_bytes_new_from_bytes(bytes, g_bytes_get_size(bytes) -
+                                                          len, len)
+                      : g_bytes_new(data, len);
+    } else {
+        bytes = bytes ? g_bytes_ref(bytes) : g_bytes_new(data, len);
     }
     c = g_new0(OutChunk, 1);
     c->bytes = bytes;
@@ -386,16 +436,8 @@ channel_enqueue(QphChannel *ch, GBytes *bytes, int *fds, guint n_fds)
         c->n_fds = n_fds;
     }
     g_queue_push_tail(&ch->out, c);
-    ch->queued += g_bytes_get_size(bytes);
-    if (ch->out.length == 1 && !ch->broken) {
-        /*
-         * Never close from here: the caller is in the middle of its own
-         * work.  A broken socket is reported by poll() as an error or
-         * hang-up, and the next dispatch closes the channel.
-         */
-        if (!channel_flush(ch)) {
-            channel_mark_broken(ch);
-        }
+    ch->queued += len;
+    if (ch->out.length == 1) {
         channel_update_condition(ch);
     }
 }
@@ -404,20 +446,26 @@ void
 qph_channel_write(QphChannel *ch, const char *buf, gsize len, int *fds,
                   guint n_fds)
 {
-    channel_enqueue(ch, g_bytes_new(buf, len), fds, n_fds);
+    channel_write(ch, buf, len, NULL, fds, n_fds);
 }
 
 void
 qph_channel_write_bytes(QphChannel *ch, GBytes *bytes)
 {
-    channel_enqueue(ch, g_bytes_ref(bytes), NULL, 0);
+    gsize len;
+    const char *data = g_bytes_get_data(bytes, &len);
+
+    channel_write(ch, data, len, bytes, NULL, 0);
 }
 
 void
 qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, int *fds,
                             guint n_fds)
 {
-    channel_enqueue(ch, g_bytes_ref(bytes), fds, n_fds);
+    gsize len;
+    const char *data = g_bytes_get_data(bytes, &len);
+
+    channel_write(ch, data, len, bytes, fds, n_fds);
 }
 
 void

@@ -63,13 +63,18 @@ typedef struct {
     QphUpstreamStreamFunc stream; /* may take a large answer as it comes */
 } Pending;
 
-/* A request not sent yet: waiting for its turn, or held back behind a
- * barrier (see upstream_submit). */
+/* A request on its way: on the caller's stack, pointing to the caller's
+ * bytes, while it may go at once; kept (deferred_keep) when it waits for
+ * its turn or behind a barrier (see upstream_submit), so that a request
+ * that goes at once costs no copy. */
 typedef struct {
     Pending *p; /* owned by the pending table */
-    GBytes *bytes;
-    int *fds;
+    const char *data;
+    gsize len;
+    GBytes *bytes; /* kept: holds @data */
+    int *fds;      /* descriptors owned; the array too when kept */
     guint n_fds;
+    gboolean kept;
 } Deferred;
 
 /* One client's place in the rotation, and its in-band requests waiting
@@ -364,12 +369,35 @@ deferred_free(Deferred *d)
     g_free(d);
 }
 
-/* Send @d now (its descriptors go to the channel); a message with
- * descriptors, or an exec-oob without an id, becomes the barrier. */
+/* @d, kept: a copy on the heap with its own bytes (@d is left as it is). */
+static Deferred *
+deferred_keep(const Deferred *d)
+{
+    Deferred *k;
+
+    if (d->kept) {
+        return (Deferred *)d;
+    }
+    k = g_new(Deferred, 1);
+    *k = *d;
+    k->kept = TRUE;
+    k->bytes = g_bytes_new(d->data, d->len);
+    k->data = g_bytes_get_data(k->bytes, NULL);
+    k->fds = d->n_fds ? g_memdup2(d->fds, sizeof(int) * d->n_fds) : NULL;
+    return k;
+}
+
+/* Send @d now (its descriptors go to the channel; a kept @d is freed); a
+ * message with descriptors, or an exec-oob without an id, becomes the
+ * barrier. */
 static void
 upstream_send(QphUpstream *up, Deferred *d)
 {
-    qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
+    if (d->bytes) {
+        qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds, d->n_fds);
+    } else {
+        qph_channel_write(up->ch, d->data, d->len, d->fds, d->n_fds);
+    }
     d->p->sent = TRUE;
     if (d->p->reserved) {
         up->n_reserved++;
@@ -386,7 +414,9 @@ upstream_send(QphUpstream *up, Deferred *d)
     } else {
         up->n_oob++;
     }
-    deferred_free(d);
+    if (d->kept) {
+        deferred_free(d);
+    }
 }
 
 /* The exec-oob request of handle @n, if it is in QEMU. */
@@ -448,7 +478,7 @@ upstream_send_deferred(QphUpstream *up)
 }
 
 /*
- * Send @d now, or behind the barrier; @d is consumed.
+ * Send @d now, or (kept) behind the barrier; @d is consumed.
  *
  * QEMU keeps only the descriptors of the latest recvmsg() and, with OOB
  * negotiated, reads ahead of the command it is running.  So while a
@@ -462,7 +492,7 @@ upstream_submit(QphUpstream *up, Deferred *d)
 {
     if (up->barrier || !g_queue_is_empty(&up->deferred) ||
         !upstream_may_send(up, d->p)) {
-        g_queue_push_tail(&up->deferred, d);
+        g_queue_push_tail(&up->deferred, deferred_keep(d));
         return;
     }
     upstream_send(up, d);
@@ -590,10 +620,8 @@ upstream_handle_message(QphUpstream *up, const QphScannedMessage *msg)
 static void
 upstream_retire(QphUpstream *up, Pending *p)
 {
-    g_autofree guint64 *key = NULL;
-
     /* Stolen, not removed: the callback may register new requests. */
-    g_hash_table_steal_extended(up->pending, &p->id, (gpointer *)&key, NULL);
+    g_hash_table_steal(up->pending, &p->id);
     if (p->inband) {
         g_queue_remove(&up->inband, p);
     } else if (up->n_oob > 0) {
@@ -781,7 +809,7 @@ static void
 upstream_fail_pending(QphUpstream *up)
 {
     GHashTableIter it;
-    gpointer key, value;
+    gpointer value;
     g_autoptr(GPtrArray) callbacks = g_ptr_array_new_with_free_func(g_free);
 
     g_queue_clear(&up->inband);
@@ -790,10 +818,9 @@ upstream_fail_pending(QphUpstream *up)
     up->n_reserved = 0;
     up->streaming = NULL;
     g_hash_table_iter_init(&it, up->pending);
-    while (g_hash_table_iter_next(&it, &key, &value)) {
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
         g_ptr_array_add(callbacks, value);
         g_hash_table_iter_steal(&it);
-        g_free(key);
     }
     for (guint i = 0; i < callbacks->len; i++) {
         Pending *p = callbacks->pdata[i];
@@ -843,7 +870,8 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     g_queue_init(&up->turns);
     up->owners = g_hash_table_new_full(NULL, NULL, NULL,
                                        (GDestroyNotify)turn_free);
-    up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+    /* Keyed by each Pending's own id: no allocation for the key. */
+    up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
     up->raw = g_byte_array_new();
@@ -901,15 +929,13 @@ static Pending *
 upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
                   gpointer user_data, gboolean fair)
 {
-    guint64 *key = g_new(guint64, 1);
     Pending *p = g_new0(Pending, 1);
 
-    *key = up->next_id++;
-    p->id = *key;
+    p->id = up->next_id++;
     p->cb = cb;
     p->user_data = user_data;
     p->fair = fair;
-    g_hash_table_insert(up->pending, key, p);
+    g_hash_table_insert(up->pending, &p->id, p);
     return p;
 }
 
@@ -919,25 +945,25 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
                      QphUpstreamReplyFunc cb, gpointer user_data)
 {
     Pending *p = upstream_register(up, cb, user_data, owner != NULL);
-    Deferred *d = g_new0(Deferred, 1);
+    g_autoptr(GString) out = NULL;
+    Deferred request = { .p = p, .fds = fds, .n_fds = n_fds };
+    Deferred *d = &request;
 
     p->inband = owner != NULL;
     if (p->inband) {
         /* As the client sent it: QEMU's limits see what the client's
          * framing checked, and the answer comes by order. */
-        d->bytes = g_bytes_new(msg->data, msg->len);
+        d->data = msg->data;
+        d->len = msg->len;
         p->reserved = id && qph_splice_id_is_reserved(msg, id,
                                                       &p->reserved_n);
     } else {
-        g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
-
+        out = g_string_sized_new(msg->len + 32);
         p->idless = !qph_splice_prepare_oob(out, msg, id, p->id,
                                             &qmp_json_qemu_limits);
-        d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
+        d->data = out->str;
+        d->len = out->len;
     }
-    d->p = p;
-    d->fds = n_fds ? g_memdup2(fds, sizeof(int) * n_fds) : NULL;
-    d->n_fds = n_fds;
     /*
      * Fairness: a client's in-band request goes now only if QEMU has room
      * in the window and no other client is waiting for its turn; else it
@@ -959,7 +985,7 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
             if (g_queue_is_empty(&t->queue)) {
                 upstream_enter_rotation(up, t);
             }
-            g_queue_push_tail(&t->queue, d);
+            g_queue_push_tail(&t->queue, deferred_keep(d));
         }
         return p->id;
     }
@@ -994,8 +1020,8 @@ qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
                   QphUpstreamReplyFunc cb, gpointer user_data)
 {
     Pending *p = upstream_register(up, cb, user_data, FALSE);
-    Deferred *d = g_new0(Deferred, 1);
-    char *text;
+    g_autofree char *text = NULL;
+    Deferred d = { .p = p };
 
     /* In-band and without an id: its answer comes by order. */
     if (arguments) {
@@ -1005,9 +1031,9 @@ qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
         text = g_strdup_printf("{\"execute\": \"%s\"}", command);
     }
     p->inband = TRUE;
-    d->p = p;
-    d->bytes = g_bytes_new_take(text, strlen(text));
-    upstream_submit(up, d);
+    d.data = text;
+    d.len = strlen(text);
+    upstream_submit(up, &d);
     return p->id;
 }
 
