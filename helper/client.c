@@ -73,6 +73,7 @@
 #include "helper/client.h"
 #include "helper/channel.h"
 #include "helper/reply.h"
+#include "helper/splice.h"
 #include "helper/upstream.h"
 #include "qmp/json-streamer.h"
 #include "qmp/qmp-error.h"
@@ -113,6 +114,7 @@ typedef struct {
     RequestKind kind;
     char *id_json;     /* the id as QEMU would echo it, or NULL; not kept
                         * for an in-band forward, whose answer has it */
+    gboolean id_left_out; /* in-band, forwarded without its huge id */
     char *command;
     guint64 handle;    /* upstream handle while forwarded */
     gboolean upstream;
@@ -452,14 +454,14 @@ entry_introspect_extra(gboolean after_elements, gpointer data)
 }
 
 /* QEMU's answer for the client: as it is for in-band requests, with the
- * client's id put back for exec-oob (helper/splice.c). */
+ * client's id put back for exec-oob and a huge id (helper/splice.c). */
 static GBytes *
 entry_reply_bytes(Entry *e, const QphScannedMessage *msg)
 {
     QphReplyExtraFunc extra =
         e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL;
 
-    if (!e->oob) {
+    if (!e->oob && !e->id_left_out) {
         return qph_reply_forward(msg, extra, e);
     }
     return qph_reply_rewrite(msg, e->id_json, extra, e);
@@ -495,7 +497,8 @@ client_next_owed(QphClient *client)
  * A large answer to an in-band request as it comes
  * (QphUpstreamStreamFunc): written at once when it is the next one the
  * client is owed, else declined (and buffered).  QEMU's bytes as they are,
- * the client's id in the last ones.
+ * the client's id in the last ones (put there, after "return" as QEMU
+ * prints it, when it was left out).
  */
 static gboolean
 entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
@@ -522,7 +525,12 @@ entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
     }
     e->upstream = FALSE;
     tail = g_string_sized_new(len + 2);
-    g_string_append_len(tail, data, len);
+    if (e->id_left_out && e->id_json && len > 0) {
+        g_string_append_len(tail, data, len - 1); /* up to the brace */
+        g_string_append_printf(tail, ", \"id\": %s}", e->id_json);
+    } else {
+        g_string_append_len(tail, data, len);
+    }
     g_string_append(tail, "\r\n");
     entry_finish(e, g_string_free_to_bytes(tail));
     return TRUE;
@@ -683,7 +691,10 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
           client->hooks->owns_command(qreq.command, client->hooks_data);
     /* An in-band forward's answer carries the client's id as QEMU echoes
      * it: only the others need it here. */
-    if (qreq.id && (!client->negotiated || own || qreq.oob)) {
+    e->id_left_out = client->negotiated && !own && !qreq.oob &&
+                     !qph_splice_inband_keeps_id(qreq.id);
+    if (qreq.id && (!client->negotiated || own || qreq.oob ||
+                    e->id_left_out)) {
         e->id_json = qmp_request_format_id(msg, qreq.id);
     }
 

@@ -6,8 +6,13 @@
  * (monitor/qmp.c queues every one, and every JSON or limit error, on the
  * monitor's one in-band queue, and one dispatcher answers them in turn),
  * so upstream.c matches those answers by order, and the answer, with the
- * client's id as QEMU echoed it, goes back as QEMU wrote it.  Only
- * exec-oob answers come in any order: an exec-oob request carries the
+ * client's id as QEMU echoed it, goes back as QEMU wrote it.  One
+ * exception: an id longer than QPH_SPLICE_INBAND_ID_MAX bytes is left
+ * out, and the client's put back into the answer (reply.c) as QEMU would
+ * have echoed it, since QEMU reads its monitor one byte per main-loop
+ * turn and a client's 20 MB id would hold every client's commands for
+ * minutes (no real client sends an id that long).  Only exec-oob answers
+ * come in any order: an exec-oob request carries the
  * helper's id in place of the client's (or added), a JSON string
  * "qph-oob-N" with N the request's handle, unless that would take the
  * message past QEMU's framing limits: then it goes without an id.  The way
@@ -114,6 +119,17 @@ qph_splice_id_is_reserved(const QmpMessage *msg, const QmpMessageMember *id,
 }
 
 /**
+ * qph_splice_inband_keeps_id:
+ * Whether an in-band request with the id member @id (or none) goes to
+ * QEMU as the client sent it; if not, qph_splice_without_id().
+ */
+gboolean
+qph_splice_inband_keeps_id(const QmpMessageMember *id)
+{
+    return !id || id->value_len <= QPH_SPLICE_INBAND_ID_MAX;
+}
+
+/**
  * qph_splice_id:
  * Append to @out the client's message @msg with the value at
  * [@id_offset, @id_offset + @id_len) replaced by the helper's exec-oob id
@@ -165,6 +181,19 @@ remove_member(GString *out, const QmpMessage *msg, const QmpMessageMember *id)
     }
     g_string_append_len(out, msg->data, start);
     g_string_append_len(out, msg->data + end, msg->len - end);
+}
+
+/**
+ * qph_splice_without_id:
+ * Append to @out the client's message @msg without its id member @id:
+ * QEMU then answers without an id, and the client's is put back into the
+ * answer (qph_reply_rewrite()).
+ */
+void
+qph_splice_without_id(GString *out, const QmpMessage *msg,
+                      const QmpMessageMember *id)
+{
+    remove_member(out, msg, id);
 }
 
 /**

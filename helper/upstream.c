@@ -950,13 +950,19 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
     Deferred *d = &request;
 
     p->inband = owner != NULL;
-    if (p->inband) {
+    if (p->inband && qph_splice_inband_keeps_id(id)) {
         /* As the client sent it: QEMU's limits see what the client's
          * framing checked, and the answer comes by order. */
         d->data = msg->data;
         d->len = msg->len;
         p->reserved = id && qph_splice_id_is_reserved(msg, id,
                                                       &p->reserved_n);
+    } else if (p->inband) {
+        /* A huge id: without it (fewer tokens and bytes than sent). */
+        out = g_string_sized_new(msg->len);
+        qph_splice_without_id(out, msg, id);
+        d->data = out->str;
+        d->len = out->len;
     } else {
         out = g_string_sized_new(msg->len + 32);
         p->idless = !qph_splice_prepare_oob(out, msg, id, p->id,

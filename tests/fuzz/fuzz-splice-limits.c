@@ -18,7 +18,9 @@
  * no error, and QEMU's request checks accept it with the same command.
  * In-band: every member is the client's, byte for byte, id included; QEMU's
  * answers (a return and an error with the client's id as QEMU echoes it,
- * or none) reach the client byte for byte (qph_reply_forward).  exec-oob:
+ * or none) reach the client byte for byte (qph_reply_forward); without an
+ * id longer than QPH_SPLICE_INBAND_ID_MAX (qph_splice_without_id), the
+ * rest is byte for byte and QEMU's id-less answer gets the client's id.  exec-oob:
  * it carries the helper's id when prepare_oob says so and no id at all
  * otherwise; its other members are byte for byte the client's; QEMU's
  * answers to it, with the id it was sent or none, rewritten for the client
@@ -213,7 +215,25 @@ check_request(const Ctx *ctx, const QmpMessage *msg)
         FUZZ_CHECK(client_id != NULL);
     }
 
-    /* In-band: the client's bytes. */
+    /* In-band: the client's bytes (without a huge id). */
+    if (!qph_splice_inband_keeps_id(req.id)) {
+        g_autoptr(GString) without = g_string_new(NULL);
+
+        qph_splice_without_id(without, msg, req.id);
+        qemu_reads(without->str, without->len, ctx->limits, &inband);
+        FUZZ_CHECK(inband.n_errors == 0);
+        FUZZ_CHECK(inband.n_messages == 1);
+        FUZZ_CHECK(inband.command && g_str_equal(inband.command, req.command));
+        FUZZ_CHECK(!inband.has_id);
+        check_members(msg, &inband, FALSE);
+        {
+            g_autofree char *ok = qmp_reply_return("{}", NULL);
+
+            check_reply(ok, client_id);
+        }
+        seen_clear(&inband);
+        inband = (Seen){ 0 };
+    }
     qemu_reads(msg->data, msg->len, ctx->limits, &inband);
     FUZZ_CHECK(inband.n_errors == 0);
     FUZZ_CHECK(inband.n_messages == 1);

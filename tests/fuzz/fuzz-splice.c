@@ -201,6 +201,17 @@ check_request(const QmpMessage *msg)
     FUZZ_CHECK(client_tree != NULL);
     qmp_json_write(inband_text, client_tree);
     check_inband(msg, req.id, client_id, inband_text);
+    if (!qph_splice_inband_keeps_id(req.id)) {
+        g_autoptr(GString) without = g_string_new(NULL);
+        One w = { 0 };
+
+        /* A huge id left out: everything else byte for byte. */
+        qph_splice_without_id(without, msg, req.id);
+        frame_one(without->str, without->len, &w);
+        FUZZ_CHECK(find_member(w.members, "id") == NULL);
+        FUZZ_CHECK(w.members->len == msg->members->len - 1);
+        one_clear(&w);
+    }
 
     /* exec-oob, client to QEMU. */
     qph_splice_id(spliced, msg->data, msg->len,

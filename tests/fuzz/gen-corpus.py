@@ -44,6 +44,9 @@ TRAFFIC = [
     b'{"execute": "query-name", "id": "qph-oob-"}',
     b'{"execute": "query-name", "id": "qph-oob-2\\u0000"}',
     b'{"execute": "query-name", "id": ["qph-oob-1"]}',
+    # Ids past QPH_SPLICE_INBAND_ID_MAX, left out in-band (splice.c).
+    b'{"execute": "query-name", "id": "' + b"x" * 300 + b'"}',
+    b'{"id": {"k": [' + b"1, " * 150 + b'2]}, "execute": "query-status"}',
     b'{"return": {}, "id": 1}',
     b'{"return": [{"name": "query-status"}, {"name": "quit"}], "id": 2}',
     b'{"return": [], "id": 3}',
