@@ -106,7 +106,9 @@ apply_edits(const QphScannedMessage *msg, Edit *edits, guint n_edits)
     gsize size = msg->len + 2, pos = 0;
     char *out, *o;
 
-    qsort(edits, n_edits, sizeof(Edit), edit_compare);
+    if (n_edits > 1) {
+        qsort(edits, n_edits, sizeof(Edit), edit_compare);
+    }
     for (guint i = 0; i < n_edits; i++) {
         size += edits[i].insert_len - edits[i].remove;
     }
