@@ -691,7 +691,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
           client->hooks->owns_command(qreq.command, client->hooks_data);
     /* An in-band forward's answer carries the client's id as QEMU echoes
      * it: only the others need it here. */
-    e->id_left_out = client->negotiated && !own && !qreq.oob &&
+    e->id_left_out = !own && !qreq.oob &&
                      !qph_splice_inband_keeps_id(qreq.id);
     if (qreq.id && (!client->negotiated || own || qreq.oob ||
                     e->id_left_out)) {

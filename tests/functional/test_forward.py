@@ -394,3 +394,19 @@ def test_huge_id_left_out(fwd):
     direct, helper = trace.take("direct", len(dl)), trace.take("helper", len(dl))
     assert helper == [{k: v for k, v in r.items() if k != "id"} for r in direct[:-1]] \
         + direct[-1:]
+
+
+def test_huge_id_in_negotiation(fwd):
+    """A client's qmp_capabilities reaches QEMU too (QEMU checks its
+    arguments): with a huge id, QEMU's error comes back with it."""
+    env, trace = fwd
+    big = b'"' + b"n" * 1000 + b'"'
+    data = (with_id(b'{"execute": "qmp_capabilities", "arguments": {"enable": "oob"}', big)
+            + with_id(b'{"execute": "qmp_capabilities", "arguments": {"x": 1}', big)
+            + with_id(b'{"execute": "qmp_capabilities"', big))
+    d, h = env.pair(negotiate=False)
+    d.send_raw(data)
+    h.send_raw(data)
+    dl, hl = d.read_replies_raw(3), h.read_replies_raw(3)
+    assert b"error" in dl[0] and b"return" in dl[2], dl
+    same_bytes(dl, hl)
