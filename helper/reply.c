@@ -116,8 +116,10 @@ apply_edits(const QphScannedMessage *msg, Edit *edits, guint n_edits)
     for (guint i = 0; i < n_edits; i++) {
         memcpy(o, msg->data + pos, edits[i].offset - pos);
         o += edits[i].offset - pos;
-        memcpy(o, edits[i].insert, edits[i].insert_len);
-        o += edits[i].insert_len;
+        if (edits[i].insert_len > 0) { /* a removal has no text */
+            memcpy(o, edits[i].insert, edits[i].insert_len);
+            o += edits[i].insert_len;
+        }
         pos = edits[i].offset + edits[i].remove;
     }
     memcpy(o, msg->data + pos, msg->len - pos);
