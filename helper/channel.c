@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/channel.h"
+#include "helper/trim.h"
 
 #include <errno.h>
 #include <string.h>
@@ -18,6 +19,16 @@
 #include <unistd.h>
 
 #define QPH_CHANNEL_READ_SIZE (64 * 1024)
+
+/*
+ * One read buffer for every channel: a read callback consumes (copies or
+ * forwards) what it is given before it returns, and channels are read one
+ * at a time from the one main loop, so a buffer per channel would only
+ * cost memory: 64 KiB of address space and a touched page or more per
+ * connected client.
+ */
+static char channel_read_buf[QPH_CHANNEL_READ_SIZE];
+
 #define QPH_CHANNEL_LOW_WATER (64 * 1024)
 
 typedef struct {
@@ -50,7 +61,6 @@ struct QphChannel {
     QphChannelClosedFunc closed_cb;
     QphChannelDrainedFunc drained_cb;
     gpointer opaque;
-    char *buf;
 };
 
 static void
@@ -60,6 +70,10 @@ out_chunk_free(OutChunk *c)
         close(c->fds[i]);
     }
     g_free(c->fds);
+    /* A large message queued for a client is freed once it has read it. */
+    if (g_bytes_get_size(c->bytes) >= QPH_TRIM_BYTES) {
+        qph_trim_soon();
+    }
     g_bytes_unref(c->bytes);
     g_free(c);
 }
@@ -77,7 +91,6 @@ channel_unref(QphChannel *ch)
     if (--ch->ref > 0) {
         return;
     }
-    g_free(ch->buf);
     g_free(ch);
 }
 
@@ -210,7 +223,8 @@ static void
 channel_read(QphChannel *ch)
 {
     char control[CMSG_SPACE(sizeof(int) * QPH_CHANNEL_MAX_FDS)];
-    struct iovec iov = { .iov_base = ch->buf, .iov_len = QPH_CHANNEL_READ_SIZE };
+    struct iovec iov = { .iov_base = channel_read_buf,
+                          .iov_len = sizeof(channel_read_buf) };
     struct msghdr msg = {
         .msg_iov = &iov,
         .msg_iovlen = 1,
@@ -248,7 +262,7 @@ channel_read(QphChannel *ch)
         channel_close(ch);
         return;
     }
-    ch->read_cb(ch, ch->buf, n, fds, n_fds, ch->opaque);
+    ch->read_cb(ch, channel_read_buf, n, fds, n_fds, ch->opaque);
     g_free(fds);
 }
 
@@ -316,7 +330,6 @@ qph_channel_new(int fd, QphChannelReadFunc read_cb,
     ch->closed_cb = closed_cb;
     ch->drained_cb = drained_cb;
     ch->opaque = opaque;
-    ch->buf = g_malloc(QPH_CHANNEL_READ_SIZE);
     g_queue_init(&ch->out);
     ch->source = (ChannelSource *)g_source_new(&channel_source_funcs,
                                                sizeof(ChannelSource));

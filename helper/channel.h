@@ -23,7 +23,8 @@ typedef struct QphChannel QphChannel;
  * QphChannelReadFunc:
  * Called with the bytes of one recvmsg and the descriptors that came with
  * them (@fds is NULL when none; ownership of the descriptors passes to the
- * callee, who must close what it does not keep).
+ * callee, who must close what it does not keep).  @buf is valid only
+ * during the call: every channel reads into the same buffer.
  */
 typedef void (*QphChannelReadFunc)(QphChannel *ch, const char *buf, gsize len,
                                    int *fds, guint n_fds, gpointer opaque);

@@ -804,7 +804,12 @@ client_closed(QphChannel *ch, gpointer opaque)
 static void
 client_drained(QphChannel *ch, gpointer opaque)
 {
-    client_update_flow(opaque);
+    QphClient *client = opaque;
+
+    /* Below the low-water mark is below QPH_CLIENT_MAX_QUEUED: the stall
+     * check has nothing left to watch, and would only wake an idle loop. */
+    g_clear_handle_id(&client->stall_timer, g_source_remove);
+    client_update_flow(client);
 }
 
 QphClient *

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -36,7 +37,7 @@ typedef struct {
     GMainLoop *loop;
     QphProxy *proxy;
     int exit_status;
-    GPid child;        /* launch mode: QEMU */
+    pid_t child;       /* launch mode: QEMU */
     gboolean child_exited;
     gboolean upstream_done;
 } Main;
@@ -132,35 +133,84 @@ main_proxy_done(QphProxy *proxy, const GError *error, gpointer opaque)
 }
 
 static void
-main_child_exited(GPid pid, gint status, gpointer opaque)
+main_child_exited(Main *m, int status)
 {
-    Main *m = opaque;
-
     if (WIFEXITED(status)) {
         m->exit_status = WEXITSTATUS(status);
     } else if (WIFSIGNALED(status)) {
         m->exit_status = 128 + WTERMSIG(status);
     }
     m->child_exited = TRUE;
-    g_spawn_close_pid(pid);
     /* QEMU is gone, so is its end of the monitor. */
     m->upstream_done = TRUE;
     main_maybe_quit(m);
 }
 
-static gboolean
-main_signal(gpointer opaque)
+static void
+main_stop_signal(Main *m)
 {
-    Main *m = opaque;
-
     if (m->child && !m->child_exited) {
         /* Launch mode: QEMU is ours to stop; exit once it has. */
         kill(m->child, SIGTERM);
-        return G_SOURCE_CONTINUE;
+        return;
     }
     g_debug("Stopping on signal");
     g_main_loop_quit(m->loop);
+}
+
+/* The signalfd is readable: stop on SIGTERM, SIGINT or SIGHUP; reap QEMU
+ * on SIGCHLD (launch mode). */
+static gboolean
+main_signal_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    Main *m = opaque;
+    struct signalfd_siginfo si;
+
+    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo != SIGCHLD) {
+            main_stop_signal(m);
+        } else if (m->child && !m->child_exited) {
+            int status;
+
+            if (waitpid(m->child, &status, WNOHANG) == m->child) {
+                main_child_exited(m, status);
+            }
+        }
+    }
     return G_SOURCE_CONTINUE;
+}
+
+/*
+ * Signals arrive on a signalfd that the main loop watches.  GLib's
+ * g_unix_signal_add() and g_child_watch_add() would start its worker
+ * thread only to forward them, and a thread costs a stack and a malloc
+ * arena of private memory for the helper's whole life.  The signals are
+ * blocked before QEMU is forked, so that its exit cannot be missed; QEMU
+ * itself starts with none blocked (launch_qemu()).
+ */
+static void
+main_watch_signals(Main *m, gboolean child)
+{
+    sigset_t set;
+    int fd;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (child) {
+        sigaddset(&set, SIGCHLD);
+    }
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) {
+        /* Not on any kernel this runs on (2.6.27+); without it the
+         * signals' default action stops the helper. */
+        g_warning("Unable to watch signals (signalfd): %s", g_strerror(errno));
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        return;
+    }
+    g_unix_fd_add(fd, G_IO_IN, main_signal_ready, m);
 }
 
 static int
@@ -193,7 +243,7 @@ connect_unix(const char *path, GError **error)
 /* Start QEMU with an extra, private QMP monitor on one end of a
  * socketpair; return the other end. */
 static int
-launch_qemu(char **argv, GPid *pid, GError **error)
+launch_qemu(char **argv, pid_t *pid, GError **error)
 {
     int sv[2];
     g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
@@ -224,8 +274,13 @@ launch_qemu(char **argv, GPid *pid, GError **error)
         return -1;
     }
     if (child == 0) {
-        /* Only QEMU's end crosses exec; everything of ours is CLOEXEC. */
+        sigset_t none;
+
+        /* Only QEMU's end crosses exec; everything of ours is CLOEXEC. The
+         * signals the helper takes through its signalfd are not QEMU's. */
         fcntl(sv[1], F_SETFD, 0);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         execvp(argv[0], (char **)args->pdata);
         fprintf(stderr, "qemu-perf-helper: unable to run '%s': %s\n", argv[0],
                 strerror(errno));
@@ -353,9 +408,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     m.loop = g_main_loop_new(NULL, FALSE);
-    g_unix_signal_add(SIGTERM, main_signal, &m);
-    g_unix_signal_add(SIGINT, main_signal, &m);
-    g_unix_signal_add(SIGHUP, main_signal, &m);
+    main_watch_signals(&m, opt_command != NULL);
 
     if (opt_qemu) {
         qemu_fd = connect_unix(opt_qemu, &error);
@@ -365,7 +418,6 @@ main(int argc, char **argv)
         qemu_fd = launch_qemu(opt_command, &m.child, &error);
         if (qemu_fd >= 0) {
             opt_qemu_pid = m.child;
-            g_child_watch_add(m.child, main_child_exited, &m);
         }
     }
     if (qemu_fd < 0) {

@@ -21,6 +21,7 @@
 #include "helper/introspect.h"
 #include "helper/startup-events.h"
 #include "helper/relay.h"
+#include "helper/trim.h"
 #include "helper/vm.h"
 
 #include <errno.h>
@@ -314,6 +315,9 @@ proxy_commands_checked(QphUpstream *up, const QphScannedMessage *msg,
     }
     proxy_watch_listener(proxy);
     g_debug("Serving QMP for QEMU pid %d", (int)proxy->qemu_pid);
+    /* Start-up is over: option parsing, QEMU's command list and the first
+     * labels took heap that an idle helper should not keep. */
+    qph_trim_soon();
 }
 
 static void
@@ -480,6 +484,7 @@ static gboolean
 proxy_free_client_idle(gpointer data)
 {
     qph_client_free(data);
+    qph_trim_soon(); /* its buffers leave holes glibc would keep */
     return G_SOURCE_REMOVE;
 }
 

@@ -21,17 +21,24 @@
  * alone would allow the call.  Calls from another ABI (x32, i386 on
  * x86_64) get the same answer instead of libseccomp's default kill.
  *
- * New threads are allowed (clone with CLONE_THREAD; GLib starts its worker
- * thread lazily), new processes and execve are not.  clone3 passes its
+ * New threads are allowed (clone with CLONE_THREAD: the helper starts
+ * none, but GLib would start its worker thread if something asked for
+ * it), new processes and execve are not.  clone3 passes its
  * flags in memory, where a filter cannot look, so it gets ENOSYS and glibc
  * falls back to clone.  A sanitizer build also allows what the sanitizer
  * runtime needs at exit (LeakSanitizer stops the threads with ptrace from
  * a cloned task).  --no-seccomp turns the filter off for debugging.
  *
+ * libseccomp is needed only to build and load the filter, once: it is
+ * dlopen()ed for that and closed after it, so the helper does not keep its
+ * relocated data (private to each helper) and the pages of its system-call
+ * tables that only the name lookups touch for its whole life.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include "helper/seccomp.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -81,7 +88,7 @@ static const char *const allowed[] = {
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
     "gettimeofday", "time", "timerfd_create", "timerfd_settime",
     "timerfd_gettime",
-    /* signals (g_unix_signal_add, child watch, abort) */
+    /* signals (the signalfd of main.c, abort) */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait",
     "rt_sigsuspend", "sigaltstack", "signalfd", "signalfd4", "kill", "tgkill",
     "tkill", "restart_syscall",
@@ -101,6 +108,60 @@ static const char *const allowed[] = {
 };
 /* clang-format on */
 
+/* The libseccomp functions the filter is built with, from dlsym(). */
+typedef struct {
+    scmp_filter_ctx (*init)(uint32_t def_action);
+    int (*attr_set)(scmp_filter_ctx ctx, enum scmp_filter_attr attr,
+                    uint32_t value);
+    int (*syscall_resolve_name)(const char *name);
+    int (*rule_add)(scmp_filter_ctx ctx, uint32_t action, int syscall,
+                    unsigned int arg_cnt, ...);
+    int (*load)(const scmp_filter_ctx ctx);
+    void (*release)(scmp_filter_ctx ctx);
+} Scmp;
+
+static const struct {
+    const char *name;
+    gsize offset;
+} scmp_symbols[] = {
+    {"seccomp_init", G_STRUCT_OFFSET(Scmp, init)},
+    {"seccomp_attr_set", G_STRUCT_OFFSET(Scmp, attr_set)},
+    {"seccomp_syscall_resolve_name",
+     G_STRUCT_OFFSET(Scmp, syscall_resolve_name)},
+    {"seccomp_rule_add", G_STRUCT_OFFSET(Scmp, rule_add)},
+    {"seccomp_load", G_STRUCT_OFFSET(Scmp, load)},
+    {"seccomp_release", G_STRUCT_OFFSET(Scmp, release)},
+};
+
+/* dlopen() libseccomp into @scmp; the handle, or NULL with @error set. */
+static void *
+scmp_open(Scmp *scmp, GError **error)
+{
+    void *handle = dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL);
+
+    if (!handle) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                    "Cannot install the seccomp filter: libseccomp cannot be "
+                    "loaded: %s.",
+                    dlerror());
+        return NULL;
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(scmp_symbols); i++) {
+        void *sym = dlsym(handle, scmp_symbols[i].name);
+
+        if (!sym) {
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                        "Cannot install the seccomp filter: libseccomp has "
+                        "no %s.",
+                        scmp_symbols[i].name);
+            dlclose(handle);
+            return NULL;
+        }
+        memcpy((char *)scmp + scmp_symbols[i].offset, &sym, sizeof(sym));
+    }
+    return handle;
+}
+
 static gboolean
 seccomp_fail(int rc, const char *what, GError **error)
 {
@@ -118,10 +179,11 @@ seccomp_fail(int rc, const char *what, GError **error)
  *
  * Returns: TRUE when the filter is in place.
  */
-gboolean
-qph_seccomp_install(GError **error)
+/* Build the filter with @scmp and load it. */
+static gboolean
+seccomp_build_and_load(const Scmp *scmp, GError **error)
 {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(QPH_SECCOMP_ERRNO));
+    scmp_filter_ctx ctx = scmp->init(SCMP_ACT_ERRNO(QPH_SECCOMP_ERRNO));
     int rc;
 
     if (!ctx) {
@@ -129,49 +191,76 @@ qph_seccomp_install(GError **error)
                     "Cannot install the seccomp filter: seccomp_init failed.");
         return FALSE;
     }
-    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
-                          SCMP_ACT_ERRNO(QPH_SECCOMP_ERRNO));
+    rc = scmp->attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+                        SCMP_ACT_ERRNO(QPH_SECCOMP_ERRNO));
     if (rc < 0) {
-        seccomp_release(ctx);
+        scmp->release(ctx);
         return seccomp_fail(rc, "setting the action for other ABIs", error);
     }
     /* The log line of every refusal; a kernel before 4.14 has no such flag,
      * and the filter still refuses. */
-    if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1) < 0) {
+    if (scmp->attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1) < 0) {
         g_debug("The kernel cannot log seccomp refusals "
                 "(SECCOMP_FILTER_FLAG_LOG).");
     }
     for (guint i = 0; i < G_N_ELEMENTS(allowed); i++) {
-        int nr = seccomp_syscall_resolve_name(allowed[i]);
+        int nr = scmp->syscall_resolve_name(allowed[i]);
 
         if (nr == __NR_SCMP_ERROR) {
             continue;
         }
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+        rc = scmp->rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
         if (rc < 0) {
-            seccomp_release(ctx);
+            scmp->release(ctx);
             return seccomp_fail(rc, allowed[i], error);
         }
     }
 #ifndef QPH_SANITIZED
     /* Threads, never processes. */
-    rc = seccomp_rule_add(
-        ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-        SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    rc =
+        scmp->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     if (rc < 0) {
-        seccomp_release(ctx);
+        scmp->release(ctx);
         return seccomp_fail(rc, "clone", error);
     }
 #endif
-    rc = seccomp_load(ctx);
-    seccomp_release(ctx);
+    rc = scmp->load(ctx);
+    scmp->release(ctx);
     if (rc < 0) {
         return seccomp_fail(rc, "seccomp_load", error);
     }
-    g_debug("Seccomp filter installed: %u system calls allowed; any other "
-            "fails with %s and is logged by the kernel.",
-            (guint)G_N_ELEMENTS(allowed) + 1, g_strerror(QPH_SECCOMP_ERRNO));
     return TRUE;
+}
+
+/**
+ * qph_seccomp_install - refuse every system call the helper does not need
+ * @error: why the filter could not be installed
+ *
+ * Call once, after start-up (privileges dropped, no_new_privs set).
+ * libseccomp is loaded for the call and closed again.
+ *
+ * Returns: TRUE when the filter is in place.
+ */
+gboolean
+qph_seccomp_install(GError **error)
+{
+    Scmp scmp;
+    void *handle = scmp_open(&scmp, error);
+    gboolean ok;
+
+    if (!handle) {
+        return FALSE;
+    }
+    ok = seccomp_build_and_load(&scmp, error);
+    dlclose(handle);
+    if (ok) {
+        g_debug("Seccomp filter installed: %u system calls allowed; any "
+                "other fails with %s and is logged by the kernel.",
+                (guint)G_N_ELEMENTS(allowed) + 1,
+                g_strerror(QPH_SECCOMP_ERRNO));
+    }
+    return ok;
 }
 
 /**

@@ -257,8 +257,9 @@ def test_memory_returns_after_large_reply(rig):
     """After a 20 MB answer went through, the helper's private memory goes
     back to about what it was idle: the upstream buffer that held it is
     replaced (its size is the most it held, not what is left) and freed heap
-    is returned (malloc_trim, now and a second later).  Before, USS stayed
-    at about 2.5 x idle (0.82 -> 2.05 MiB)."""
+    is returned (malloc_trim once the loop is idle, and again when the
+    queued answer has been written), before the helper next sleeps.
+    Before, USS stayed at about 2.5 x idle (0.82 -> 2.05 MiB)."""
     pid = rig.helper.pid
     c = rig.client()
     assert c.command("query-status")
@@ -268,9 +269,9 @@ def test_memory_returns_after_large_reply(rig):
                            {"command-line": "xp /2650000xb 0"}, id="xp"))
     answer = read_line_big(c)
     assert len(answer) > 19_000_000, len(answer)
-    time.sleep(2.5)  # the second trim runs a second after the answer
+    time.sleep(0.5)  # the helper's last turn after the answer, not a timer
     after = uss_kib(pid)
     print(f"\nhelper USS idle {idle / 1024:.2f} MiB, after a {len(answer) / 1e6:.1f} MB "
-          f"answer {after / 1024:.2f} MiB")
+          f"answer {after / 1024:.2f} MiB ({after / idle:.2f} x)")
     # Sanitizers keep freed memory in quarantine: nothing to measure there.
-    assert SANITIZED or after <= idle + 512, (idle, after)
+    assert SANITIZED or (after <= idle + 512 and after <= 2 * idle), (idle, after)
