@@ -5,8 +5,9 @@
  * reading is enabled, and for output only while something is queued.
  * Writes are attempted at once, so a reply usually leaves in the same main
  * loop iteration that produced it; only what the kernel does not take is
- * queued.  A channel is reference counted internally so that an owner may
- * free it from inside one of its callbacks.
+ * queued (a copy of it, or a reference).  A channel is reference counted
+ * internally so that an owner may free it from inside one of its
+ * callbacks.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -33,6 +34,7 @@ static char channel_read_buf[QPH_CHANNEL_READ_SIZE];
 
 typedef struct {
     GBytes *bytes;
+    gsize whole; /* the size of the message it is (part of) */
     gsize offset;
     int *fds;
     guint n_fds;
@@ -71,7 +73,7 @@ out_chunk_free(OutChunk *c)
     }
     g_free(c->fds);
     /* A large message queued for a client is freed once it has read it. */
-    if (g_bytes_get_size(c->bytes) >= QPH_TRIM_BYTES) {
+    if (c->whole >= QPH_TRIM_BYTES) {
         qph_trim_soon();
     }
     g_bytes_unref(c->bytes);
@@ -409,6 +411,7 @@ static void
 channel_write(QphChannel *ch, const char *data, gsize len, GBytes *bytes,
               int *fds, guint n_fds)
 {
+    gsize whole = len;
     OutChunk *c;
 
     if (ch->closed || ch->shutting_down || ch->broken) {
@@ -432,6 +435,9 @@ channel_write(QphChannel *ch, const char *data, gsize len, GBytes *bytes,
             n_fds = 0; /* they went with the first byte */
         }
         if ((gsize)n == len) {
+            if (whole >= QPH_TRIM_BYTES) {
+                qph_trim_soon(); /* the caller frees it after this */
+            }
             return;
         }
         data += n;
@@ -444,6 +450,7 @@ channel_write(QphChannel *ch, const char *data, gsize len, GBytes *bytes,
     }
     c = g_new0(OutChunk, 1);
     c->bytes = bytes;
+    c->whole = whole;
     if (n_fds > 0) {
         c->fds = g_memdup2(fds, sizeof(int) * n_fds);
         c->n_fds = n_fds;
