@@ -40,7 +40,7 @@
  *    have echoed it; removed if the client sent none).  The entry waits in
  *    the queue until the replies before it have gone, so each client sees
  *    its replies in the order it asked.
- * 5. Events (messages without an id) go to every client that has
+ * 5. Events (messages with "event") go to every client that has
  *    negotiated (proxy.c), each after the replies QEMU gave before it.
  *    Replies to the helper's own upstream requests (query-commands at
  *    start, thread labels) never reach a client.
