@@ -9,14 +9,26 @@
  * a thread created after its creator's counter was opened is counted by
  * the kernel, in the creator's fd.  The only threads that could be missed
  * are those created while enabling, before their creator's counter was
- * opened.  /proc/sys/kernel/ns_last_pid, read before the first listing,
- * tells them apart: the kernel decides inheritance (perf_event_init_task)
- * before it allocates the new thread's id, so a thread whose id is not
- * above that mark was created before any counter was opened and is not
- * inherited; it gets counters of its own.  A thread above the mark was
+ * opened.  /proc/sys/kernel/ns_last_pid, read just before the first
+ * counter is opened, tells them apart: the kernel decides inheritance
+ * (perf_event_init_task) before it allocates the new thread's id, so a thread
+ * whose id is not above that mark was created before any counter was opened and
+ * is not inherited; it gets counters of its own.  A thread above the mark was
  * created while enabling and is taken as inherited (it was, unless its
  * creator was itself opened after it: see docs/design.md).  The listing
  * is repeated until no thread below the mark is missing.
+ *
+ * Groups: software events enabled in one request share a group per
+ * thread under a leader that counts nothing (qph_perf_group_leader_new()
+ * says why), read with one read() per thread.  Events are opened thread
+ * by thread, a group's leader and then its members, so a group is
+ * built on one thread in a few microseconds.  A thread its creator makes
+ * in those microseconds inherits the group as far as it was built: it is
+ * counted by the members opened before it was created (the same as
+ * without groups, where events opened on its creator after it was created
+ * miss it), and the kernel then refuses the creator's group read
+ * (ECHILD), so that thread's members are read one by one; neither
+ * counts a thread twice.
  *
  * After that nothing is ever attached: rescans only mark threads that
  * have exited, whose fds stay open (their descendants count into them).
@@ -41,9 +53,9 @@ struct _QphPerfSet {
     pid_t pid;
     GPtrArray *events;   /* QphPerfEvent, in the order they were enabled */
     GHashTable *by_name; /* name (the event's own string) -> QphPerfEvent */
-    /* Group leaders whose event was disabled while other events of their
-     * group count: their fds hold the group together (not reported). */
-    GPtrArray *kept_leaders;
+    /* Group leaders (qph_perf_group_leader_new()), each with at least one
+     * enabled member; not reported. */
+    GPtrArray *leaders;
 };
 
 /**
@@ -80,7 +92,7 @@ qph_perf_set_new(pid_t pid)
     set->pid = pid;
     set->events =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
-    set->kept_leaders =
+    set->leaders =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     set->by_name = g_hash_table_new(g_str_hash, g_str_equal);
     return set;
@@ -98,7 +110,7 @@ qph_perf_set_free(QphPerfSet *set)
     g_hash_table_unref(set->by_name);
     /* Members first: a leader's fds go last. */
     g_ptr_array_unref(set->events);
-    g_ptr_array_unref(set->kept_leaders);
+    g_ptr_array_unref(set->leaders);
     g_free(set);
 }
 
@@ -143,9 +155,24 @@ qph_perf_set_count_fds(const QphPerfSet *set)
     for (guint i = 0; i < set->events->len; i++) {
         n += qph_perf_event_get_n_threads(g_ptr_array_index(set->events, i));
     }
-    for (guint i = 0; i < set->kept_leaders->len; i++) {
-        n += qph_perf_event_get_n_threads(
-            g_ptr_array_index(set->kept_leaders, i));
+    for (guint i = 0; i < set->leaders->len; i++) {
+        n += qph_perf_event_get_n_threads(g_ptr_array_index(set->leaders, i));
+    }
+    return n;
+}
+
+/**
+ * qph_perf_set_count_group_fallbacks: group reads the kernel refused so
+ * far (a thread inherited a group while it was being built) and that were
+ * answered member by member, over the set's current groups.
+ */
+guint
+qph_perf_set_count_group_fallbacks(const QphPerfSet *set)
+{
+    guint n = 0;
+
+    for (guint i = 0; i < set->leaders->len; i++) {
+        n += qph_perf_group_get_n_fallbacks(g_ptr_array_index(set->leaders, i));
     }
     return n;
 }
@@ -155,34 +182,12 @@ static gboolean
 qph_perf_set_has_member(const QphPerfSet *set, const QphPerfEvent *leader)
 {
     for (guint i = 0; i < set->events->len; i++) {
-        const QphPerfEvent *ev = g_ptr_array_index(set->events, i);
-
-        if (ev == leader || qph_perf_event_get_leader(ev) == leader) {
+        if (qph_perf_event_get_leader(g_ptr_array_index(set->events, i)) ==
+            leader) {
             return TRUE;
         }
     }
     return FALSE;
-}
-
-/*
- * Close a disabled event's fds, but for a group leader whose group still
- * counts: closing it would end the group reads of the others, so it is
- * kept (unreported) until the last of them is disabled.
- */
-static void
-qph_perf_set_release(QphPerfSet *set, QphPerfEvent *ev)
-{
-    QphPerfEvent *leader = qph_perf_event_get_leader(ev);
-
-    if (qph_perf_event_is_grouped(ev) && !leader &&
-        qph_perf_set_has_member(set, ev)) {
-        g_ptr_array_add(set->kept_leaders, ev);
-        return;
-    }
-    qph_perf_event_free(ev);
-    if (leader && !qph_perf_set_has_member(set, leader)) {
-        g_ptr_array_remove(set->kept_leaders, leader);
-    }
 }
 
 /*
@@ -245,25 +250,39 @@ qph_perf_set_check_size(const QphPerfSet *set, const QphPerfChange *changes,
 }
 
 /*
- * Attach @ev to every thread in @tids.  A thread that exited meanwhile is
+ * Open every event of @order on thread @tid, in that order (a group's
+ * leader before its members).  A thread that exited meanwhile is
  * skipped: it is not a failure of the request.
  */
 static gboolean
-qph_perf_set_attach_all(QphPerfSet *set, QphPerfEvent *ev, GArray *tids,
-                        GError **error)
+qph_perf_set_attach_thread(QphPerfSet *set, GPtrArray *order, pid_t tid,
+                           GError **error)
 {
-    for (guint i = 0; i < tids->len; i++) {
-        pid_t tid = g_array_index(tids, pid_t, i);
+    for (guint i = 0; i < order->len; i++) {
         g_autoptr(GError) local = NULL;
 
-        if (qph_perf_event_attach(ev, tid, &local)) {
+        if (qph_perf_event_attach(g_ptr_array_index(order, i), tid, &local)) {
             continue;
         }
         if (!qph_threads_exists(set->pid, tid)) {
-            continue;
+            return TRUE;
         }
         g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
+    }
+    return TRUE;
+}
+
+/* qph_perf_set_attach_thread() on every thread of @tids. */
+static gboolean
+qph_perf_set_attach_threads(QphPerfSet *set, GPtrArray *order, GArray *tids,
+                            GError **error)
+{
+    for (guint i = 0; i < tids->len; i++) {
+        if (!qph_perf_set_attach_thread(set, order,
+                                        g_array_index(tids, pid_t, i), error)) {
+            return FALSE;
+        }
     }
     return TRUE;
 }
@@ -291,11 +310,13 @@ qph_perf_set_fds_available(guint64 *limit)
     return rl.rlim_cur > open_fds ? rl.rlim_cur - open_fds : 0;
 }
 
-/* Refuse before opening anything when @n_events on @n_threads cannot fit. */
+/* Refuse before opening anything when @n_events, @per_thread descriptors
+ * per thread with their groups' leaders, on @n_threads cannot fit. */
 static gboolean
-qph_perf_set_check_budget(guint n_events, guint n_threads, GError **error)
+qph_perf_set_check_budget(guint n_events, guint per_thread, guint n_threads,
+                          GError **error)
 {
-    guint64 needed = (guint64)n_events * n_threads;
+    guint64 needed = (guint64)per_thread * n_threads;
     guint64 limit, available = qph_perf_set_fds_available(&limit);
 
     if (available == G_MAXUINT64 ||
@@ -318,34 +339,37 @@ qph_perf_set_check_budget(guint n_events, guint n_threads, GError **error)
 }
 
 /*
- * Open every event of @prepared on every thread of the process so that,
- * with inherit, no thread is left uncounted (see the top of the file).
+ * Open every event of @order (new leaders and events, each leader before
+ * its members) on every thread of the process so that, with inherit, no
+ * thread is left uncounted (see the top of the file).
  */
 static gboolean
-qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *prepared,
+qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *order, guint n_events,
                             GError **error)
 {
-    gint64 mark = qph_threads_last_pid();
     g_autoptr(GArray) tids = qph_threads_list(set->pid, error);
+    gint64 mark;
 
     if (!tids) {
         g_prefix_error(error, "Cannot enable perf event '%s': ",
-                       qph_perf_event_get_name(g_ptr_array_index(prepared, 0)));
+                       qph_perf_event_get_name(g_ptr_array_index(order, 0)));
         return FALSE;
     }
-    if (!qph_perf_set_check_budget(prepared->len, tids->len, error)) {
+    if (!qph_perf_set_check_budget(n_events, order->len, tids->len, error)) {
         return FALSE;
     }
-    for (guint i = 0; i < prepared->len; i++) {
-        if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i), tids,
-                                     error)) {
-            return FALSE;
-        }
+    /* The mark is read as late as it can be, just before the first
+     * counter opens: a thread made after the listing but before any
+     * counter is not inherited either, and is below this mark (a mark
+     * read before the listing took it for inherited). */
+    mark = qph_threads_last_pid();
+    if (!qph_perf_set_attach_threads(set, order, tids, error)) {
+        return FALSE;
     }
     /* Threads created before the mark but not yet listed: not inherited. */
     for (guint round = 1; mark > 0 && round < QPH_PERF_SET_MAX_LISTINGS;
          round++) {
-        QphPerfEvent *first = g_ptr_array_index(prepared, 0);
+        QphPerfEvent *first = g_ptr_array_index(order, 0);
         g_autoptr(GArray) now = qph_threads_list(set->pid, NULL);
         g_autoptr(GArray) missed = g_array_new(FALSE, FALSE, sizeof(pid_t));
 
@@ -360,11 +384,8 @@ qph_perf_set_attach_process(QphPerfSet *set, GPtrArray *prepared,
         if (missed->len == 0 || qph_threads_last_pid() < mark) {
             break;
         }
-        for (guint i = 0; i < prepared->len; i++) {
-            if (!qph_perf_set_attach_all(set, g_ptr_array_index(prepared, i),
-                                         missed, error)) {
-                return FALSE;
-            }
+        if (!qph_perf_set_attach_threads(set, order, missed, error)) {
+            return FALSE;
         }
     }
     return TRUE;
@@ -383,8 +404,12 @@ gboolean
 qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
                     GError **error)
 {
+    /* Freed in reverse order: members before their leaders. */
+    g_autoptr(GPtrArray) new_leaders =
+        g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
     g_autoptr(GPtrArray) prepared =
         g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+    g_autoptr(GPtrArray) order = g_ptr_array_new();
     g_autoptr(GHashTable) last = NULL;
     g_autoptr(GHashTable) drop = g_hash_table_new(NULL, NULL);
 
@@ -415,29 +440,63 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         g_ptr_array_add(prepared, ev);
     }
 
-    /* Software events enabled together may share a group per thread, one
-     * read() per thread for all of them, up to QPH_PERF_GROUP_SHARE (1
-     * for now: see perf.h for why). */
+    /* Software events enabled together share a group per thread: one
+     * read() per thread for all of them.  One alone gains nothing from a
+     * leader's descriptor. */
     {
         QphPerfEvent *leader = NULL;
-        guint members = 0;
+        guint n_soft = 0, members = 0;
 
+        for (guint i = 0; i < prepared->len; i++) {
+            n_soft +=
+                qph_perf_event_get_attr(g_ptr_array_index(prepared, i))->type ==
+                PERF_TYPE_SOFTWARE;
+        }
+        for (guint i = 0; n_soft >= 2 && i < prepared->len; i++) {
+            QphPerfEvent *ev = g_ptr_array_index(prepared, i);
+
+            if (qph_perf_event_get_attr(ev)->type != PERF_TYPE_SOFTWARE) {
+                continue;
+            }
+            if (!leader || members == QPH_PERF_GROUP_MAX) {
+                leader = qph_perf_group_leader_new(qph_perf_event_get_name(ev));
+                g_ptr_array_add(new_leaders, leader);
+                g_ptr_array_add(order, leader);
+                members = 0;
+            }
+            if (qph_perf_event_join_group(ev, leader)) {
+                members++;
+            }
+        }
+        /* Each leader before its members, members in the order they
+         * joined: the kernel's order of siblings in a group read. */
+        for (guint l = 0; l < new_leaders->len; l++) {
+            QphPerfEvent *ld = g_ptr_array_index(new_leaders, l);
+            guint at = 0;
+
+            while (g_ptr_array_index(order, at) != ld) {
+                at++;
+            }
+            for (guint i = 0; i < prepared->len; i++) {
+                QphPerfEvent *ev = g_ptr_array_index(prepared, i);
+
+                if (qph_perf_event_get_leader(ev) == ld) {
+                    g_ptr_array_insert(order, ++at, ev);
+                }
+            }
+        }
         for (guint i = 0; i < prepared->len; i++) {
             QphPerfEvent *ev = g_ptr_array_index(prepared, i);
 
-            if (leader && members < QPH_PERF_GROUP_SHARE &&
-                qph_perf_event_join_group(ev, leader)) {
-                members++;
-            } else if (qph_perf_event_join_group(ev, NULL)) {
-                leader = ev;
-                members = 1;
+            if (!qph_perf_event_get_leader(ev)) {
+                g_ptr_array_add(order, ev);
             }
         }
     }
 
     /* 2. Open them on every thread. */
-    if (prepared->len > 0 &&
-        !qph_perf_set_attach_process(set, prepared, error)) {
+    if (order->len > 0 &&
+        !qph_perf_set_attach_process(set, order, prepared->len, error)) {
         return FALSE;
     }
 
@@ -457,33 +516,38 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
     }
     if (g_hash_table_size(drop) > 0) {
         g_autoptr(GPtrArray) kept = g_ptr_array_new();
-        g_autoptr(GPtrArray) members = g_ptr_array_new();
+        g_autoptr(GPtrArray) gone =
+            g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
         g_autoptr(GPtrArray) leaders = g_ptr_array_new();
 
         for (guint i = 0; i < set->events->len; i++) {
             QphPerfEvent *ev = g_ptr_array_index(set->events, i);
 
-            if (!g_hash_table_contains(drop, ev)) {
-                g_ptr_array_add(kept, ev);
-            } else {
-                g_ptr_array_add(qph_perf_event_get_leader(ev) ? members
-                                                               : leaders,
-                                ev);
-            }
+            g_ptr_array_add(g_hash_table_contains(drop, ev) ? gone : kept, ev);
         }
-        /* set->events now holds only what stays; group members are
-         * released before leaders, so a leader's fds go last. */
+        /* set->events now holds only what stays; members are closed
+         * before their leader. */
         g_ptr_array_set_free_func(set->events, NULL);
         g_ptr_array_unref(set->events);
         set->events =
             g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
         g_ptr_array_extend(set->events, kept, NULL, NULL);
-        for (guint i = 0; i < members->len; i++) {
-            qph_perf_set_release(set, g_ptr_array_index(members, i));
+        g_ptr_array_set_size(gone, 0);
+        /* A leader goes with its last member. */
+        for (guint i = 0; i < set->leaders->len; i++) {
+            QphPerfEvent *ld = g_ptr_array_index(set->leaders, i);
+
+            if (qph_perf_set_has_member(set, ld)) {
+                g_ptr_array_add(leaders, ld);
+            } else {
+                qph_perf_event_free(ld);
+            }
         }
-        for (guint i = 0; i < leaders->len; i++) {
-            qph_perf_set_release(set, g_ptr_array_index(leaders, i));
-        }
+        g_ptr_array_set_free_func(set->leaders, NULL);
+        g_ptr_array_unref(set->leaders);
+        set->leaders =
+            g_ptr_array_new_with_free_func((GDestroyNotify)qph_perf_event_free);
+        g_ptr_array_extend(set->leaders, leaders, NULL, NULL);
     }
     for (guint i = 0; i < prepared->len; i++) {
         QphPerfEvent *ev = g_ptr_array_index(prepared, i);
@@ -493,6 +557,8 @@ qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes, guint n,
         g_ptr_array_add(set->events, ev);
     }
     g_ptr_array_set_free_func(prepared, NULL);
+    g_ptr_array_extend(set->leaders, new_leaders, NULL, NULL);
+    g_ptr_array_set_free_func(new_leaders, NULL);
     return TRUE;
 }
 
@@ -566,10 +632,8 @@ qph_perf_set_read_group(QphPerfSet *set, QphPerfSetReading *r, guint e,
                         QphPerfEventValue *values, gboolean *done,
                         GError **error)
 {
-    QphPerfEvent *first = g_ptr_array_index(set->events, e);
-    QphPerfEvent *leader = qph_perf_event_get_leader(first)
-                               ? qph_perf_event_get_leader(first)
-                               : first;
+    QphPerfEvent *leader =
+        qph_perf_event_get_leader(g_ptr_array_index(set->events, e));
     QphPerfEvent *evs[QPH_PERF_GROUP_MAX];
     QphPerfThreadValue *ths[QPH_PERF_GROUP_MAX];
     QphPerfEventValue vals[QPH_PERF_GROUP_MAX];
@@ -579,7 +643,8 @@ qph_perf_set_read_group(QphPerfSet *set, QphPerfSetReading *r, guint e,
     for (guint i = e; i < set->events->len && n < QPH_PERF_GROUP_MAX; i++) {
         QphPerfEvent *ev = g_ptr_array_index(set->events, i);
 
-        if (ev == leader || qph_perf_event_get_leader(ev) == leader) {
+        /* set->events keeps the order members joined their group. */
+        if (qph_perf_event_get_leader(ev) == leader) {
             evs[n] = ev;
             ths[n] = (QphPerfThreadValue *)r->events[i].threads;
             at[n++] = i;
@@ -647,7 +712,7 @@ qph_perf_set_read(QphPerfSet *set, GError **error)
         if (done[e]) {
             continue;
         }
-        if (!qph_perf_event_is_grouped(ev)) {
+        if (!qph_perf_event_get_leader(ev)) {
             if (!qph_perf_event_read(ev, &values[e],
                                      (QphPerfThreadValue *)r->events[e].threads,
                                      r->events[e].n_threads, error)) {

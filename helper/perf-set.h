@@ -63,6 +63,7 @@ guint qph_perf_set_get_n_events(const QphPerfSet *set);
 const QphPerfEvent *qph_perf_set_get_event(const QphPerfSet *set, guint i);
 gboolean qph_perf_set_is_enabled(const QphPerfSet *set, const char *name);
 guint qph_perf_set_count_fds(const QphPerfSet *set);
+guint qph_perf_set_count_group_fallbacks(const QphPerfSet *set);
 
 gboolean qph_perf_set_update(QphPerfSet *set, const QphPerfChange *changes,
                              guint n, GError **error);

@@ -39,7 +39,6 @@
 #include <perfmon/pfmlib_perf_event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -55,7 +54,6 @@
 typedef struct {
     pid_t tid;
     int fd;
-    guint64 id;      /* the kernel's id of the counter (PERF_EVENT_IOC_ID) */
     gboolean exited; /* the thread is gone; the fd may still count its
                       * descendants */
 } QphPerfThread;
@@ -75,21 +73,21 @@ struct _QphPerfEvent {
     gboolean user_only;
     GArray *threads; /* QphPerfThread, sorted by tid */
     guint n_exited;  /* threads[] marked exited */
-    /* A group (see qph_perf_event_join_group()): the leader, or NULL;
-     * grouped events read PERF_FORMAT_GROUP. */
+    /* Groups (see qph_perf_group_leader_new()): a member's leader, or
+     * NULL; a leader counts nothing and is the only one that reads
+     * PERF_FORMAT_GROUP. */
     QphPerfEvent *leader;
-    gboolean grouped;
+    gboolean is_leader;
+    guint n_fallbacks; /* a leader's group reads refused (ECHILD) */
 };
 
-/* What read() returns with PERF_FORMAT_GROUP|ID and the two times. */
+/* What a leader's read() returns: PERF_FORMAT_GROUP and the two times;
+ * values[0] is the leader's own (0), then the members in open order. */
 typedef struct {
     guint64 nr;
     guint64 time_enabled;
     guint64 time_running;
-    struct {
-        guint64 value;
-        guint64 id;
-    } values[QPH_PERF_GROUP_MAX];
+    guint64 values[QPH_PERF_GROUP_MAX + 1];
 } QphPerfGroupBuf;
 
 static QphPerfTestHooks qph_perf_hooks;
@@ -694,15 +692,17 @@ qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
 
     th.tid = tid;
     th.exited = FALSE;
-    th.id = 0;
     th.fd = qph_perf_event_open(ev, tid, group_fd, &err, &user_only);
-    if (th.fd < 0) {
-        qph_perf_open_error(ev, tid, err, user_only, error);
-        return FALSE;
+    if (th.fd < 0 && group_fd >= 0 && err == EINVAL) {
+        /* Seen now and then on a thread its creator had just made, while
+         * threads were being made in a tight loop (tests/perf): the
+         * kernel would not add the member to the leader it had just
+         * opened there.  Counted alone it is still counted: the group
+         * read then has fewer values than expected and the thread's
+         * members are read one by one. */
+        th.fd = qph_perf_event_open(ev, tid, -1, &err, &user_only);
     }
-    if (ev->grouped && ioctl(th.fd, PERF_EVENT_IOC_ID, &th.id) < 0) {
-        err = errno;
-        close(th.fd);
+    if (th.fd < 0) {
         qph_perf_open_error(ev, tid, err, user_only, error);
         return FALSE;
     }
@@ -711,41 +711,88 @@ qph_perf_event_attach(QphPerfEvent *ev, pid_t tid, GError **error)
 }
 
 /**
- * qph_perf_event_join_group: count @ev in one group with @leader.
+ * qph_perf_group_leader_new: the leader of a group of software events.
+ * @name: what error messages call it (the first member's name)
  *
- * Both must be software events (never multiplexed: a group is scheduled
- * as a whole, and a hardware group larger than the PMU would never run)
- * with no thread attached yet; @leader is attached to a thread before @ev
- * is.  Then one read() of the leader's fd per thread returns every member
- * (qph_perf_group_read()).  A NULL @leader makes @ev a leader.  FALSE when
- * they cannot be grouped: nothing changes.
+ * Why a leader of its own, and one that counts nothing: with inherit, a
+ * thread created while a group is being built on its creator (leader
+ * open, members not yet) inherits the group as it was, and from Linux
+ * 6.7 ("perf: Disallow mis-matched inherited group reads",
+ * __perf_read_group_add() comparing group_generation and nr_siblings of
+ * the inherited leader with its parent's) every PERF_FORMAT_GROUP read of
+ * the creator's group fails with ECHILD for as long as that thread lives.
+ * A group also fails that way for the microseconds a thread created by an
+ * inherited thread takes to copy it (its copy links to the original
+ * leader, whose read does not lock the copying thread's context).  So
+ * only the leader reads PERF_FORMAT_GROUP; members are opened with plain
+ * read_format, so that when the group read is refused each member's fd is
+ * read alone (perf_read_one() sums that member's inherited copies, with
+ * no such check) and the answer is the same.  A real event as leader
+ * could not be read alone.  The leader is a software dummy that user
+ * space may open at any paranoid level (exclude_kernel); it costs one
+ * descriptor per thread.
+ */
+QphPerfEvent *
+qph_perf_group_leader_new(const char *name)
+{
+    QphPerfEvent *ev = g_new0(QphPerfEvent, 1);
+
+    ev->name = g_strdup(name);
+    ev->encoding = g_strdup("perf::PERF_COUNT_SW_DUMMY (group leader)");
+    ev->unit = "count";
+    ev->threads = g_array_new(FALSE, FALSE, sizeof(QphPerfThread));
+    ev->is_leader = TRUE;
+    ev->attr.size = sizeof(ev->attr);
+    ev->attr.type = PERF_TYPE_SOFTWARE;
+    ev->attr.config = PERF_COUNT_SW_DUMMY;
+    ev->attr.read_format = PERF_FORMAT_GROUP | PERF_FORMAT_TOTAL_TIME_ENABLED |
+                           PERF_FORMAT_TOTAL_TIME_RUNNING;
+    ev->attr.exclude_kernel = 1;
+    ev->attr.exclude_hv = 1;
+    /* The leader's inherit decides whether the group is inherited. */
+    ev->attr.inherit = 1;
+    ev->attr.inherit_thread = 1;
+    return ev;
+}
+
+/**
+ * qph_perf_event_join_group: count @ev in @leader's group.
+ *
+ * @ev must be a software event (never multiplexed: a group is scheduled
+ * as a whole) with no thread attached yet, @leader one made by
+ * qph_perf_group_leader_new(), attached to a thread before @ev is.  At
+ * most QPH_PERF_GROUP_MAX members.  FALSE when @ev cannot join: nothing
+ * changes.
  */
 gboolean
 qph_perf_event_join_group(QphPerfEvent *ev, QphPerfEvent *leader)
 {
-    QphPerfEvent *l = leader ? leader : ev;
-
-    if (ev->threads->len > 0 || l->threads->len > 0 ||
-        ev->attr.type != PERF_TYPE_SOFTWARE ||
-        l->attr.type != PERF_TYPE_SOFTWARE) {
+    if (ev->threads->len > 0 || leader->threads->len > 0 ||
+        !leader->is_leader || ev->attr.type != PERF_TYPE_SOFTWARE ||
+        ev->is_leader) {
         return FALSE;
     }
     ev->leader = leader;
-    ev->grouped = TRUE;
-    ev->attr.read_format |= PERF_FORMAT_GROUP | PERF_FORMAT_ID;
     return TRUE;
 }
 
 gboolean
-qph_perf_event_is_grouped(const QphPerfEvent *ev)
+qph_perf_event_is_leader(const QphPerfEvent *ev)
 {
-    return ev->grouped;
+    return ev->is_leader;
 }
 
 QphPerfEvent *
 qph_perf_event_get_leader(const QphPerfEvent *ev)
 {
     return ev->leader;
+}
+
+/* Group reads of @leader refused so far and answered member by member. */
+guint
+qph_perf_group_get_n_fallbacks(const QphPerfEvent *leader)
+{
+    return leader->n_fallbacks;
 }
 
 static gboolean
@@ -762,53 +809,45 @@ qph_perf_read_fd(int fd, QphPerfReadBuf *buf)
     return n == (ssize_t)sizeof(*buf);
 }
 
-/* Read a group through @fd; FALSE (errno set, 0 for a short read). */
+/* Read a group through its leader's @fd: TRUE when it holds @nr values
+ * (the leader's and @nr - 1 members'); FALSE with errno (0: another
+ * shape). */
 static gboolean
-qph_perf_read_group_fd(int fd, QphPerfGroupBuf *buf)
+qph_perf_read_group_fd(int fd, QphPerfGroupBuf *buf, guint nr)
 {
+    gsize want = (3 + (gsize)nr) * sizeof(guint64);
     ssize_t n;
 
     do {
-        n = read(fd, buf, sizeof(*buf));
+        n = read(fd, buf, want);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         return FALSE;
     }
-    if (n < 3 * (ssize_t)sizeof(guint64) || buf->nr > QPH_PERF_GROUP_MAX ||
-        (gsize)n != (3 + 2 * buf->nr) * sizeof(guint64)) {
+    if ((gsize)n != want || buf->nr != nr) {
         errno = 0;
         return FALSE;
     }
     return TRUE;
 }
 
-/* The value of counter @id in @g into @out; FALSE if it is not there. */
+/*
+ * Read group member @ev's counter @fd alone.  A member's own times lag:
+ * the kernel brings a sibling's times up to date only in a group read
+ * (perf_event_update_sibling_time()), so read alone it can say it ran
+ * for less time than it was enabled (80 % seen) although a group of
+ * software events is always scheduled as a whole and never multiplexed.
+ * Its time_running is taken to be its time_enabled, so the value is not
+ * scaled up.
+ */
 static gboolean
-qph_perf_group_pick(const QphPerfGroupBuf *g, guint64 id, QphPerfReadBuf *out)
+qph_perf_read_member_fd(int fd, QphPerfReadBuf *buf)
 {
-    for (guint64 k = 0; k < g->nr; k++) {
-        if (g->values[k].id == id) {
-            *out = (QphPerfReadBuf){g->values[k].value, g->time_enabled,
-                                    g->time_running};
-            return TRUE;
-        }
+    if (!qph_perf_read_fd(fd, buf)) {
+        return FALSE;
     }
-    errno = 0;
-    return FALSE;
-}
-
-/* One thread's counter of @ev, grouped or not. */
-static gboolean
-qph_perf_read_thread(const QphPerfEvent *ev, const QphPerfThread *th,
-                     QphPerfReadBuf *buf)
-{
-    QphPerfGroupBuf g;
-
-    if (!ev->grouped) {
-        return qph_perf_read_fd(th->fd, buf);
-    }
-    return qph_perf_read_group_fd(th->fd, &g) &&
-           qph_perf_group_pick(&g, th->id, buf);
+    buf->time_running = buf->time_enabled;
+    return TRUE;
 }
 
 /* raw * enabled / running when the counter was multiplexed. */
@@ -943,7 +982,8 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
     for (guint i = 0; i < n; i++) {
         QphPerfReadBuf buf;
 
-        if (!qph_perf_read_thread(ev, &th[i], &buf)) {
+        if (!(ev->leader ? qph_perf_read_member_fd(th[i].fd, &buf)
+                         : qph_perf_read_fd(th[i].fd, &buf))) {
             qph_perf_read_error(ev, th[i].tid, errno, error);
             return FALSE;
         }
@@ -953,17 +993,48 @@ qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
     return TRUE;
 }
 
+/*
+ * One thread's members of a group, one by one (the group read was
+ * refused).  @js[k] is member k's index of that thread, or G_MAXUINT.
+ */
+static gboolean
+qph_perf_group_read_members(QphPerfEvent *const *evs, guint n, const guint *js,
+                            QphPerfEventValue *values,
+                            QphPerfThreadValue *const *threads, GError **error)
+{
+    for (guint k = 0; k < n; k++) {
+        const QphPerfThread *th;
+        QphPerfReadBuf buf;
+
+        if (js[k] == G_MAXUINT) {
+            continue;
+        }
+        th = &g_array_index(evs[k]->threads, QphPerfThread, js[k]);
+        if (!qph_perf_read_member_fd(th->fd, &buf)) {
+            qph_perf_read_error(evs[k], th->tid, errno, error);
+            return FALSE;
+        }
+        qph_perf_account(th, &buf, &values[k],
+                         threads ? &threads[k][js[k]] : NULL);
+    }
+    return TRUE;
+}
+
 /**
- * qph_perf_group_read: read the events @evs of one group, one read() of
- * the leader's fd per thread.
- * @leader: the group's leader (one of @evs, or kept only for the group)
- * @evs: events whose leader is @leader (or @leader itself)
- * @n: how many
+ * qph_perf_group_read: read the members @evs of @leader's group, one
+ * read() of the leader's fd per thread.
+ * @leader: made by qph_perf_group_leader_new()
+ * @evs: every member still open in @leader's group, in the order they
+ *     joined it (the kernel's order of siblings)
+ * @n: how many (at most QPH_PERF_GROUP_MAX)
  * @values: @n totals
  * @threads: @n arrays of qph_perf_event_get_n_threads() entries, or NULL
  *
- * The same readings as qph_perf_event_read() on each event, for a
- * fraction of the system calls.
+ * The same readings as qph_perf_event_read() on each member.  When the
+ * kernel refuses the group read (ECHILD: a thread inherited the group
+ * while it was being built, see qph_perf_group_leader_new()), or it fails
+ * or returns another shape for any reason, that thread's members are read
+ * one by one, so a query never fails because of the group.
  */
 gboolean
 qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs, guint n,
@@ -971,33 +1042,57 @@ qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs, guint n,
                     QphPerfThreadValue *const *threads, GError **error)
 {
     const QphPerfThread *lth = (const QphPerfThread *)leader->threads->data;
+    guint next[QPH_PERF_GROUP_MAX] = {0};
+    guint js[QPH_PERF_GROUP_MAX];
 
+    g_return_val_if_fail(n <= QPH_PERF_GROUP_MAX, FALSE);
     for (guint k = 0; k < n; k++) {
         values[k] = (QphPerfEventValue){.n_exited = evs[k]->n_exited};
     }
     for (guint i = 0; i < leader->threads->len; i++) {
+        pid_t tid = lth[i].tid;
         QphPerfGroupBuf g;
+        guint nr = 1;
 
-        if (!qph_perf_read_group_fd(lth[i].fd, &g)) {
-            qph_perf_read_error(leader, lth[i].tid, errno, error);
-            return FALSE;
-        }
+        /* Members are attached only where the leader is, all sorted by
+         * tid: one cursor per member. */
         for (guint k = 0; k < n; k++) {
-            gboolean found;
-            guint j = qph_perf_event_find(evs[k], lth[i].tid, &found);
+            const QphPerfThread *mth =
+                (const QphPerfThread *)evs[k]->threads->data;
+            guint len = evs[k]->threads->len;
+
+            while (next[k] < len && mth[next[k]].tid < tid) {
+                next[k]++;
+            }
+            if (next[k] < len && mth[next[k]].tid == tid) {
+                js[k] = next[k]++;
+                nr++;
+            } else {
+                js[k] = G_MAXUINT;
+            }
+        }
+        if (!qph_perf_read_group_fd(lth[i].fd, &g, nr)) {
+            /* ECHILD, another shape, anything: the members alone say
+             * whether a counter really failed. */
+            leader->n_fallbacks++;
+            if (!qph_perf_group_read_members(evs, n, js, values, threads,
+                                             error)) {
+                return FALSE;
+            }
+            continue;
+        }
+        for (guint k = 0, v = 1; k < n; k++) {
             const QphPerfThread *th;
             QphPerfReadBuf buf;
 
-            if (!found) {
-                continue; /* gone before this event was opened there */
+            if (js[k] == G_MAXUINT) {
+                continue;
             }
-            th = &g_array_index(evs[k]->threads, QphPerfThread, j);
-            if (!qph_perf_group_pick(&g, th->id, &buf)) {
-                qph_perf_read_error(evs[k], th->tid, 0, error);
-                return FALSE;
-            }
+            th = &g_array_index(evs[k]->threads, QphPerfThread, js[k]);
+            buf =
+                (QphPerfReadBuf){g.values[v++], g.time_enabled, g.time_running};
             qph_perf_account(th, &buf, &values[k],
-                             threads ? &threads[k][j] : NULL);
+                             threads ? &threads[k][js[k]] : NULL);
         }
     }
     return TRUE;

@@ -5,9 +5,11 @@
  * catalog name such as "task_clock", or any string libpfm4 encodes:
  * "perf::PAGE-FAULTS", "cycles:u", "INST_RETIRED:ANY_P") plus one counting
  * fd per attached thread, opened with perf's inherit flag so that threads
- * created later count into their creator's fd.  It knows nothing of QMP beyond
- * its error domain and nothing of which threads a VM has: perf-set.h decides
- * that.
+ * created later count into their creator's fd.  Software events may be
+ * members of a group under a leader that counts nothing
+ * (qph_perf_group_leader_new()), read with one read() per thread.  It knows
+ * nothing of QMP beyond its error domain and nothing of which threads a VM
+ * has: perf-set.h decides that.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -46,20 +48,8 @@ typedef struct {
     gboolean overflow;   /* a sum passed 2^64 - 1 and was saturated */
 } QphPerfEventValue;
 
-/* Events in one PERF_FORMAT_GROUP, at most. */
+/* Members of one PERF_FORMAT_GROUP, at most (its leader not counted). */
 #define QPH_PERF_GROUP_MAX 16
-
-/*
- * Events enabled together that are put in one group: 1, so every event is
- * a group of its own.  With inherit, a thread created while a group is
- * being built (leader opened, members not yet) inherits the group as it
- * was; from Linux 6.7 ("perf: Disallow mis-matched inherited group
- * reads") every read of the parent's group then fails with ECHILD for as
- * long as that thread lives.  QEMU creates threads at any time (seen at
- * start-up in launch mode), so shared groups are off until a group can be
- * built atomically (docs/design.md).
- */
-#define QPH_PERF_GROUP_SHARE 1
 
 QphPerfEvent *qph_perf_event_new(const char *name, GError **error);
 void qph_perf_event_free(QphPerfEvent *ev);
@@ -82,9 +72,11 @@ gboolean qph_perf_event_read(QphPerfEvent *ev, QphPerfEventValue *value,
                              QphPerfThreadValue *threads, guint n_threads,
                              GError **error);
 
+QphPerfEvent *qph_perf_group_leader_new(const char *name);
 gboolean qph_perf_event_join_group(QphPerfEvent *ev, QphPerfEvent *leader);
-gboolean qph_perf_event_is_grouped(const QphPerfEvent *ev);
+gboolean qph_perf_event_is_leader(const QphPerfEvent *ev);
 QphPerfEvent *qph_perf_event_get_leader(const QphPerfEvent *ev);
+guint qph_perf_group_get_n_fallbacks(const QphPerfEvent *leader);
 gboolean qph_perf_group_read(QphPerfEvent *leader, QphPerfEvent *const *evs,
                              guint n, QphPerfEventValue *values,
                              QphPerfThreadValue *const *threads,

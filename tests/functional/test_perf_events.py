@@ -578,20 +578,23 @@ def test_libpfm4_names(penv):
 # ---- fds and timers ----------------------------------------------------------
 
 def test_disable_all_closes_every_fd(penv):
-    """/proc/HELPER/fd: no perf fd before; one per (event, thread) while six
-    software events are on; none after disabling them all."""
+    """/proc/HELPER/fd: no perf fd before; one per (event, thread), plus one
+    per thread for the leader of their group, while six software events
+    are on; none after disabling them all."""
     c = penv.client()
     hpid = penv.helper.proc.pid
     assert perf_fds(hpid) == 0
     set_ok(c, [(n, True) for n in SOFTWARE_EVENTS])
     ret = [e for e in query(c, per_thread=True) if e["enabled"]]
     n_threads = sum(len(e["threads"]) for e in ret)
+    leaders = len(ret[0]["threads"])
     assert [e["name"] for e in ret] == [n for n in CATALOG if n in SOFTWARE_EVENTS]
-    assert perf_fds(hpid) == n_threads > 0
-    # disabling a part closes that part
+    assert perf_fds(hpid) == n_threads + leaders > leaders > 0
+    # disabling a part closes that part; the leader stays for the others
     set_ok(c, [("cpu_clock", False), ("cpu_migrations", False)])
     n_left = sum(len(e["threads"]) for e in query(c, per_thread=True) if e["enabled"])
-    assert perf_fds(hpid) == n_left < n_threads
+    assert perf_fds(hpid) == n_left + leaders
+    assert n_left < n_threads
     set_ok(c, [(n, False) for n in SOFTWARE_EVENTS])
     assert perf_fds(hpid) == 0
     assert enabled_names(c) == []

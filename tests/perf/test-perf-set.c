@@ -7,12 +7,15 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#define QPH_PERF_PRIV_H_ALLOW
 #include "helper/perf-set.h"
+#include "helper/perf-priv.h"
 #include "helper/threads.h"
 #include "qmp/qmp-error.h"
 #include "perf-test-util.h"
 
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,8 +26,10 @@ update_ok(QphPerfSet *set, const QphPerfChange *c, guint n)
 {
     g_autoptr(GError) error = NULL;
 
-    g_assert_true(qph_perf_set_update(set, c, n, &error));
+    gboolean ok = qph_perf_set_update(set, c, n, &error);
+
     g_assert_no_error(error);
+    g_assert_true(ok);
 }
 
 static QphPerfSetReading *
@@ -102,7 +107,9 @@ test_set_empty(void)
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
 
-/* One fd per (event, thread); disabling closes them. */
+/* One fd per (event, thread), plus one per thread for the leader of two
+ * or more software events; disabling closes them, the leader with its
+ * last member. */
 static void
 test_set_enable_disable_fds(void)
 {
@@ -114,20 +121,20 @@ test_set_enable_disable_fds(void)
     const QphPerfChange off_pf[] = {{"page_faults", FALSE}};
 
     update_ok(set, on, G_N_ELEMENTS(on));
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 2 * threads);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 3 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 3 * threads);
     g_assert_true(qph_perf_set_is_enabled(set, "task_clock"));
     g_assert_true(qph_perf_set_is_enabled(set, "page_faults"));
 
     /* Enabling again changes nothing. */
     update_ok(set, on, G_N_ELEMENTS(on));
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 3 * threads);
 
-    /* page_faults is a member of task_clock's group: its fds go. */
+    /* page_faults's fds go; the leader stays for task_clock. */
     update_ok(set, off_pf, 1);
     g_assert_false(qph_perf_set_is_enabled(set, "page_faults"));
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, threads);
-    g_assert_cmpuint(test_count_open_fds(), ==, fds + threads);
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 2 * threads);
+    g_assert_cmpuint(test_count_open_fds(), ==, fds + 2 * threads);
 
     update_ok(set, off_tc, 1);
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
@@ -171,12 +178,156 @@ read_alone(const QphPerfSet *set, const char *name)
     g_assert_not_reached();
 }
 
+/* CPU time of every thread of the process but the calling one, exited
+ * threads included, in ns: the kernel's own accounting (getrusage() sums
+ * sum_exec_runtime), to the microsecond. */
+static guint64
+others_cpu_ns(void)
+{
+    struct rusage ru;
+    struct timespec self;
+
+    g_assert_cmpint(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &self), ==, 0);
+    g_assert_cmpint(getrusage(RUSAGE_SELF, &ru), ==, 0);
+    return ((guint64)ru.ru_utime.tv_sec + (guint64)ru.ru_stime.tv_sec) *
+               G_GUINT64_CONSTANT(1000000000) +
+           ((guint64)ru.ru_utime.tv_usec + (guint64)ru.ru_stime.tv_usec) *
+               1000 -
+           ((guint64)self.tv_sec * G_GUINT64_CONSTANT(1000000000) +
+            (guint64)self.tv_nsec);
+}
+
+typedef struct {
+    volatile gint stop;
+    guint created;
+} Spawner;
+
+static gpointer
+spawned_main(gpointer data)
+{
+    g_usleep(2000);
+    return NULL;
+}
+
+/* Creates threads in a tight loop, 16 alive at any time, each living
+ * about 2 ms, until told to stop. */
+static gpointer
+spawner_main(gpointer data)
+{
+    Spawner *sp = data;
+    GThread *alive[16] = {NULL};
+
+    for (guint i = 0; !g_atomic_int_get(&sp->stop); i++) {
+        guint slot = i % G_N_ELEMENTS(alive);
+
+        if (alive[slot]) {
+            g_thread_join(alive[slot]);
+        }
+        alive[slot] = g_thread_new("qph-spawned", spawned_main, NULL);
+        sp->created++;
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(alive); i++) {
+        if (alive[i]) {
+            g_thread_join(alive[i]);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The race groups must survive: a thread creating threads in a tight
+ * loop while six software events are enabled again and again.  A thread
+ * created while its creator's group is being built inherits it
+ * incomplete, and Linux 6.7+ then refuses the creator's group read with
+ * ECHILD; shared groups with PERF_FORMAT_GROUP on every member failed
+ * here within three runs ("No child processes" on the read, and EINVAL
+ * adding a member to a leader just opened on a new thread).  Every read
+ * must succeed, and task_clock (enabled last: the member a thread made
+ * mid-build misses) is checked against the CPU time the kernel accounted
+ * to the process's other threads, exited ones included, over the same
+ * interval; the reading thread itself is left out of both (a counter
+ * read by the very thread it counts is not what the helper does, and it
+ * read up to 60 % low here under load).
+ */
+static void
+test_set_group_race(void)
+{
+    const QphPerfChange on[] = {
+        {"page_faults", TRUE},        {"context_switches", TRUE},
+        {"cpu_migrations", TRUE},     {"cpu_clock", TRUE},
+        {"perf::MINOR-FAULTS", TRUE}, {"task_clock", TRUE}};
+    const QphPerfChange off[] = {
+        {"page_faults", FALSE},        {"context_switches", FALSE},
+        {"cpu_migrations", FALSE},     {"cpu_clock", FALSE},
+        {"perf::MINOR-FAULTS", FALSE}, {"task_clock", FALSE}};
+    Spawner sp = {0};
+    GThread *spawner = g_thread_new("qph-spawner", spawner_main, &sp);
+    TestThread *spinner = test_thread_new("qph-spinner");
+    guint fallbacks = 0;
+    guint64 short_ns = 0, over_ns = 0;
+
+    for (guint round = 0; round < 40; round++) {
+        g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+        guint64 cpu_before = others_cpu_ns(), cpu_enabled, cpu_read, cpu_after;
+
+        update_ok(set, on, G_N_ELEMENTS(on));
+        cpu_enabled = others_cpu_ns();
+        test_thread_spin(spinner, 10);
+        for (guint i = 0; i < 3; i++) {
+            g_autoptr(QphPerfSetReading) r = NULL;
+            const QphPerfSetEventValue *tc;
+            const QphPerfThreadValue *self;
+            guint64 counted;
+
+            cpu_read = others_cpu_ns();
+            r = read_ok(set);
+            cpu_after = others_cpu_ns();
+            assert_sums(r);
+            tc = find_event(r, "task_clock");
+            self = find_thread(tc, getpid());
+            g_assert_nonnull(self);
+            counted = tc->value - self->value;
+            /* Nothing twice: at most what the others ran from before
+             * enabling to after the read, give or take the clocks'
+             * differences (perf's clock against the scheduler's; up to
+             * 1.2 ms above in 10 ms seen here, groups or not): 5 % and
+             * 2 ms.  A thread counted twice is the 10 ms spinner. */
+            g_assert_cmpuint(counted, <=,
+                             (cpu_after - cpu_before) +
+                                 (cpu_after - cpu_before) / 20 + 2 * NS_PER_MS);
+            /* Nothing missed: at least what they ran between enabling
+             * and the read, less what the enable window loses under this
+             * storm of threads, groups or not (threads made between the
+             * mark and their creator's open, which the mark cannot tell
+             * from inherited ones, docs/design.md; up to 2.9 ms here):
+             * 20 % and 2 ms.  A thread or a value lost is the spinner. */
+            g_assert_cmpuint(counted + counted / 5 + 2 * NS_PER_MS, >=,
+                             cpu_read - cpu_enabled);
+            if (cpu_read - cpu_enabled > counted) {
+                short_ns = MAX(short_ns, cpu_read - cpu_enabled - counted);
+            } else {
+                over_ns = MAX(over_ns, counted - (cpu_read - cpu_enabled));
+            }
+        }
+        fallbacks += qph_perf_set_count_group_fallbacks(set);
+        update_ok(set, off, G_N_ELEMENTS(off));
+    }
+    g_atomic_int_set(&sp.stop, 1);
+    g_thread_join(spawner);
+    test_thread_finish(spinner);
+    g_test_message("%u threads created, %u group reads refused and read "
+                   "member by member; task_clock at most %" G_GUINT64_FORMAT
+                   " us below and %" G_GUINT64_FORMAT " us above getrusage()",
+                   sp.created, fallbacks, short_ns / 1000, over_ns / 1000);
+    g_assert_cmpuint(sp.created, >, 100);
+}
+
 /*
  * Software events enabled together are read as one group per thread:
  * each event's value from the group read lies between two reads of that
  * event alone (counters only grow), so no value lands on another event;
- * disabling the group's leader keeps its fds for the others, which still
- * read, until the last one is disabled.
+ * disabling the first member keeps the leader for the others, which
+ * still read, until the last one is disabled.
  */
 static void
 test_set_group_reads(void)
@@ -194,8 +345,8 @@ test_set_group_reads(void)
 
     update_ok(set, on, G_N_ELEMENTS(on));
     for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
-        g_assert_true(
-            qph_perf_event_is_grouped(qph_perf_set_get_event(set, i)));
+        g_assert_nonnull(
+            qph_perf_event_get_leader(qph_perf_set_get_event(set, i)));
     }
     test_spin_cpu_ms(20);
     for (guint round = 0; round < 3; round++) {
@@ -221,10 +372,8 @@ test_set_group_reads(void)
     update_ok(set, off_leader, 1);
     g_assert_false(qph_perf_set_is_enabled(set, "task_clock"));
     g_assert_cmpuint(qph_perf_set_get_n_events(set), ==, 2);
-    /* A shared group's leader keeps its fds while its members count; an
-     * event that is a group of its own (QPH_PERF_GROUP_SHARE 1) does not. */
-    g_assert_cmpuint(qph_perf_set_count_fds(set), ==,
-                     (QPH_PERF_GROUP_SHARE > 1 ? 3 : 2) * threads);
+    /* Two members and their leader. */
+    g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 3 * threads);
     {
         g_autoptr(QphPerfSetReading) r = read_ok(set);
 
@@ -239,6 +388,64 @@ test_set_group_reads(void)
     g_assert_cmpuint(qph_perf_set_count_fds(set), ==, 0);
     g_assert_cmpuint(test_count_open_fds(), ==, fds);
 }
+
+/* perf_event_open, but task_clock never joins a group. */
+static int
+open_task_clock_alone(struct perf_event_attr *attr, pid_t tid, int cpu,
+                      int group_fd, unsigned long flags)
+{
+    if (attr->type == PERF_TYPE_SOFTWARE &&
+        attr->config == PERF_COUNT_SW_TASK_CLOCK) {
+        group_fd = -1;
+    }
+    return (int)syscall(SYS_perf_event_open, attr, tid, cpu, group_fd, flags);
+}
+
+/*
+ * A group read that does not return what the group should hold (here a
+ * member opened outside the group, as when the kernel refuses to add it;
+ * in life also ECHILD) is answered member by member: every value still
+ * lies between two reads of that event alone, and each thread's read
+ * fell back once.
+ */
+static void
+test_set_group_fallback(void)
+{
+    const QphPerfTestHooks hooks = {.open = open_task_clock_alone};
+    const QphPerfChange on[] = {{"task_clock", TRUE},
+                                {"page_faults", TRUE},
+                                {"context_switches", TRUE}};
+    const char *names[] = {"task_clock", "page_faults", "context_switches"};
+    g_autoptr(QphPerfSet) set = qph_perf_set_new(getpid());
+    guint threads;
+
+    qph_perf_set_test_hooks(&hooks);
+    update_ok(set, on, G_N_ELEMENTS(on));
+    qph_perf_set_test_hooks(NULL);
+    threads = qph_perf_event_get_n_threads(qph_perf_set_get_event(set, 0));
+    test_spin_cpu_ms(10);
+    for (guint round = 0; round < 2; round++) {
+        guint64 before[3], after[3];
+        g_autoptr(QphPerfSetReading) r = NULL;
+
+        for (guint i = 0; i < 3; i++) {
+            before[i] = read_alone(set, names[i]);
+        }
+        r = read_ok(set);
+        for (guint i = 0; i < 3; i++) {
+            after[i] = read_alone(set, names[i]);
+        }
+        assert_sums(r);
+        for (guint i = 0; i < 3; i++) {
+            g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
+            g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
+        }
+        g_assert_cmpuint(value_of(r, "task_clock"), >=, 5 * NS_PER_MS);
+        g_assert_cmpuint(qph_perf_set_count_group_fallbacks(set), ==,
+                         (round + 1) * threads);
+    }
+}
+
 
 static gboolean
 host_has_pmu(void)
@@ -555,6 +762,8 @@ main(int argc, char **argv)
     g_test_add_func("/perf/set/names", test_set_names);
     g_test_add_func("/perf/set/read", test_set_read);
     g_test_add_func("/perf/set/group-reads", test_set_group_reads);
+    g_test_add_func("/perf/set/group-race", test_set_group_race);
+    g_test_add_func("/perf/set/group-fallback", test_set_group_fallback);
     g_test_add_func("/perf/set/new-thread-inherited",
                     test_set_new_thread_inherited);
     g_test_add_func("/perf/set/rescan-exited-thread",
