@@ -5,8 +5,9 @@
  * reading is enabled, and for output only while something is queued.
  * Writes are attempted at once, so a reply usually leaves in the same main
  * loop iteration that produced it; only what the kernel does not take is
- * queued.  A channel is reference counted internally so that an owner may
- * free it from inside one of its callbacks.
+ * queued (a copy of it, or a reference).  A channel is reference counted
+ * internally so that an owner may free it from inside one of its
+ * callbacks.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -33,6 +34,7 @@ static char channel_read_buf[QPH_CHANNEL_READ_SIZE];
 
 typedef struct {
     GBytes *bytes;
+    gsize whole; /* the size of the message it is (part of) */
     gsize offset;
     QmpFds *fds; /* a reference, dropped once they have gone */
 } OutChunk;
@@ -67,7 +69,7 @@ out_chunk_free(OutChunk *c)
 {
     qmp_fds_unref(c->fds);
     /* A large message queued for a client is freed once it has read it. */
-    if (g_bytes_get_size(c->bytes) >= QPH_TRIM_BYTES) {
+    if (c->whole >= QPH_TRIM_BYTES) {
         qph_trim_soon();
     }
     g_bytes_unref(c->bytes);
@@ -141,6 +143,48 @@ channel_close(QphChannel *ch)
     }
 }
 
+/*
+ * One sendmsg() of @len bytes at @data, with @fds (the caller drops its
+ * reference once they went: the kernel holds its own).  Returns the bytes
+ * the kernel took (0 if it would block), or -1 on a fatal error.
+ */
+static gssize
+channel_send(QphChannel *ch, const char *data, gsize len, QmpFds *set)
+{
+    struct iovec iov = { .iov_base = (char *)data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    char control[CMSG_SPACE(sizeof(int) * QPH_CHANNEL_MAX_FDS)];
+    guint n_fds;
+    const int *fds = qmp_fds_get(set, &n_fds);
+    ssize_t n;
+
+    n_fds = MIN(n_fds, QPH_CHANNEL_MAX_FDS);
+    if (n_fds > 0) {
+        struct cmsghdr *cmsg;
+
+        memset(control, 0, sizeof(control));
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
+    }
+    do {
+        n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        }
+        g_debug("Write to socket %d failed: %s", ch->fd, g_strerror(errno));
+        return -1;
+    }
+    ch->sent += n;
+    return n;
+}
+
 /* Send as much queued output as the kernel takes.  FALSE on a fatal error. */
 static gboolean
 channel_flush(QphChannel *ch)
@@ -150,46 +194,19 @@ channel_flush(QphChannel *ch)
     while ((c = g_queue_peek_head(&ch->out))) {
         gsize len;
         const char *data = g_bytes_get_data(c->bytes, &len);
-        struct iovec iov = {
-            .iov_base = (char *)data + c->offset,
-            .iov_len = len - c->offset,
-        };
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-        char control[CMSG_SPACE(sizeof(int) * QPH_CHANNEL_MAX_FDS)];
-        guint n_fds;
-        const int *fds = qmp_fds_get(c->fds, &n_fds);
-        ssize_t n;
+        gssize n = channel_send(ch, data + c->offset, len - c->offset,
+                                c->fds);
 
-        n_fds = MIN(n_fds, QPH_CHANNEL_MAX_FDS);
-        if (n_fds > 0) {
-            struct cmsghdr *cmsg;
-
-            memset(control, 0, sizeof(control));
-            msg.msg_control = control;
-            msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-            cmsg = CMSG_FIRSTHDR(&msg);
-            cmsg->cmsg_level = SOL_SOCKET;
-            cmsg->cmsg_type = SCM_RIGHTS;
-            cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-            memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
-        }
-        n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return TRUE;
-            }
-            g_debug("Write to socket %d failed: %s", ch->fd,
-                    g_strerror(errno));
             return FALSE;
+        }
+        if (n == 0) {
+            return TRUE;
         }
         /* The descriptors went with the first byte; ours are copies. */
         g_clear_pointer(&c->fds, qmp_fds_unref);
         c->offset += n;
         ch->queued -= n;
-        ch->sent += n;
         if (c->offset == len) {
             g_queue_pop_head(&ch->out);
             out_chunk_free(c);
@@ -378,29 +395,57 @@ channel_mark_broken(QphChannel *ch)
     ch->queued = 0;
 }
 
+/*
+ * Write @len bytes at @data (held by @bytes, or NULL: then copied if they
+ * must wait) with @fds (may be NULL; a reference is taken if they wait).
+ * With nothing queued they go at once, from the caller's memory: only
+ * what the kernel does not take is queued.  Never closes from here: the
+ * caller is in the middle of its own work.  A broken socket is reported
+ * by poll() as an error or hang-up, and the next dispatch closes the
+ * channel.
+ */
 static void
-channel_enqueue(QphChannel *ch, GBytes *bytes, QmpFds *fds)
+channel_write(QphChannel *ch, const char *data, gsize len, GBytes *bytes,
+              QmpFds *fds)
 {
+    gsize whole = len;
     OutChunk *c;
 
     if (ch->closed || ch->shutting_down || ch->broken) {
-        g_bytes_unref(bytes);
         return;
+    }
+    if (g_queue_is_empty(&ch->out)) {
+        gssize n = channel_send(ch, data, len, fds);
+
+        if (n < 0) {
+            channel_mark_broken(ch);
+            channel_update_condition(ch);
+            return;
+        }
+        if (n > 0) {
+            fds = NULL; /* they went with the first byte */
+        }
+        if ((gsize)n == len) {
+            if (whole >= QPH_TRIM_BYTES) {
+                qph_trim_soon(); /* the caller frees it after this */
+            }
+            return;
+        }
+        data += n;
+        len -= n;
+        bytes = bytes ? g_bytes_new_from_bytes(bytes, g_bytes_get_size(bytes) -
+                                                          len, len)
+                      : g_bytes_new(data, len);
+    } else {
+        bytes = bytes ? g_bytes_ref(bytes) : g_bytes_new(data, len);
     }
     c = g_new0(OutChunk, 1);
     c->bytes = bytes;
+    c->whole = whole;
     c->fds = qmp_fds_ref(fds);
     g_queue_push_tail(&ch->out, c);
-    ch->queued += g_bytes_get_size(bytes);
-    if (ch->out.length == 1 && !ch->broken) {
-        /*
-         * Never close from here: the caller is in the middle of its own
-         * work.  A broken socket is reported by poll() as an error or
-         * hang-up, and the next dispatch closes the channel.
-         */
-        if (!channel_flush(ch)) {
-            channel_mark_broken(ch);
-        }
+    ch->queued += len;
+    if (ch->out.length == 1) {
         channel_update_condition(ch);
     }
 }
@@ -408,19 +453,25 @@ channel_enqueue(QphChannel *ch, GBytes *bytes, QmpFds *fds)
 void
 qph_channel_write(QphChannel *ch, const char *buf, gsize len, QmpFds *fds)
 {
-    channel_enqueue(ch, g_bytes_new(buf, len), fds);
+    channel_write(ch, buf, len, NULL, fds);
 }
 
 void
 qph_channel_write_bytes(QphChannel *ch, GBytes *bytes)
 {
-    channel_enqueue(ch, g_bytes_ref(bytes), NULL);
+    gsize len;
+    const char *data = g_bytes_get_data(bytes, &len);
+
+    channel_write(ch, data, len, bytes, NULL);
 }
 
 void
 qph_channel_write_bytes_fds(QphChannel *ch, GBytes *bytes, QmpFds *fds)
 {
-    channel_enqueue(ch, g_bytes_ref(bytes), fds);
+    gsize len;
+    const char *data = g_bytes_get_data(bytes, &len);
+
+    channel_write(ch, data, len, bytes, fds);
 }
 
 void

@@ -18,9 +18,10 @@
  *    the session answers everything itself.  After, a command of the
  *    helper's own goes to dispatch.c through the hooks proxy.c gave this
  *    session, and is answered by the helper; anything else is forwarded
- *    (upstream.c): the message's own bytes, with only the value of "id"
- *    replaced by the helper's integer id (or an id added), and its
- *    descriptors in the same sendmsg.
+ *    (upstream.c): an in-band request byte for byte as the client sent it,
+ *    an exec-oob one with only the value of "id" replaced by the helper's
+ *    (or an id added, helper/splice.c), and its descriptors in the same
+ *    sendmsg.
  * 3a. Fairness: QEMU takes one request from each of its monitors in turn;
  *    through the helper all clients share one monitor.  So the upstream
  *    lets at most QPH_UPSTREAM_FAIR_WINDOW (2) client in-band requests be
@@ -33,12 +34,15 @@
  *    the 8 it may have in flight.  exec-oob requests and the helper's own
  *    upstream calls do not wait; the helper's own commands never go
  *    upstream.  A client that leaves drops its waiting requests.
- * 4. QEMU answers on the one upstream connection.  The reply is matched by
- *    the helper's id, the client's id is put back (re-serialized exactly as
- *    QEMU would have echoed it; removed if the client sent none), and the
- *    entry waits in the queue until the replies before it have gone, so
- *    each client sees its replies in the order it asked.
- * 5. Events (messages without an id) go to every client that has
+ * 4. QEMU answers on the one upstream connection.  An in-band answer is
+ *    matched by order (QEMU answers in-band requests in the order it read
+ *    them) and goes to the client as QEMU wrote it, with the client's id
+ *    as QEMU echoed it; an exec-oob answer is matched by the helper's id,
+ *    and the client's is put back (re-serialized exactly as QEMU would
+ *    have echoed it; removed if the client sent none).  The entry waits in
+ *    the queue until the replies before it have gone, so each client sees
+ *    its replies in the order it asked.
+ * 5. Events (messages with "event") go to every client that has
  *    negotiated (proxy.c), each after the replies QEMU gave before it.
  *    Replies to the helper's own upstream requests (query-commands at
  *    start, thread labels) never reach a client.
@@ -71,6 +75,7 @@
 #include "helper/client.h"
 #include "helper/channel.h"
 #include "helper/reply.h"
+#include "helper/splice.h"
 #include "helper/upstream.h"
 #include "qmp/qmp-framer.h"
 #include "qmp/qmp-error.h"
@@ -106,7 +111,9 @@ typedef struct {
     QmpMessage *msg;
     /* ENTRY_RUNNING, ENTRY_STREAMING: the request */
     RequestKind kind;
-    char *id_json;     /* the id as QEMU would echo it, or NULL */
+    char *id_json;     /* the id as QEMU would echo it, or NULL; not kept
+                        * for an in-band forward, whose answer has it */
+    gboolean id_left_out; /* in-band, forwarded without its huge id */
     char *command;
     guint64 handle;    /* upstream handle while forwarded */
     gboolean upstream;
@@ -390,12 +397,18 @@ entry_introspect_extra(gboolean after_elements, gpointer data)
                                            client->hooks_data);
 }
 
+/* QEMU's answer for the client: as it is for in-band requests, with the
+ * client's id put back for exec-oob and a huge id (helper/splice.c). */
 static GBytes *
-entry_rewrite_reply(Entry *e, const QmpMessage *msg)
+entry_reply_bytes(Entry *e, const QmpMessage *msg)
 {
-    return qph_reply_rewrite(
-        msg, e->id_json,
-        e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL, e);
+    QphReplyExtraFunc extra =
+        e->kind == REQUEST_INTROSPECT ? entry_introspect_extra : NULL;
+
+    if (!e->oob && !e->id_left_out) {
+        return qph_reply_forward(msg, extra, e);
+    }
+    return qph_reply_rewrite(msg, e->id_json, extra, e);
 }
 
 static gboolean
@@ -425,10 +438,11 @@ client_next_owed(QphClient *client)
 }
 
 /*
- * A large answer as it comes (QphUpstreamStreamFunc): written at once when
- * it is the next one the client is owed, else declined (and buffered).
- * The last bytes carry the helper's id, or none: the client's goes there,
- * after "return" as QEMU prints it.
+ * A large answer to an in-band request as it comes
+ * (QphUpstreamStreamFunc): written at once when it is the next one the
+ * client is owed, else declined (and buffered).  QEMU's bytes as they are,
+ * the client's id in the last ones (put there, after "return" as QEMU
+ * prints it, when it was left out).
  */
 static gboolean
 entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
@@ -436,9 +450,6 @@ entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
 {
     Entry *e = user_data;
     QphClient *client = e->client;
-    static const char id_key[] = ", \"id\": ";
-    gsize cut;
-    const char *id;
     GString *tail;
 
     if (!final) {
@@ -457,23 +468,14 @@ entry_upstream_stream(QphUpstream *up, const char *data, gsize len,
         return TRUE;
     }
     e->upstream = FALSE;
-    cut = len - 1; /* the closing brace */
-    id = g_strrstr_len(data, len, id_key);
-    if (id) {
-        gsize digits = id + strlen(id_key) - data;
-
-        while (digits < len - 1 && g_ascii_isdigit(data[digits])) {
-            digits++;
-        }
-        if (digits == len - 1) {
-            cut = id - data;
-        }
+    tail = g_string_sized_new(len + 2);
+    if (e->id_left_out && e->id_json && len > 0) {
+        g_string_append_len(tail, data, len - 1); /* up to the brace */
+        g_string_append_printf(tail, ", \"id\": %s}", e->id_json);
+    } else {
+        g_string_append_len(tail, data, len);
     }
-    tail = g_string_new_len(data, cut);
-    if (e->id_json) {
-        g_string_append_printf(tail, "%s%s", id_key, e->id_json);
-    }
-    g_string_append(tail, "}\r\n");
+    g_string_append(tail, "\r\n");
     entry_finish(e, g_string_free_to_bytes(tail));
     return TRUE;
 }
@@ -499,7 +501,7 @@ entry_upstream_reply(QphUpstream *up, const QmpMessage *msg,
     if (e->client) {
         e->client->hooks->note_reply(e->command, msg, e->client->hooks_data);
     }
-    entry_finish(e, e->client ? entry_rewrite_reply(e, msg) : NULL);
+    entry_finish(e, e->client ? entry_reply_bytes(e, msg) : NULL);
 }
 
 /* ---- Requests answered here ------------------------------------------- */
@@ -598,6 +600,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
     g_auto(QmpRequest) qreq = { 0 };
     g_autofree char *check_error = NULL;
     g_autoptr(QmpFds) fds = NULL;
+    gboolean own;
 
     if (error_text) {
         /* Framing errors carry no id and keep their place in the queue;
@@ -633,7 +636,14 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
     client->n_running++;
     e->oob = qreq.oob;
     e->command = g_strdup(qreq.command);
-    if (qreq.id) {
+    own = client->negotiated &&
+          client->hooks->owns_command(qreq.command, client->hooks_data);
+    /* An in-band forward's answer carries the client's id as QEMU echoes
+     * it: only the others need it here. */
+    e->id_left_out = !own && !qreq.oob &&
+                     !qph_splice_inband_keeps_id(qreq.id);
+    if (qreq.id && (!client->negotiated || own || qreq.oob ||
+                    e->id_left_out)) {
         e->id_json = qmp_request_format_id(msg, qreq.id);
     }
 
@@ -651,7 +661,7 @@ client_start(QphClient *client, Entry *e, const QmpMessage *msg,
         client->negotiation = e;
         /* Validated upstream, answered here: QEMU would not take them. */
         client_keep_fds(client, &fds);
-    } else if (client->hooks->owns_command(qreq.command, client->hooks_data)) {
+    } else if (own) {
         g_autoptr(QmpJson) args = NULL;
         g_autofree char *args_error = NULL;
         const QphQmpCommand *cmd = qph_qmp_command_lookup(qreq.command);

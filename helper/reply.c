@@ -3,8 +3,10 @@
  *
  * The formatting (QDict key order, separators, CRLF) is the framing
  * layer's (qmp/qmp-request.c); this file adapts it to GError and GBytes.
- * A forwarded reply is QEMU's own bytes with the client's id put back
- * (qph_reply_rewrite()), the way back of helper/splice.c.
+ * A forwarded answer is QEMU's own bytes: as they are for an in-band
+ * request, which went as the client sent it (qph_reply_forward()); with
+ * the client's id put back for an exec-oob one, the way back of
+ * helper/splice.c (qph_reply_rewrite()).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -68,27 +70,100 @@ edit_compare(gconstpointer a, gconstpointer b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* The text @extra_func returns for a returned list, as an edit that
+ * inserts it before the list's closing ']'; NULL text for none. */
+static char *
+extra_edit(const QmpMessage *msg, QphReplyExtraFunc extra_func,
+           gpointer extra_data, Edit *edit)
+{
+    const QmpMessageMember *ret = qmp_message_get(msg, "return");
+    gboolean empty = TRUE;
+    char *extra;
+
+    if (!extra_func || !ret || ret->value_len < 2 ||
+        msg->data[ret->value_offset] != '[') {
+        return NULL;
+    }
+    for (gsize i = ret->value_offset + 1;
+         i < ret->value_offset + ret->value_len - 1; i++) {
+        if (!g_ascii_isspace(msg->data[i])) {
+            empty = FALSE;
+            break;
+        }
+    }
+    extra = extra_func(!empty, extra_data);
+    if (extra) {
+        *edit = (Edit){ ret->value_offset + ret->value_len - 1, 0, extra,
+                        strlen(extra) };
+    }
+    return extra;
+}
+
+/* @msg with @edits applied (any order), and CRLF. */
+static GBytes *
+apply_edits(const QmpMessage *msg, Edit *edits, guint n_edits)
+{
+    gsize size = msg->len + 2, pos = 0;
+    char *out, *o;
+
+    if (n_edits > 1) {
+        qsort(edits, n_edits, sizeof(Edit), edit_compare);
+    }
+    for (guint i = 0; i < n_edits; i++) {
+        size += edits[i].insert_len - edits[i].remove;
+    }
+    o = out = g_malloc(size);
+    for (guint i = 0; i < n_edits; i++) {
+        memcpy(o, msg->data + pos, edits[i].offset - pos);
+        o += edits[i].offset - pos;
+        if (edits[i].insert_len > 0) { /* a removal has no text */
+            memcpy(o, edits[i].insert, edits[i].insert_len);
+            o += edits[i].insert_len;
+        }
+        pos = edits[i].offset + edits[i].remove;
+    }
+    memcpy(o, msg->data + pos, msg->len - pos);
+    o += msg->len - pos;
+    memcpy(o, "\r\n", 2);
+    return g_bytes_new_take(out, size);
+}
+
+/**
+ * qph_reply_forward:
+ * QEMU's answer @msg to an in-band request, for the client: QEMU's bytes
+ * as they are (the request went as the client sent it, so the id in it is
+ * the client's, as QEMU echoes it) with CRLF and, when @extra_func gives
+ * one, the text it returns inserted before the closing ']' of the
+ * returned list (the helper's own introspection entries).
+ */
+GBytes *
+qph_reply_forward(const QmpMessage *msg, QphReplyExtraFunc extra_func,
+                  gpointer extra_data)
+{
+    Edit edit;
+    g_autofree char *extra = extra_edit(msg, extra_func, extra_data, &edit);
+
+    return apply_edits(msg, &edit, extra ? 1 : 0);
+}
+
 /**
  * qph_reply_rewrite:
- * QEMU's reply @msg with the helper's id turned back into the client's
- * @id_json (or removed, when the client sent none; or put where QEMU would
- * print it, when the request went without an id) and, when @extra is
- * given, the text it returns inserted before the closing ']' of the
- * returned list (the helper's own introspection entries).  Pure: no
- * session state, so tests/fuzz can drive it with any framed message.
+ * QEMU's answer @msg to an exec-oob request, which went with the helper's
+ * id (helper/splice.c): that id turned back into the client's @id_json
+ * (or removed, when the client sent none; or put where QEMU would print
+ * it, when the request went without an id), and the introspection text of
+ * @extra_func as in qph_reply_forward().  Pure: no session state, so
+ * tests/fuzz can drive it with any framed message.
  */
 GBytes *
 qph_reply_rewrite(const QmpMessage *msg, const char *id_json,
                   QphReplyExtraFunc extra_func, gpointer extra_data)
 {
     const QmpMessageMember *id = qmp_message_get(msg, "id");
-    const QmpMessageMember *ret = qmp_message_get(msg, "return");
     g_autofree char *extra = NULL;
     g_autofree char *id_insert = NULL;
     Edit edits[2];
     guint n_edits = 0;
-    GString *out = g_string_sized_new(msg->len + 64);
-    gsize pos = 0;
 
     if (id && id_json) {
         edits[n_edits++] = (Edit){ id->value_offset, id->value_len,
@@ -111,8 +186,8 @@ qph_reply_rewrite(const QmpMessage *msg, const char *id_json,
         }
         edits[n_edits++] = (Edit){ start, end - start, NULL, 0 };
     } else if (id_json && msg->n_members > 0) {
-        /* Sent without an id (qph_splice_prepare_forward): put the
-         * client's where QEMU prints it, by QDict order. */
+        /* Sent without an id (qph_splice_prepare_oob): put the client's
+         * where QEMU prints it, by QDict order. */
         g_autofree char *first = g_strndup(msg->members[0].key,
                                            msg->members[0].key_len);
         const char *keys[] = { first, "id" };
@@ -128,31 +203,9 @@ qph_reply_rewrite(const QmpMessage *msg, const char *id_json,
                                   : last->value_offset + last->value_len,
                     0, id_insert, strlen(id_insert) };
     }
-    if (extra_func && ret && ret->value_len >= 2 &&
-        msg->data[ret->value_offset] == '[') {
-        gboolean empty = TRUE;
-
-        for (gsize i = ret->value_offset + 1;
-             i < ret->value_offset + ret->value_len - 1; i++) {
-            if (!g_ascii_isspace(msg->data[i])) {
-                empty = FALSE;
-                break;
-            }
-        }
-        extra = extra_func(!empty, extra_data);
-        if (extra) {
-            edits[n_edits++] =
-                (Edit){ ret->value_offset + ret->value_len - 1, 0, extra,
-                        strlen(extra) };
-        }
+    extra = extra_edit(msg, extra_func, extra_data, &edits[n_edits]);
+    if (extra) {
+        n_edits++;
     }
-    qsort(edits, n_edits, sizeof(Edit), edit_compare);
-    for (guint i = 0; i < n_edits; i++) {
-        g_string_append_len(out, msg->data + pos, edits[i].offset - pos);
-        g_string_append_len(out, edits[i].insert, edits[i].insert_len);
-        pos = edits[i].offset + edits[i].remove;
-    }
-    g_string_append_len(out, msg->data + pos, msg->len - pos);
-    g_string_append(out, "\r\n");
-    return g_string_free_to_bytes(out);
+    return apply_edits(msg, edits, n_edits);
 }

@@ -1,7 +1,8 @@
 /*
  * reply.h: the replies the helper writes itself, in QEMU's exact format
  *
- * Forwarded replies are QEMU's own bytes.  The replies the helper makes
+ * Forwarded replies are QEMU's own bytes (with the client's id put back
+ * for exec-oob, helper/splice.c).  The replies the helper makes
  * (framing errors, negotiation, its own commands) must look the same: keys
  * in QEMU's QDict order, QEMU's separators, CRLF at the end.  This is the
  * one place that turns a GError into {"error": {"class", "desc"}}.
@@ -26,5 +27,7 @@ GBytes *qph_reply_return_text(const char *id_json, const char *ret_json);
  * ", " when @after_elements), or NULL for none. */
 typedef char *(*QphReplyExtraFunc)(gboolean after_elements, gpointer data);
 
+GBytes *qph_reply_forward(const QmpMessage *msg,
+                          QphReplyExtraFunc extra_func, gpointer extra_data);
 GBytes *qph_reply_rewrite(const QmpMessage *msg, const char *id_json,
                           QphReplyExtraFunc extra_func, gpointer extra_data);

@@ -5,8 +5,16 @@
  * not rely on lines (a monitor may be in pretty mode): the framer
  * (qmp/qmp-framer.c, kind QMP_FRAMER_TRUSTED) finds where each object ends
  * and the spans of its top-level members, the same QmpMessage a client's
- * request becomes.  Replies are matched by the integer id the helper put
- * on each request.
+ * request becomes.
+ *
+ * Answers are matched to requests by order, not by id: QEMU answers the
+ * in-band requests of a monitor strictly in the order it read them (its
+ * dispatcher takes them one at a time from the monitor's queue, JSON and
+ * limit errors included), so an in-band request goes as the client sent
+ * it, byte for byte, and the answer is the oldest in-band request's.
+ * exec-oob answers come in any order: those requests carry the helper's
+ * id ("qph-oob-N", helper/splice.c, which says why no in-band answer can
+ * be taken for one), and the helper's own calls carry none.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -48,16 +56,24 @@ typedef struct {
     gpointer user_data;
     gboolean fair;           /* a client's in-band request (see Fairness) */
     gboolean inband;         /* not exec-oob: answered in order */
-    gboolean idless;         /* sent without the helper's id (see below) */
+    gboolean idless;         /* exec-oob sent without the helper's id */
+    gboolean sent;           /* in QEMU (or answered) */
+    gboolean reserved;       /* in-band, with the id "qph-oob-reserved_n" */
+    guint64 reserved_n;
     QphUpstreamStreamFunc stream; /* may take a large answer as it comes */
 } Pending;
 
-/* A request not sent yet: waiting for its turn, or held back behind a
- * barrier (see upstream_submit). */
+/* A request on its way: on the caller's stack, pointing to the caller's
+ * bytes, while it may go at once; kept (deferred_keep) when it waits for
+ * its turn or behind a barrier (see upstream_submit), so that a request
+ * that goes at once costs no copy. */
 typedef struct {
     Pending *p; /* owned by the pending table */
-    GBytes *bytes;
-    QmpFds *fds; /* the client's message's, a reference; or NULL */
+    const char *data;
+    gsize len;
+    GBytes *bytes; /* kept: holds @data */
+    QmpFds *fds;   /* the client's message's (a reference when kept) */
+    gboolean kept;
 } Deferred;
 
 /* One client's place in the rotation, and its in-band requests waiting
@@ -79,12 +95,14 @@ struct QphUpstream {
     guint64 next_id;
     GHashTable *pending; /* guint64 id -> Pending * */
     /* The unanswered request nothing may be sent after: one that carried
-     * descriptors, or one sent without an id. */
+     * descriptors, or an exec-oob sent without an id (upstream_may_send). */
     guint64 barrier;
     GQueue deferred;     /* Deferred *, in the order clients sent them */
-    GQueue inband;       /* Pending * sent in-band, in the order sent */
-    Pending *idless;     /* the one request in QEMU without an id, or NULL */
+    GQueue inband;       /* Pending * sent in-band, in the order sent: the
+                          * next in-band answer is the head's */
+    Pending *idless;     /* the exec-oob in QEMU without an id, or NULL */
     guint n_oob;         /* exec-oob requests sent and not answered */
+    guint n_reserved;    /* in-band ones in QEMU with a reserved id */
     Pending *streaming;  /* whose answer is passed on as it arrives */
 
     /* Fairness: client in-band requests sent and not answered yet (at most
@@ -102,25 +120,6 @@ struct QphUpstream {
 
     QmpFramer *framer; /* QEMU's output into messages */
 };
-
-static guint64
-reply_id(const QmpMessage *msg, gboolean *found)
-{
-    const QmpMessageMember *m = qmp_message_get(msg, "id");
-    char buf[32];
-
-    *found = FALSE;
-    if (!m || m->value_len == 0 || m->value_len >= sizeof(buf)) {
-        return 0;
-    }
-    memcpy(buf, msg->data + m->value_offset, m->value_len);
-    buf[m->value_len] = '\0';
-    if (!g_ascii_isdigit(buf[0])) {
-        return 0;
-    }
-    *found = TRUE;
-    return g_ascii_strtoull(buf, NULL, 10);
-}
 
 /* What the peer sent before negotiation, quoted for an error message. */
 static char *
@@ -176,12 +175,6 @@ upstream_greeting_timeout(gpointer data)
                       "within %d s (another client may hold it); it sent %s",
                   QPH_UPSTREAM_GREETING_S, said);
     return G_SOURCE_REMOVE;
-}
-
-static void
-upstream_send_raw(QphUpstream *up, const char *text)
-{
-    qph_channel_write(up->ch, text, strlen(text), NULL);
 }
 
 static void
@@ -260,12 +253,39 @@ deferred_free(Deferred *d)
     g_free(d);
 }
 
-/* Send @d now (its descriptors go to the channel); a message with
- * descriptors or without an id becomes the barrier. */
+/* @d, kept: a copy on the heap with its own bytes (@d is left as it is). */
+static Deferred *
+deferred_keep(const Deferred *d)
+{
+    Deferred *k;
+
+    if (d->kept) {
+        return (Deferred *)d;
+    }
+    k = g_new(Deferred, 1);
+    *k = *d;
+    k->kept = TRUE;
+    k->bytes = g_bytes_new(d->data, d->len);
+    k->data = g_bytes_get_data(k->bytes, NULL);
+    k->fds = qmp_fds_ref(d->fds);
+    return k;
+}
+
+/* Send @d now (its descriptors go to the channel; a kept @d is freed); a
+ * message with descriptors, or an exec-oob without an id, becomes the
+ * barrier. */
 static void
 upstream_send(QphUpstream *up, Deferred *d)
 {
-    qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds);
+    if (d->bytes) {
+        qph_channel_write_bytes_fds(up->ch, d->bytes, d->fds);
+    } else {
+        qph_channel_write(up->ch, d->data, d->len, d->fds);
+    }
+    d->p->sent = TRUE;
+    if (d->p->reserved) {
+        up->n_reserved++;
+    }
     if (d->fds || d->p->idless) {
         up->barrier = d->p->id;
     }
@@ -277,40 +297,85 @@ upstream_send(QphUpstream *up, Deferred *d)
     } else {
         up->n_oob++;
     }
-    deferred_free(d);
+    if (d->kept) {
+        deferred_free(d);
+    }
 }
 
-/* The barrier request has been answered (so QEMU has taken its
- * descriptors, or its id-less answer is known to be its own): send what
- * waited behind it, up to the next barrier. */
+/* The exec-oob request of handle @n, if it is in QEMU. */
+static Pending *
+upstream_oob_in_qemu(QphUpstream *up, guint64 n)
+{
+    Pending *p = g_hash_table_lookup(up->pending, &n);
+
+    return p && !p->inband && p->sent ? p : NULL;
+}
+
+/*
+ * Whether @p may go into QEMU now, barriers aside (the rules that keep
+ * every answer's owner known, see the file's top):
+ * - an in-band request whose id QEMU would echo as the helper's exec-oob
+ *   id for handle N (qph_splice_id_is_reserved()) waits while that
+ *   exec-oob request is in QEMU, and that exec-oob request waits while
+ *   such an in-band one is: so no answer with that id is ever both
+ *   in-band and exec-oob.  Only a client that guesses a live N waits;
+ * - an exec-oob request that goes without the helper's id (past QEMU's
+ *   limits with it, qph_splice_prepare_oob()) goes only when nothing is
+ *   in QEMU, and is a barrier: its answer, with no id or the client's, is
+ *   then the only one owed.
+ */
+static gboolean
+upstream_may_send(QphUpstream *up, const Pending *p)
+{
+    if (p->reserved) {
+        return !upstream_oob_in_qemu(up, p->reserved_n);
+    }
+    if (p->inband) {
+        return TRUE;
+    }
+    if (p->idless) {
+        return up->n_oob == 0 && g_queue_is_empty(&up->inband);
+    }
+    for (GList *l = up->n_reserved ? up->inband.head : NULL; l; l = l->next) {
+        const Pending *q = l->data;
+
+        if (q->reserved && q->reserved_n == p->id) {
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* A barrier went, or what was in QEMU changed: send what waited, in
+ * order, up to the next barrier or the next that may not go yet. */
 static void
-upstream_release_barrier(QphUpstream *up)
+upstream_send_deferred(QphUpstream *up)
 {
     Deferred *d;
 
-    up->barrier = 0;
-    while (!up->barrier && (d = g_queue_pop_head(&up->deferred))) {
+    while (!up->barrier && (d = g_queue_peek_head(&up->deferred)) &&
+           upstream_may_send(up, d->p)) {
+        g_queue_pop_head(&up->deferred);
         upstream_send(up, d);
     }
 }
 
 /*
- * Send @d now, or behind the barrier; @d is consumed.
+ * Send @d now, or (kept) behind the barrier; @d is consumed.
  *
  * QEMU keeps only the descriptors of the latest recvmsg() and, with OOB
  * negotiated, reads ahead of the command it is running.  So while a
  * request that carried descriptors is unanswered, nothing more is sent:
  * another client's descriptors would replace them before they are used.
- * A request sent without an id (qph_splice_prepare_forward) is a
- * barrier too, so that at most one id-less answer is ever owed and it is
- * known whose it is, even for exec-oob.  Requests queue behind it in
- * order.
+ * The requests upstream_may_send() holds back are barriers too.
+ * Requests queue behind a barrier in order.
  */
 static void
 upstream_submit(QphUpstream *up, Deferred *d)
 {
-    if (up->barrier || !g_queue_is_empty(&up->deferred)) {
-        g_queue_push_tail(&up->deferred, d);
+    if (up->barrier || !g_queue_is_empty(&up->deferred) ||
+        !upstream_may_send(up, d->p)) {
+        g_queue_push_tail(&up->deferred, deferred_keep(d));
         return;
     }
     upstream_send(up, d);
@@ -370,53 +435,46 @@ upstream_enter_rotation(QphUpstream *up, Turn *t)
 static void upstream_retire(QphUpstream *up, Pending *p);
 
 /*
- * The request an answer without the helper's id belongs to: the one sent
- * without an id, if any (at most one is in QEMU, see upstream_submit);
- * else, since QEMU answers in-band requests in order, the oldest in-band
- * request in flight.  The latter only happens when QEMU rejected what it
- * was sent before reading an id ("JSON token count limit exceeded"): the
- * helper checks the limits first, but whatever QEMU says, no request
- * stays in flight forever.
+ * The request QEMU's answer @msg belongs to: the exec-oob request in QEMU
+ * whose helper's id it carries, or, while one went without an id, that
+ * one (nothing else is in QEMU then); else the oldest in-band request, as
+ * QEMU answers those in order.  An in-band answer never carries the id of
+ * an exec-oob request in QEMU (upstream_may_send), so the order holds
+ * whatever ids the clients chose.
  */
 static Pending *
-upstream_idless_owner(QphUpstream *up, const QmpMessage *msg)
+upstream_answer_owner(QphUpstream *up, const QmpMessage *msg)
 {
-    Pending *p = up->idless;
+    if (up->n_oob > 0) {
+        const QmpMessageMember *id = qmp_message_get(msg, "id");
+        guint64 n;
+        Pending *p;
 
-    if (!p) {
-        p = g_queue_peek_head(&up->inband);
-        if (p) {
-            g_warning("QEMU answered without an id; taking it as the answer "
-                      "to the oldest request in flight (%" G_GUINT64_FORMAT
-                      "): %.*s",
-                      p->id, (int)MIN(msg->len, 200), msg->data);
+        if (up->idless) {
+            return up->idless;
+        }
+        if (id &&
+            qph_splice_parse_oob_id(msg->data + id->value_offset,
+                                    id->value_len, &n) &&
+            (p = upstream_oob_in_qemu(up, n))) {
+            return p;
         }
     }
-    return p;
+    return g_queue_peek_head(&up->inband);
 }
 
 static void
 upstream_handle_message(QphUpstream *up, const QmpMessage *msg)
 {
-    gboolean found;
-    guint64 id;
     Pending *p = NULL;
 
     if (up->state == UPSTREAM_GREETING) {
         upstream_handle_greeting(up, msg);
         return;
     }
-    id = reply_id(msg, &found);
-    if (found) {
-        p = g_hash_table_lookup(up->pending, &id);
-        if (!p) {
-            g_warning("Dropping a reply from QEMU with unknown id %"
-                      G_GUINT64_FORMAT, id);
-            return;
-        }
-    } else if (qmp_message_get(msg, "return") ||
-               qmp_message_get(msg, "error")) {
-        p = upstream_idless_owner(up, msg);
+    if (qmp_message_get(msg, "return") ||
+        qmp_message_get(msg, "error")) {
+        p = upstream_answer_owner(up, msg);
         if (!p) {
             g_warning("Dropping an answer from QEMU to no request: %.*s",
                       (int)MIN(msg->len, 200), msg->data);
@@ -445,20 +503,24 @@ upstream_handle_message(QphUpstream *up, const QmpMessage *msg)
 static void
 upstream_retire(QphUpstream *up, Pending *p)
 {
-    g_autofree guint64 *key = NULL;
-
     /* Stolen, not removed: the callback may register new requests. */
-    g_hash_table_steal_extended(up->pending, &p->id, (gpointer *)&key, NULL);
+    g_hash_table_steal(up->pending, &p->id);
     if (p->inband) {
         g_queue_remove(&up->inband, p);
     } else if (up->n_oob > 0) {
         up->n_oob--;
     }
+    if (p->reserved && up->n_reserved > 0) {
+        up->n_reserved--;
+    }
     if (p == up->idless) {
         up->idless = NULL;
     }
     if (p->id == up->barrier) {
-        upstream_release_barrier(up);
+        up->barrier = 0;
+    }
+    if (!g_queue_is_empty(&up->deferred)) {
+        upstream_send_deferred(up);
     }
     if (p->fair) {
         /* The next turn goes first: what this reply's owner sends from its
@@ -582,18 +644,18 @@ static void
 upstream_fail_pending(QphUpstream *up)
 {
     GHashTableIter it;
-    gpointer key, value;
+    gpointer value;
     g_autoptr(GPtrArray) callbacks = g_ptr_array_new_with_free_func(g_free);
 
     g_queue_clear(&up->inband);
     up->idless = NULL;
     up->n_oob = 0;
+    up->n_reserved = 0;
     up->streaming = NULL;
     g_hash_table_iter_init(&it, up->pending);
-    while (g_hash_table_iter_next(&it, &key, &value)) {
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
         g_ptr_array_add(callbacks, value);
         g_hash_table_iter_steal(&it);
-        g_free(key);
     }
     for (guint i = 0; i < callbacks->len; i++) {
         Pending *p = callbacks->pdata[i];
@@ -643,7 +705,8 @@ qph_upstream_new(int fd, const QphUpstreamCallbacks *cb, gpointer opaque)
     g_queue_init(&up->turns);
     up->owners = g_hash_table_new_full(NULL, NULL, NULL,
                                        (GDestroyNotify)turn_free);
-    up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+    /* Keyed by each Pending's own id: no allocation for the key. */
+    up->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
                                         g_free);
     up->ch = qph_channel_new(fd, upstream_read, upstream_closed, NULL, up);
     up->raw = g_byte_array_new();
@@ -701,15 +764,13 @@ static Pending *
 upstream_register(QphUpstream *up, QphUpstreamReplyFunc cb,
                   gpointer user_data, gboolean fair)
 {
-    guint64 *key = g_new(guint64, 1);
     Pending *p = g_new0(Pending, 1);
 
-    *key = up->next_id++;
-    p->id = *key;
+    p->id = up->next_id++;
     p->cb = cb;
     p->user_data = user_data;
     p->fair = fair;
-    g_hash_table_insert(up->pending, key, p);
+    g_hash_table_insert(up->pending, &p->id, p);
     return p;
 }
 
@@ -719,15 +780,31 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
                      QphUpstreamReplyFunc cb, gpointer user_data)
 {
     Pending *p = upstream_register(up, cb, user_data, owner != NULL);
-    g_autoptr(GString) out = g_string_sized_new(msg->len + 32);
-    Deferred *d = g_new0(Deferred, 1);
+    g_autoptr(GString) out = NULL;
+    Deferred request = { .p = p, .fds = fds };
+    Deferred *d = &request;
 
     p->inband = owner != NULL;
-    p->idless = !qph_splice_prepare_forward(out, msg, id, p->id,
-                                              &qmp_json_qemu_limits);
-    d->p = p;
-    d->bytes = g_string_free_to_bytes(g_steal_pointer(&out));
-    d->fds = qmp_fds_ref(fds);
+    if (p->inband && qph_splice_inband_keeps_id(id)) {
+        /* As the client sent it: QEMU's limits see what the client's
+         * framing checked, and the answer comes by order. */
+        d->data = msg->data;
+        d->len = msg->len;
+        p->reserved = id && qph_splice_id_is_reserved(msg, id,
+                                                      &p->reserved_n);
+    } else if (p->inband) {
+        /* A huge id: without it (fewer tokens and bytes than sent). */
+        out = g_string_sized_new(msg->len);
+        qph_splice_without_id(out, msg, id);
+        d->data = out->str;
+        d->len = out->len;
+    } else {
+        out = g_string_sized_new(msg->len + 32);
+        p->idless = !qph_splice_prepare_oob(out, msg, id, p->id,
+                                            &qmp_json_qemu_limits);
+        d->data = out->str;
+        d->len = out->len;
+    }
     /*
      * Fairness: a client's in-band request goes now only if QEMU has room
      * in the window and no other client is waiting for its turn; else it
@@ -749,7 +826,7 @@ qph_upstream_forward(QphUpstream *up, gpointer owner, const QmpMessage *msg,
             if (g_queue_is_empty(&t->queue)) {
                 upstream_enter_rotation(up, t);
             }
-            g_queue_push_tail(&t->queue, d);
+            g_queue_push_tail(&t->queue, deferred_keep(d));
         }
         return p->id;
     }
@@ -785,19 +862,19 @@ qph_upstream_call(QphUpstream *up, const char *command, const char *arguments,
 {
     Pending *p = upstream_register(up, cb, user_data, FALSE);
     g_autofree char *text = NULL;
+    Deferred d = { .p = p };
 
+    /* In-band and without an id: its answer comes by order. */
     if (arguments) {
-        text = g_strdup_printf("{\"execute\": \"%s\", \"arguments\": %s, "
-                               "\"id\": %" G_GUINT64_FORMAT "}",
-                               command, arguments, p->id);
+        text = g_strdup_printf("{\"execute\": \"%s\", \"arguments\": %s}",
+                               command, arguments);
     } else {
-        text = g_strdup_printf("{\"execute\": \"%s\", \"id\": %" G_GUINT64_FORMAT
-                               "}",
-                               command, p->id);
+        text = g_strdup_printf("{\"execute\": \"%s\"}", command);
     }
-    upstream_send_raw(up, text);
     p->inband = TRUE;
-    g_queue_push_tail(&up->inband, p);
+    d.data = text;
+    d.len = strlen(text);
+    upstream_submit(up, &d);
     return p->id;
 }
 

@@ -3,10 +3,11 @@
  *
  * The upstream reads QEMU's greeting, negotiates (with "oob" when QEMU
  * offers it, so that exec-oob from clients can pass), and then carries
- * requests tagged with the helper's own ids.  Every reply is matched to its
- * request by that id and handed to whoever sent it: a client session, or
- * the helper itself (query-cpus-fast and the like), whose replies never
- * reach a client.  Messages without an id are events.
+ * requests: in-band ones as the client sent them, answered in order;
+ * exec-oob ones with the helper's id (helper/splice.c).  Every answer is
+ * matched to its request and handed to whoever sent it: a client session,
+ * or the helper itself (query-cpus-fast and the like), whose answers never
+ * reach a client.  Messages without "return" or "error" are events.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -33,8 +34,8 @@ typedef void (*QphUpstreamReplyFunc)(QphUpstream *up,
  * @len bytes of it, in order, from its first byte.  Return FALSE from the
  * first call to decline: the answer then comes whole to the reply
  * callback.  With @final, @data is the rest, up to the closing brace
- * (with the helper's id, or none if it went without), and the reply
- * callback is not called.
+ * (an in-band answer: with the client's id as QEMU echoed it, if any),
+ * and the reply callback is not called.
  */
 typedef gboolean (*QphUpstreamStreamFunc)(QphUpstream *up, const char *data,
                                           gsize len, gboolean final,
@@ -73,8 +74,9 @@ pid_t qph_upstream_get_peer_pid(QphUpstream *up);
 
 /**
  * qph_upstream_forward:
- * Send a client's message @msg with its id replaced by the helper's own
- * (see qph_splice_prepare_forward() for when it goes without one).
+ * Send a client's message @msg: in-band byte for byte as the client sent
+ * it; exec-oob with its id replaced by the helper's (see
+ * qph_splice_prepare_oob() for when it goes without one).
  * @owner: the client session for an in-band request, which then waits for
  * its turn: at most QPH_UPSTREAM_FAIR_WINDOW of them are in QEMU at once,
  * and the next one is taken round-robin from the owners with one waiting.
@@ -82,7 +84,8 @@ pid_t qph_upstream_get_peer_pid(QphUpstream *up);
  * @id: the client's id member, or NULL when the client sent none.
  * @fds: descriptors to send with the message, or NULL (a reference is
  * held until they have gone, or the request is dropped).
- * The reply given to @cb carries the helper's id, or none.
+ * The answer given to @cb is QEMU's: for exec-oob with the helper's id
+ * (or none), for in-band with the client's id as QEMU echoed it.
  * Returns a handle for qph_upstream_cancel().
  */
 guint64 qph_upstream_forward(QphUpstream *up, gpointer owner,
@@ -99,7 +102,8 @@ void qph_upstream_drop_owner(QphUpstream *up, gpointer owner);
 
 /**
  * qph_upstream_call:
- * Send the helper's own command.  @arguments is a JSON object text or NULL.
+ * Send the helper's own command, in-band and without an id (its answer
+ * comes by order).  @arguments is a JSON object text or NULL.
  */
 guint64 qph_upstream_call(QphUpstream *up, const char *command,
                           const char *arguments, QphUpstreamReplyFunc cb,

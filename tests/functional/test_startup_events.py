@@ -53,6 +53,22 @@ def cpu_ns(pid):
     return (int(f[14]) + int(f[15])) * 1_000_000_000 // TICK
 
 
+def sched_ns(pid):
+    """The kernel's CPU time of the whole process (dead threads included),
+    in ns: clock_gettime() on its CPU-time clock (CPUCLOCK_SCHED of the
+    thread group, as clock_getcpuclockid(3) makes), sum_exec_runtime."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2)
+
+
+def steal_ns():
+    """Time the hypervisor took from this machine's CPUs (/proc/stat,
+    all CPUs), in ns.  sum_exec_runtime leaves it out (paravirt steal
+    accounting), perf's task_clock does not: on a busy host of VMs the two
+    differ by it."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) * 1_000_000_000 // TICK
+
+
 def faults(pid):
     """minflt + majflt of the whole process."""
     f = proc_stat(pid)
@@ -148,13 +164,13 @@ def test_attach_enable_counts_from_start(helpers, vm):
        its socket appearing; task_clock no more than QEMU's CPU time since
        the helper started and no less than its CPU time since the socket
        appeared; page_faults no more than QEMU's faults since then."""
-    cpu0, faults0 = cpu_ns(vm.pid), faults(vm.pid)
+    s0, steal0, faults0 = sched_ns(vm.pid), steal_ns(), faults(vm.pid)
     h, t0, t1 = helpers.start("--enable", "task_clock,page_faults")
-    cpu1 = cpu_ns(vm.pid)
+    s1 = sched_ns(vm.pid)
     time.sleep(0.5)
     with helpers.client(h) as c:
         got = query(c, ["task_clock", "page_faults", "cpu_clock"])
-        cpu2, faults2 = cpu_ns(vm.pid), faults(vm.pid)
+        s2, steal2, faults2 = sched_ns(vm.pid), steal_ns(), faults(vm.pid)
         assert enabled(c) == ["task_clock", "page_faults"]
     tc, pf = got["task_clock"], got["page_faults"]
     assert tc["enabled"] and pf["enabled"]
@@ -164,12 +180,18 @@ def test_attach_enable_counts_from_start(helpers, vm):
     assert t0 - 1 <= origin(tc) <= t1 + 1, (t0, origin(tc), t1)
     tick = 1_000_000_000 // TICK
     print(f"\ntask_clock {tc['value'] / 1e6:.1f} ms; QEMU's CPU time "
-          f"{(cpu1 - cpu0) / 1e6:.0f}..{(cpu2 - cpu0) / 1e6:.0f} ms since start, "
-          f"{(cpu2 - cpu1) / 1e6:.0f} ms since the socket appeared")
-    # perf's clock and the tick-based utime + stime differ by a little
-    # (docs/design.md): 2 % plus two ticks, as the exact-counts tests allow.
-    assert tc["value"] <= 1.02 * (cpu2 - cpu0) + 2 * tick
-    assert tc["value"] >= 0.9 * (cpu2 - cpu1) - 2 * tick, \
+          f"{(s1 - s0) / 1e6:.1f}..{(s2 - s0) / 1e6:.1f} ms since start, "
+          f"{(s2 - s1) / 1e6:.1f} ms since the socket appeared; steal "
+          f"{(steal2 - steal0) / 1e6:.0f} ms")
+    # The reference is the kernel's own CPU time of the process, to the
+    # nanosecond (sum_exec_runtime).  task_clock runs on perf's clock and
+    # also counts time stolen by the hypervisor, which sum_exec_runtime
+    # leaves out: seen up to 2.4 % over on this shared host (docs/design.md
+    # gives 0.99-1.02 for the exact-counts workloads).  So 2 %, plus the
+    # machine's steal over the interval (tick-based, hence two ticks).
+    assert tc["value"] <= 1.02 * (s2 - s0) + (steal2 - steal0) + 2 * tick, \
+        "task_clock counted more than QEMU ran since before the helper"
+    assert tc["value"] >= 0.9 * (s2 - s1) - 2 * tick, \
         "task_clock missed time QEMU spent after the helper was up"
     assert 0 <= pf["value"] <= faults2 - faults0
 

@@ -1,20 +1,28 @@
 /*
- * fuzz-splice.c: the id splice both ways, on whatever a client can send
+ * fuzz-splice.c: both ways through the proxy, on whatever a client can send
  *
- * For every request the framing accepts, the proxy replaces the client's
- * id by its own (qph_splice_id) and, when QEMU answers, puts the
- * client's id back or removes it (qph_reply_rewrite).  An id
- * QEMU echoes as something that is not JSON (an overflowing number comes
- * back as inf) is only checked to be echoed the same way.  QEMU's reply
- * is simulated as QEMU would print the spliced request back (qmp_json_write
- * of it, id included), which exercises the member scanner on every shape a
- * value can take.  Properties: the spliced request is one valid message
- * whose id is the helper's and whose other members are byte for byte the
- * client's; the rewritten reply is one valid message whose id prints
- * exactly as the client's did (or is absent), whose other members are
- * QEMU's, and, when the helper's introspection text is spliced into a
- * returned list, that list grows by one element.  The member scanner is
- * also run on the raw input, which must never read out of bounds.
+ * For every request the framing accepts, both paths a request can take:
+ * in-band, it goes as the client sent it, and QEMU's answer comes back to
+ * the client as it is (qph_reply_forward); exec-oob, the proxy replaces
+ * the client's id by its own (qph_splice_id) and, when QEMU answers, puts
+ * the client's id back or removes it (qph_reply_rewrite).  QEMU's answer
+ * is simulated as QEMU would print the request back (qmp_json_write of it,
+ * id included), which exercises the member scanner on every shape a value
+ * can take.  An id QEMU echoes as something that is not JSON (an
+ * overflowing number comes back as inf) is only checked to be echoed the
+ * same way.  Properties: the in-band answer is QEMU's bytes and CRLF (the
+ * helper's introspection text aside), its id exactly as the client's
+ * prints; the client's id, as QEMU echoes it, reads as the helper's
+ * exec-oob id for handle N exactly when qph_splice_id_is_reserved() says
+ * so and gives that N (so the rule that keeps such requests apart from
+ * exec-oob ones catches every one); the spliced request is one valid message whose id is
+ * the helper's and whose other members are byte for byte the client's;
+ * QEMU's echo of it reads back as that id; the rewritten answer is one
+ * valid message whose id prints exactly as the client's did (or is
+ * absent), whose other members are QEMU's, and, when the helper's
+ * introspection text is spliced into a returned list, that list grows by
+ * one element.  QEMU's side is framed by the framer's trusted kind
+ * (fuzz_frame_qemu()); fuzz-framing.c runs it on the raw input.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -26,7 +34,8 @@
 
 #include <string.h>
 
-#define HELPER_ID 4294967301ULL /* beyond 32 bits on purpose */
+#define HELPER_N 4294967301ULL /* beyond 32 bits on purpose */
+#define HELPER_ID "\"qph-oob-4294967301\""
 
 typedef struct {
     guint n_messages;
@@ -106,6 +115,59 @@ extra_text(gboolean after_elements, gpointer data)
                                    : "{\"name\": \"query-perf-events\"}");
 }
 
+/* QEMU's answer @reply_text (its print of the request) to the client's
+ * in-band request, whose id as QEMU echoes it is @client_id (or none). */
+static void
+check_inband(const QmpMessage *msg, const QmpMessageMember *id,
+             const char *client_id, GString *reply_text)
+{
+    g_autoptr(QmpMessage) scanned = NULL;
+    g_autoptr(GBytes) plain = NULL;
+    g_autoptr(GBytes) with_extra = NULL;
+    const QmpMessageMember *ret;
+    const char *data;
+    gsize len;
+    guint64 n = 0, k = 0;
+    gboolean reserved = id && qph_splice_id_is_reserved(msg, id, &k);
+
+    /* QEMU's echo of the id reads as the helper's exec-oob id for N
+     * exactly when the rule that keeps the two apart says N. */
+    if (client_id) {
+        gboolean looks =
+            qph_splice_parse_oob_id(client_id, strlen(client_id), &n);
+
+        FUZZ_CHECK(reserved == looks);
+        FUZZ_CHECK(!reserved || k == n);
+    } else {
+        FUZZ_CHECK(!reserved);
+    }
+
+    scanned = fuzz_frame_qemu(reply_text->str, reply_text->len);
+    FUZZ_CHECK(scanned != NULL && scanned->len == reply_text->len);
+    plain = qph_reply_forward(scanned, NULL, NULL);
+    data = g_bytes_get_data(plain, &len);
+    FUZZ_CHECK(len == reply_text->len + 2);
+    FUZZ_CHECK(memcmp(data, reply_text->str, reply_text->len) == 0);
+    FUZZ_CHECK(data[len - 2] == '\r' && data[len - 1] == '\n');
+    if (client_id && scanned->n_members < QMP_FRAMER_MAX_MEMBERS) {
+        const QmpMessageMember *echo = qmp_message_get(scanned, "id");
+
+        FUZZ_CHECK(echo != NULL);
+        FUZZ_CHECK(echo->value_len == strlen(client_id) &&
+                   memcmp(reply_text->str + echo->value_offset, client_id,
+                          echo->value_len) == 0);
+    }
+    ret = qmp_message_get(scanned, "return");
+    if (ret && reply_text->str[ret->value_offset] == '[') {
+        static const char extra[] = "{\"name\": \"query-perf-events\"}";
+
+        with_extra = qph_reply_forward(scanned, extra_text, NULL);
+        data = g_bytes_get_data(with_extra, &len);
+        FUZZ_CHECK(len > reply_text->len + 2 + strlen(extra));
+        FUZZ_CHECK(g_strstr_len(data, len, extra) != NULL);
+    }
+}
+
 static void
 check_request(const QmpMessage *msg)
 {
@@ -114,7 +176,9 @@ check_request(const QmpMessage *msg)
     g_autofree char *client_id = NULL;
     g_autoptr(GString) spliced = g_string_new(NULL);
     g_autoptr(GString) reply_text = g_string_new(NULL);
+    g_autoptr(GString) inband_text = g_string_new(NULL);
     g_autoptr(QmpJson) tree = NULL;
+    g_autoptr(QmpJson) client_tree = NULL;
     g_autofree char *perr = NULL;
     One up = { 0 }, back = { 0 };
     g_autoptr(QmpMessage) scanned = NULL;
@@ -131,10 +195,27 @@ check_request(const QmpMessage *msg)
         FUZZ_CHECK(client_id != NULL);
     }
 
-    /* Client to QEMU. */
+    /* In-band: as the client sent it, and QEMU's answer as it is. */
+    client_tree = qmp_json_parse_value(msg->data, msg->len, &perr);
+    FUZZ_CHECK(client_tree != NULL);
+    qmp_json_write(inband_text, client_tree);
+    check_inband(msg, req.id, client_id, inband_text);
+    if (!qph_splice_inband_keeps_id(req.id)) {
+        g_autoptr(GString) without = g_string_new(NULL);
+        One w = { 0 };
+
+        /* A huge id left out: everything else byte for byte. */
+        qph_splice_without_id(without, msg, req.id);
+        frame_one(without->str, without->len, &w);
+        FUZZ_CHECK(find_member(w.members, "id") == NULL);
+        FUZZ_CHECK(w.members->len == msg->n_members - 1);
+        one_clear(&w);
+    }
+
+    /* exec-oob, client to QEMU. */
     qph_splice_id(spliced, msg->data, msg->len,
-                           req.id ? req.id->value_offset : 0,
-                           req.id ? req.id->value_len : 0, HELPER_ID);
+                  req.id ? req.id->value_offset : 0,
+                  req.id ? req.id->value_len : 0, HELPER_N);
     frame_one(spliced->str, spliced->len, &up);
     {
         const QmpMessageMember *id = find_member(up.members, "id");
@@ -144,7 +225,7 @@ check_request(const QmpMessage *msg)
         FUZZ_CHECK(up.members->len ==
                    msg->n_members + (req.id ? 0 : 1));
         id_text = g_strndup(up.data->str + id->value_offset, id->value_len);
-        FUZZ_CHECK(g_str_equal(id_text, "4294967301"));
+        FUZZ_CHECK(g_str_equal(id_text, HELPER_ID));
         for (guint i = 0; i < msg->n_members; i++) {
             const QmpMessageMember *m = &msg->members[i];
             const QmpMessageMember *n = find_member(up.members, m->key);
@@ -160,6 +241,7 @@ check_request(const QmpMessage *msg)
     }
 
     /* QEMU prints it back as its reply. */
+    g_clear_pointer(&perr, g_free);
     tree = qmp_json_parse_value(up.data->str, up.data->len, &perr);
     FUZZ_CHECK(tree != NULL);
     qmp_json_write(reply_text, tree);
@@ -167,14 +249,19 @@ check_request(const QmpMessage *msg)
     scanned = fuzz_frame_qemu(reply_text->str, reply_text->len);
     FUZZ_CHECK(scanned != NULL && scanned->len == reply_text->len);
     if (!qmp_message_get(scanned, "id")) {
-        /* Past QMP_FRAMER_MAX_MEMBERS: QEMU's replies never have that
-         * many. */
+        /* Past QMP_FRAMER_MAX_MEMBERS: QEMU's replies never have that many. */
         FUZZ_CHECK(scanned->n_members == QMP_FRAMER_MAX_MEMBERS);
         return;
     }
     {
         const QmpMessageMember *ret = qmp_message_get(scanned, "return");
+        const QmpMessageMember *echo = qmp_message_get(scanned, "id");
+        guint64 n = 0;
 
+        /* The helper knows its id again as QEMU echoes it. */
+        FUZZ_CHECK(qph_splice_parse_oob_id(reply_text->str + echo->value_offset,
+                                           echo->value_len, &n));
+        FUZZ_CHECK(n == HELPER_N);
         extra = ret && reply_text->str[ret->value_offset] == '[';
     }
     rewritten = qph_reply_rewrite(scanned, client_id,
