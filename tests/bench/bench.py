@@ -257,7 +257,7 @@ def run_client(binary, mode, rounds, param, cmd, targets, cmd2=None):
 
 def phase_proxy(a, procs, tmp, R):
     """Forwarded latency and throughput: direct / helper / socat."""
-    vm = Vm(procs, tmp, "proxy", 1, ["direct", "proxied", "relay", "direct-id"])
+    vm = Vm(procs, tmp, "proxy", 1, ["direct", "proxied", "relay"])
     helper = Helper(procs, a.helper, vm.sock["proxied"],
                     str(vm.dir / "helper.sock"))
     time.sleep(0.5)
@@ -284,11 +284,6 @@ def phase_proxy(a, procs, tmp, R):
                              ("query-qmp-schema", SCHEMA, a.rounds_schema)):
         log(f"latency {key}: {rounds} interleaved rounds")
         t = dict(targets)
-        if key == "query-status":
-            # QEMU given the bytes the helper sends it: the same command
-            # with an id of the helper's form spliced in.
-            t["direct-id"] = (f"unix:{vm.sock['direct-id']}|"
-                              '{"id": 1234, "execute":"query-status"}')
         R["latency"][key] = run_client(a.client, "latency", rounds,
                                        max(5, rounds // 50), cmd, t)
     log(f"pipeline: {a.rounds_pipe} rounds of {a.depth} query-status")
