@@ -421,12 +421,20 @@ job_free(Job *job)
     g_free(job);
 }
 
+/* The last reply's length of each command, up to DISPATCH_HINT_MAX: the
+ * next reply starts with that much room (and an eighth more, as counters
+ * grow), so a per-thread answer is not copied as it doubles its way up.
+ * The buffer is the reply itself and goes when the reply has been written. */
+#define DISPATCH_HINT_MAX (1024 * 1024)
+static gsize reply_len_hint[QPH_QMP_COMMAND__LAST];
+
 /* Run the generated marshaller: the reply's text in @ret_json, or @error.
  * Returns whether the request or its reply was large (see helper/trim.c). */
 static gboolean
 marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
 {
-    GString *ret = g_string_sized_new(256);
+    gsize *hint = &reply_len_hint[job->cmd - qph_qmp_commands];
+    GString *ret = g_string_sized_new(MAX(256, *hint + *hint / 8));
     gboolean large;
 
     *ret_json = NULL;
@@ -435,6 +443,7 @@ marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
         return ctx->large;
     }
     large = ctx->large || ret->len > DISPATCH_TRIM_BYTES;
+    *hint = MIN(ret->len, DISPATCH_HINT_MAX);
     *ret_json = g_string_free(ret, FALSE);
     return large;
 }
