@@ -913,7 +913,7 @@ WRITE_RUNTIME = r'''
 /*
  * Direct writers: qph_write_<T>() appends the JSON text of a value, byte
  * for byte what qmp_json_write(qph_output_<T>()) prints, without building
- * the tree.  Integers print as "%" G_GINT64_FORMAT / G_GUINT64_FORMAT do
+ * the tree.  Integers print as "%%" G_GINT64_FORMAT / G_GUINT64_FORMAT do
  * (output_uint64() makes a UINT only beyond G_MAXINT64, and INT and UINT
  * print the same digits for the same number), so one formatter serves.
  *
@@ -935,12 +935,17 @@ write_len(GString *out, const char *s, gsize n)
     }
 }
 
+/* The bytes a JSON string holds as they are: printable ASCII but '"' and
+ * '\\' (so not NUL, which ends the scan). */
+static const guint8 write_plain[256] = {
+%(plain)s};
+
 static G_GNUC_UNUSED void
 write_str(GString *out, const char *s)
 {
     const char *p = s;
 
-    while (*p >= 0x20 && *p < 0x7F && *p != '"' && *p != '\\') {
+    while (write_plain[(guchar)*p]) {
         p++;
     }
     if (*p) {
@@ -959,7 +964,7 @@ write_uint(GString *out, guint64 u)
     char *p = buf + sizeof(buf);
 
     do {
-        *--p = (char)('0' + u % 10);
+        *--p = (char)('0' + u %% 10);
         u /= 10;
     } while (u);
     write_len(out, p, buf + sizeof(buf) - p);
@@ -986,6 +991,14 @@ write_bool(GString *out, gboolean b)
     }
 }
 '''
+
+
+def plain_table():
+    """write_plain[]'s rows: 1 for the bytes write_str() copies as they are."""
+    flags = ['1' if 0x20 <= b < 0x7f and chr(b) not in '"\\' else '0'
+             for b in range(256)]
+    return ''.join('    %s,\n' % ', '.join(flags[i:i + 16])
+                   for i in range(0, 256, 16))
 
 
 def write_literal(text):
@@ -1351,7 +1364,7 @@ qph_output_%(n)s(const GPtrArray *list, GError **error)
             c.append('    (void)error;\n')
         c.append('    return g_steal_pointer(&v);\n}\n')
 
-    c.append(WRITE_RUNTIME)
+    c.append(WRITE_RUNTIME % {'plain': plain_table()})
     for s in structs:
         h.append('\ngboolean qph_write_%s(GString *out, const %s *obj, '
                  'GError **error);\n' % (s.name, s.name))
