@@ -38,6 +38,7 @@ typedef struct {
     QphVm *vm;
     QphVmReading *reading; /* query-perf-events only */
     gboolean large;        /* a request worth a malloc_trim() after it */
+    GPtrArray *values;     /* blocks of PerfThreadValue, see fill_perf() */
 } DispatchContext;
 
 /* Refuse a list argument past QPH_DISPATCH_MAX_ENTRIES, before any work. */
@@ -122,10 +123,11 @@ static const PerfDomainStatus domain_statuses[] = {
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(domain_statuses) == QPH_RESCTRL_VALUE_LAST);
 
-static PerfThreadValue *
-thread_value(QphVm *vm, GHashTable *labels, const QphPerfThreadValue *t)
+/* Fill @tv; its strings are the label's (see fill_perf()). */
+static void
+thread_value(PerfThreadValue *tv, QphVm *vm, GHashTable *labels,
+             const QphPerfThreadValue *t)
 {
-    PerfThreadValue *tv = g_new0(PerfThreadValue, 1);
     const QphThreadLabel *label =
         labels ? g_hash_table_lookup(labels, GINT_TO_POINTER(t->tid)) : NULL;
 
@@ -134,28 +136,36 @@ thread_value(QphVm *vm, GHashTable *labels, const QphPerfThreadValue *t)
     tv->scaled = t->scaled;
     tv->unscheduled = t->unscheduled;
     if (label) {
-        tv->name = g_strdup(label->name ? label->name : "");
+        tv->name = (char *)(label->name ? label->name : "");
         tv->kind = thread_kinds[label->kind];
         if (label->kind == QPH_THREAD_VCPU) {
             tv->has_cpu_index = label->cpu_index >= 0;
             tv->cpu_index = label->cpu_index;
             tv->has_qom_path = label->qom_path != NULL;
-            tv->qom_path = g_strdup(label->qom_path);
+            tv->qom_path = label->qom_path;
         } else if (label->kind == QPH_THREAD_IOTHREAD) {
             tv->has_id = label->iothread_id != NULL;
-            tv->id = g_strdup(label->iothread_id);
+            tv->id = label->iothread_id;
         }
     } else {
-        tv->name = g_strdup("");
+        tv->name = (char *)"";
         tv->kind = t->tid == qph_vm_get_pid(vm) ? PERF_THREAD_KIND_MAIN_LOOP
                                                 : PERF_THREAD_KIND_UNKNOWN;
     }
-    return tv;
 }
 
+/*
+ * The per-thread values are most of a per-thread answer: instead of three
+ * allocations each (the struct, its name and QOM path), they sit in one
+ * block per event kept in @values, their strings borrowed from the
+ * reading's labels, and info->threads holds them without a free function.
+ * The generated code only writes and unrefs the list; job_start() frees
+ * the blocks, then the reading, once the reply is written.
+ */
 static void
 fill_perf(PerfEventInfo *info, QphVm *vm, const QphVmReading *reading,
-          const QphPerfSetEventValue *ev, gboolean per_thread)
+          const QphPerfSetEventValue *ev, gboolean per_thread,
+          GPtrArray *values)
 {
     info->unit = unit_from_name(ev->unit);
     info->has_value = TRUE;
@@ -178,12 +188,16 @@ fill_perf(PerfEventInfo *info, QphVm *vm, const QphVmReading *reading,
         guint j = 0;
 
         info->has_threads = TRUE;
-        info->threads = qph_new_PerfThreadValueList();
+        PerfThreadValue *block = g_new0(PerfThreadValue, MAX(ev->n_threads, 1));
+        guint n = 0;
+
+        g_ptr_array_add(values, block);
+        info->threads = g_ptr_array_sized_new(ev->n_threads);
         /* Exited threads' counters are in exited-value, not listed. */
         for (guint i = 0; i < ev->n_threads; i++) {
             if (!ev->threads[i].exited) {
-                g_ptr_array_add(info->threads, thread_value(vm, reading->labels,
-                                                            &ev->threads[i]));
+                thread_value(&block[n], vm, reading->labels, &ev->threads[i]);
+                g_ptr_array_add(info->threads, &block[n++]);
             }
         }
         /* Live threads without a counter of their own: created after
@@ -322,7 +336,7 @@ event_info(DispatchContext *ctx, const char *name, gboolean per_thread)
     }
     if (pv) {
         info->enabled = TRUE;
-        fill_perf(info, ctx->vm, ctx->reading, pv, per_thread);
+        fill_perf(info, ctx->vm, ctx->reading, pv, per_thread, ctx->values);
     } else if (rv) {
         info->enabled = TRUE;
         fill_resctrl(info, rv, per_thread);
@@ -421,12 +435,20 @@ job_free(Job *job)
     g_free(job);
 }
 
+/* The last reply's length of each command, up to DISPATCH_HINT_MAX: the
+ * next reply starts with that much room (and an eighth more, as counters
+ * grow), so a per-thread answer is not copied as it doubles its way up.
+ * The buffer is the reply itself and goes when the reply has been written. */
+#define DISPATCH_HINT_MAX (1024 * 1024)
+static gsize reply_len_hint[QPH_QMP_COMMAND__LAST];
+
 /* Run the generated marshaller: the reply's text in @ret_json, or @error.
  * Returns whether the request or its reply was large (see helper/trim.c). */
 static gboolean
 marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
 {
-    GString *ret = g_string_sized_new(256);
+    gsize *hint = &reply_len_hint[job->cmd - qph_qmp_commands];
+    GString *ret = g_string_sized_new(MAX(256, *hint + *hint / 8));
     gboolean large;
 
     *ret_json = NULL;
@@ -435,6 +457,7 @@ marshal(const Job *job, DispatchContext *ctx, char **ret_json, GError **error)
         return ctx->large;
     }
     large = ctx->large || ret->len > DISPATCH_TRIM_BYTES;
+    *hint = MIN(ret->len, DISPATCH_HINT_MAX);
     *ret_json = g_string_free(ret, FALSE);
     return large;
 }
@@ -474,7 +497,9 @@ job_start(Job *job)
             job_finish(job, FALSE, NULL, error);
             return TRUE;
         }
+        ctx.values = g_ptr_array_new_with_free_func(g_free);
         large = marshal(job, &ctx, &ret_json, &error);
+        g_clear_pointer(&ctx.values, g_ptr_array_unref);
         g_clear_pointer(&ctx.reading, qph_vm_reading_free);
         job_finish(job, large, ret_json, error);
         return TRUE;

@@ -913,10 +913,50 @@ WRITE_RUNTIME = r'''
 /*
  * Direct writers: qph_write_<T>() appends the JSON text of a value, byte
  * for byte what qmp_json_write(qph_output_<T>()) prints, without building
- * the tree.  Integers print as "%" G_GINT64_FORMAT / G_GUINT64_FORMAT do
+ * the tree.  Integers print as "%%" G_GINT64_FORMAT / G_GUINT64_FORMAT do
  * (output_uint64() makes a UINT only beyond G_MAXINT64, and INT and UINT
  * print the same digits for the same number), so one formatter serves.
+ *
+ * A per-thread reply is thousands of short appends: write_len() copies
+ * into the room the string already has and leaves growing to GLib, and
+ * write_str() copies a string that needs no escaping (all printable ASCII
+ * but '"' and '\\', as thread names and QOM paths are) in one go and
+ * leaves the others to qmp_json_write_string(): the same bytes either way.
  */
+static inline void
+write_len(GString *out, const char *s, gsize n)
+{
+    if (G_LIKELY(n < out->allocated_len - out->len)) {
+        memcpy(out->str + out->len, s, n);
+        out->len += n;
+        out->str[out->len] = '\0';
+    } else {
+        g_string_append_len(out, s, n);
+    }
+}
+
+/* The bytes a JSON string holds as they are: printable ASCII but '"' and
+ * '\\' (so not NUL, which ends the scan). */
+static const guint8 write_plain[256] = {
+%(plain)s};
+
+static G_GNUC_UNUSED void
+write_str(GString *out, const char *s)
+{
+    const char *p = s;
+
+    while (write_plain[(guchar)*p]) {
+        p++;
+    }
+    if (*p) {
+        qmp_json_write_string(out, s);
+        return;
+    }
+    write_len(out, "\"", 1);
+    write_len(out, s, p - s);
+    write_len(out, "\"", 1);
+}
+
 static G_GNUC_UNUSED void
 write_uint(GString *out, guint64 u)
 {
@@ -924,17 +964,17 @@ write_uint(GString *out, guint64 u)
     char *p = buf + sizeof(buf);
 
     do {
-        *--p = (char)('0' + u % 10);
+        *--p = (char)('0' + u %% 10);
         u /= 10;
     } while (u);
-    g_string_append_len(out, p, buf + sizeof(buf) - p);
+    write_len(out, p, buf + sizeof(buf) - p);
 }
 
 static G_GNUC_UNUSED void
 write_int(GString *out, gint64 i)
 {
     if (i < 0) {
-        g_string_append_c(out, '-');
+        write_len(out, "-", 1);
         write_uint(out, -(guint64)i);
         return;
     }
@@ -945,18 +985,26 @@ static G_GNUC_UNUSED void
 write_bool(GString *out, gboolean b)
 {
     if (b) {
-        g_string_append_len(out, "true", 4);
+        write_len(out, "true", 4);
     } else {
-        g_string_append_len(out, "false", 5);
+        write_len(out, "false", 5);
     }
 }
 '''
 
 
+def plain_table():
+    """write_plain[]'s rows: 1 for the bytes write_str() copies as they are."""
+    flags = ['1' if 0x20 <= b < 0x7f and chr(b) not in '"\\' else '0'
+             for b in range(256)]
+    return ''.join('    %s,\n' % ', '.join(flags[i:i + 16])
+                   for i in range(0, 256, 16))
+
+
 def write_literal(text):
     """A statement appending @text, known at generation time."""
     lit = c_string(text)
-    return 'g_string_append_len(out, %s, sizeof(%s) - 1);' % (lit, lit)
+    return 'write_len(out, %s, sizeof(%s) - 1);' % (lit, lit)
 
 
 def is_plain(name):
@@ -969,7 +1017,7 @@ def write_stmts(typ, val, owner, member):
             % (val, owner, member))
     if isinstance(typ, Builtin):
         if typ.name == 'str':
-            return fail + 'qmp_json_write_string(out, %s);\n' % val
+            return fail + 'write_str(out, %s);\n' % val
         if typ.name == 'bool':
             return 'write_bool(out, %s);\n' % val
         if typ.name == 'uint64':
@@ -977,7 +1025,7 @@ def write_stmts(typ, val, owner, member):
         return 'write_int(out, %s);\n' % val
     if isinstance(typ, Enum):
         return ('if ((guint)%s >= %s) {\n    return output_error("%s", "%s", '
-                'error);\n}\nqmp_json_write_string(out, qph_%s_names[%s]);\n'
+                'error);\n}\nwrite_str(out, qph_%s_names[%s]);\n'
                 % (val, typ.last, owner, member, typ.name, val))
     return fail + ('if (!qph_write_%s(out, %s, error)) {\n    return FALSE;\n'
                    '}\n' % (typ.name, val))
@@ -1012,18 +1060,18 @@ def gen_struct_writer(s):
             elif st == 'none':
                 pre = write_literal(key) + '\n'
             else:
-                pre = ('if (more) {\n    g_string_append_len(out, ", ", 2);'
+                pre = ('if (more) {\n    write_len(out, ", ", 2);'
                        '\n}\n' + write_literal(key) + '\n')
         else:
             if st == 'sure':
-                pre = 'g_string_append_len(out, ", ", 2);\n'
+                pre = 'write_len(out, ", ", 2);\n'
             elif st == 'none':
                 pre = ''
             else:
-                pre = ('if (more) {\n    g_string_append_len(out, ", ", 2);'
+                pre = ('if (more) {\n    write_len(out, ", ", 2);'
                        '\n}\n')
-            pre += ('qmp_json_write_string(out, %s);\n'
-                    'g_string_append_len(out, ": ", 2);\n' % c_string(mb.name))
+            pre += ('write_str(out, %s);\n'
+                    'write_len(out, ": ", 2);\n' % c_string(mb.name))
         stmts = pre + write_stmts(mb.typ, 'obj->%s' % mb.c, s.name, mb.name)
         if need_flag and st != 'sure' and mb.optional:
             stmts += 'more = TRUE;\n'
@@ -1033,8 +1081,8 @@ def gen_struct_writer(s):
     return ('\ngboolean\nqph_write_%(n)s(GString *out, const %(n)s *obj, '
             'GError **error)\n{\n%(flag)s'
             '    if (!obj) {\n        return output_error("%(n)s", "*", error);'
-            '\n    }\n    g_string_append_c(out, \'{\');\n%(body)s'
-            '    g_string_append_c(out, \'}\');\n    return TRUE;\n}\n'
+            '\n    }\n    write_len(out, "{", 1);\n%(body)s'
+            '    write_len(out, "}", 1);\n    return TRUE;\n}\n'
             % {'n': s.name, 'body': ''.join(body),
                'flag': '    gboolean more = FALSE;\n\n' if need_flag else ''})
 
@@ -1042,13 +1090,13 @@ def gen_struct_writer(s):
 def gen_list_writer(lst):
     if isinstance(lst.elt, Builtin):
         elt = ('        const char *s = g_ptr_array_index(list, i);\n\n'
-               '        if (i) {\n            g_string_append_len(out, ", ", 2);'
+               '        if (i) {\n            write_len(out, ", ", 2);'
                '\n        }\n'
                '        if (!s) {\n            return output_error("%s", "[]", '
                'error);\n        }\n'
-               '        qmp_json_write_string(out, s);\n' % lst.name)
+               '        write_str(out, s);\n' % lst.name)
     else:
-        elt = ('        if (i) {\n            g_string_append_len(out, ", ", 2);'
+        elt = ('        if (i) {\n            write_len(out, ", ", 2);'
                '\n        }\n'
                '        if (!qph_write_%s(out, g_ptr_array_index(list, i), '
                'error)) {\n            return FALSE;\n        }\n'
@@ -1056,9 +1104,9 @@ def gen_list_writer(lst):
     return ('\ngboolean\nqph_write_%(n)s(GString *out, const GPtrArray *list, '
             'GError **error)\n{\n'
             '    if (!list) {\n        return output_error("list", "%(n)s", '
-            'error);\n    }\n    g_string_append_c(out, \'[\');\n'
+            'error);\n    }\n    write_len(out, "[", 1);\n'
             '    for (guint i = 0; i < list->len; i++) {\n%(elt)s    }\n'
-            '    g_string_append_c(out, \']\');\n    return TRUE;\n}\n'
+            '    write_len(out, "]", 1);\n    return TRUE;\n}\n'
             % {'n': lst.name, 'elt': elt})
 
 
@@ -1123,7 +1171,8 @@ def gen_visit(schema):
 ''']
     c = [BANNER % ('qph-qapi-visit.c', 'QmpJson <-> C for the helper\'s '
                    'QAPI types'),
-         '\n#include "qph-qapi-visit.h"\n\n#include "qmp/qmp-error.h"\n',
+         '\n#include "qph-qapi-visit.h"\n\n#include "qmp/qmp-error.h"\n\n'
+         '#include <string.h>\n',
          VISIT_RUNTIME]
 
     structs = schema.structs()
@@ -1315,7 +1364,7 @@ qph_output_%(n)s(const GPtrArray *list, GError **error)
             c.append('    (void)error;\n')
         c.append('    return g_steal_pointer(&v);\n}\n')
 
-    c.append(WRITE_RUNTIME)
+    c.append(WRITE_RUNTIME % {'plain': plain_table()})
     for s in structs:
         h.append('\ngboolean qph_write_%s(GString *out, const %s *obj, '
                  'GError **error);\n' % (s.name, s.name))

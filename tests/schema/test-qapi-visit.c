@@ -643,6 +643,11 @@ static const char *const write_strings[] = {
     "",
     "plain",
     "quote \" and back\\slash \\\"",
+    /* One character to escape and nothing else (write_str copies strings
+     * without any at once and leaves the others to qmp_json_write_string). */
+    "only \"quotes\"",
+    "only back\\slash",
+    "\x1f",
     "ctl \x01\x02\x1f \t\n\r\b\f end",
     "del \x7f",
     "utf-8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
