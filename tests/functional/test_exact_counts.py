@@ -56,10 +56,18 @@ RATIOS = []
 
 
 def process_cpu_ns(pid):
-    """utime + stime of the whole process, exited threads included."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_NS
+    """The kernel's CPU time of the whole process, exited threads included,
+    to the nanosecond: clock_gettime() on its CPU-time clock (the thread
+    group's CPUCLOCK_SCHED, as clock_getcpuclockid(3) makes), i.e. the sum
+    of sum_exec_runtime, running threads' current slice included."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2)
+
+
+def steal_ns():
+    """Time the hypervisor took from this machine's CPUs (/proc/stat,
+    summed over CPUs; tick-based)."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) * TICK_NS
 
 
 def task_clock(c, per_thread=True):
@@ -84,38 +92,59 @@ class Interval:
     def __init__(self, c, pid):
         self.c, self.pid = c, pid
 
-    # /proc/PID/stat adds a running thread's current slice only at the
-    # next scheduler tick: both ends are read after the work has settled.
+    # Each end is a query bracketed by two readings of the process's CPU
+    # time: the query's own round trip (milliseconds on a loaded machine,
+    # while a spinning vCPU keeps running) is then a known interval, not
+    # an error in the count.
+    # Work that is ending (a thread exiting) settles before each end.
     SETTLE = 0.1
+
+    def _query(self):
+        before = process_cpu_ns(self.pid)
+        info = task_clock(self.c)
+        return before, info, process_cpu_ns(self.pid)
 
     def __enter__(self):
         time.sleep(self.SETTLE)
-        self.cpu0 = process_cpu_ns(self.pid)
-        self.v0 = task_clock(self.c)["value"]
+        self.steal0 = steal_ns()
+        self.cpu0a, info, self.cpu0b = self._query()
+        self.v0 = info["value"]
         return self
 
     def __exit__(self, *exc):
         if exc[0] is None:
             time.sleep(self.SETTLE)
-            self.info = task_clock(self.c)
-            self.cpu1 = process_cpu_ns(self.pid)
+            self.cpu1a, self.info, self.cpu1b = self._query()
+            self.steal1 = steal_ns()
 
     def check(self, case, min_cpu_ns=0, io=False):
         perf = self.info["value"] - self.v0
-        proc = self.cpu1 - self.cpu0
+        # What the process ran between the two counter readings lies in
+        # [least, most]: from after the first query to before the second,
+        # and from before the first to after the second.
+        least = self.cpu1a - self.cpu0b
+        most = self.cpu1b - self.cpu0a
+        proc = (least + most) / 2
         ratio = perf / proc if proc else float("nan")
         RATIOS.append((case, perf, proc, ratio))
         print(f"\n{case}: task_clock {perf / 1e6:.1f} ms, process CPU "
-              f"{proc / 1e6:.1f} ms, ratio {ratio:.4f}")
+              f"{least / 1e6:.1f}..{most / 1e6:.1f} ms, ratio {ratio:.4f}; "
+              f"machine steal {(self.steal1 - self.steal0) / 1e6:.0f} ms")
         assert_sum_is_total(self.info)
         assert proc >= min_cpu_ns, f"{case}: the case did too little ({proc / 1e6:.1f} ms)"
-        # utime and stime are each truncated to a tick at each end (so the
-        # sum's growth is within two ticks), and the two readings at each
-        # end are a few ms apart.
+        # perf's clock and the scheduler's differ by a little: 1 % plus
+        # 2 ms, and two ticks more, the allowance of the tick-based
+        # reference this replaced (the migration case, ~70 ms, has read
+        # up to 4 ms under the exact reference; not explained yet).
+        # task_clock also counts time the hypervisor stole, which
+        # sum_exec_runtime leaves out: the machine's steal (tick-based) is
+        # allowed above.
         slack = 0.01 * proc + 2 * TICK_NS + 2e6
-        assert perf >= proc - slack, (
+        assert perf >= least - slack, (
             f"{case}: task_clock grew {perf / 1e6:.1f} ms, the process used "
-            f"{proc / 1e6:.1f} ms (ratio {ratio:.3f}): threads were missed")
+            f"at least {least / 1e6:.1f} ms (ratio {ratio:.3f}): threads "
+            f"were missed")
+        slack += self.steal1 - self.steal0 + 2 * TICK_NS
         # task_clock runs on perf's clock while a thread is on a CPU, the
         # scheduler's runtime (hence utime + stime) on rq->clock_task, which
         # leaves out interrupt and steal time.  For a thread copying to and
@@ -124,10 +153,10 @@ class Interval:
         # than its schedstat on this (nested) host.  Cases that move data
         # get that much room above; a thread counted twice would still
         # show (the main loop or a worker is most of the time).
-        room = 0.25 * proc if io else 0
-        assert perf <= proc + slack + room, (
+        room = 0.25 if io else 0
+        assert perf <= most + slack + room * most, (
             f"{case}: task_clock grew {perf / 1e6:.1f} ms, the process used "
-            f"{proc / 1e6:.1f} ms (ratio {ratio:.3f}): counted twice?")
+            f"at most {most / 1e6:.1f} ms (ratio {ratio:.3f}): counted twice?")
 
 
 def make_vm_env(d, smp="1,maxcpus=4", mem="256", extra=()):
