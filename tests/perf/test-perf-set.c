@@ -322,6 +322,30 @@ test_set_group_race(void)
     g_assert_cmpuint(sp.created, >, 100);
 }
 
+/* A reading of @set whose three @names each lie between two reads of that
+ * event alone, before and after (counters only grow), and whose sums add
+ * up. */
+static QphPerfSetReading *
+read_between_alone(QphPerfSet *set, const char *const names[3])
+{
+    guint64 before[3], after[3];
+    QphPerfSetReading *r;
+
+    for (guint i = 0; i < 3; i++) {
+        before[i] = read_alone(set, names[i]);
+    }
+    r = read_ok(set);
+    for (guint i = 0; i < 3; i++) {
+        after[i] = read_alone(set, names[i]);
+    }
+    assert_sums(r);
+    for (guint i = 0; i < 3; i++) {
+        g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
+        g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
+    }
+    return r;
+}
+
 /*
  * Software events enabled together are read as one group per thread:
  * each event's value from the group read lies between two reads of that
@@ -350,21 +374,8 @@ test_set_group_reads(void)
     }
     test_spin_cpu_ms(20);
     for (guint round = 0; round < 3; round++) {
-        guint64 before[3], after[3];
-        g_autoptr(QphPerfSetReading) r = NULL;
+        g_autoptr(QphPerfSetReading) r = read_between_alone(set, names);
 
-        for (guint i = 0; i < 3; i++) {
-            before[i] = read_alone(set, names[i]);
-        }
-        r = read_ok(set);
-        for (guint i = 0; i < 3; i++) {
-            after[i] = read_alone(set, names[i]);
-        }
-        assert_sums(r);
-        for (guint i = 0; i < 3; i++) {
-            g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
-            g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
-        }
         g_assert_cmpuint(value_of(r, "task_clock"), >=, 15 * NS_PER_MS);
         test_spin_cpu_ms(5);
     }
@@ -425,27 +436,13 @@ test_set_group_fallback(void)
     threads = qph_perf_event_get_n_threads(qph_perf_set_get_event(set, 0));
     test_spin_cpu_ms(10);
     for (guint round = 0; round < 2; round++) {
-        guint64 before[3], after[3];
-        g_autoptr(QphPerfSetReading) r = NULL;
+        g_autoptr(QphPerfSetReading) r = read_between_alone(set, names);
 
-        for (guint i = 0; i < 3; i++) {
-            before[i] = read_alone(set, names[i]);
-        }
-        r = read_ok(set);
-        for (guint i = 0; i < 3; i++) {
-            after[i] = read_alone(set, names[i]);
-        }
-        assert_sums(r);
-        for (guint i = 0; i < 3; i++) {
-            g_assert_cmpuint(value_of(r, names[i]), >=, before[i]);
-            g_assert_cmpuint(value_of(r, names[i]), <=, after[i]);
-        }
         g_assert_cmpuint(value_of(r, "task_clock"), >=, 5 * NS_PER_MS);
         g_assert_cmpuint(qph_perf_set_count_group_fallbacks(set), ==,
                          (round + 1) * threads);
     }
 }
-
 
 static gboolean
 host_has_pmu(void)
