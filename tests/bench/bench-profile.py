@@ -92,8 +92,8 @@ STAGES = {
                                     "(new upstream id)",
     "qph_upstream_forward": "… queueing it upstream",
     "upstream_send": "… … writing it to QEMU (sendmsg)",
-    "upstream_read": "QEMU socket readable: recvmsg, scanning the reply, "
-                     "id splice back, queueing for the client",
+    "upstream_read": "QEMU socket readable: recvmsg, framing the answer, "
+                     "matching it by order, queueing for the client",
     "qemu_scan": "… framing the reply: its bytes and members",
     "qph_client_rewrite_reply": "… putting the client's id back",
     "channel_flush": "writing to sockets (both directions)",
