@@ -289,12 +289,15 @@ test_set_group_race(void)
             counted = tc->value - self->value;
             /* Nothing twice: at most what the others ran from before
              * enabling to after the read, give or take the clocks'
-             * differences (perf's clock against the scheduler's; up to
-             * 1.2 ms above in 10 ms seen here, groups or not): 5 % and
-             * 2 ms.  A thread counted twice is the 10 ms spinner. */
+             * differences (perf's clock against the scheduler's, and
+             * task_clock counts time the hypervisor stole, which the
+             * scheduler's leaves out; up to 1.2 ms above in 10 ms seen
+             * here, and 5.3 ms above in 42 ms once under ASan on a
+             * loaded machine): 4 % and 6 ms.  A thread counted twice is
+             * the 10 ms spinner, more than that allows up to 100 ms. */
             g_assert_cmpuint(counted, <=,
                              (cpu_after - cpu_before) +
-                                 (cpu_after - cpu_before) / 20 + 2 * NS_PER_MS);
+                                 (cpu_after - cpu_before) / 25 + 6 * NS_PER_MS);
             /* Nothing missed: at least what they ran between enabling
              * and the read, less what the enable window loses under this
              * storm of threads, groups or not (threads made between the
