@@ -55,21 +55,6 @@ NINE_SOFTWARE = ["task_clock", "cpu_clock", "page_faults", "context_switches",
 RATIOS = []
 
 
-def process_cpu_ns(pid):
-    """The kernel's CPU time of the whole process, exited threads included,
-    to the nanosecond: clock_gettime() on its CPU-time clock (the thread
-    group's CPUCLOCK_SCHED, as clock_getcpuclockid(3) makes), i.e. the sum
-    of sum_exec_runtime, running threads' current slice included."""
-    return time.clock_gettime_ns(((~pid) << 3) | 2)
-
-
-def steal_ns():
-    """Time the hypervisor took from this machine's CPUs (/proc/stat,
-    summed over CPUs; tick-based)."""
-    with open("/proc/stat") as f:
-        return int(f.readline().split()[8]) * TICK_NS
-
-
 def task_clock(c, per_thread=True):
     args = {"names": ["task_clock"]}
     if per_thread:
@@ -100,13 +85,13 @@ class Interval:
     SETTLE = 0.1
 
     def _query(self):
-        before = process_cpu_ns(self.pid)
+        before = harness.process_sched_ns(self.pid)
         info = task_clock(self.c)
-        return before, info, process_cpu_ns(self.pid)
+        return before, info, harness.process_sched_ns(self.pid)
 
     def __enter__(self):
         time.sleep(self.SETTLE)
-        self.steal0 = steal_ns()
+        self.steal0 = harness.machine_steal_ns()
         self.cpu0a, info, self.cpu0b = self._query()
         self.v0 = info["value"]
         return self
@@ -115,7 +100,7 @@ class Interval:
         if exc[0] is None:
             time.sleep(self.SETTLE)
             self.cpu1a, self.info, self.cpu1b = self._query()
-            self.steal1 = steal_ns()
+            self.steal1 = harness.machine_steal_ns()
 
     def check(self, case, min_cpu_ns=0, io=False):
         perf = self.info["value"] - self.v0

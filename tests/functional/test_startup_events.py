@@ -53,22 +53,6 @@ def cpu_ns(pid):
     return (int(f[14]) + int(f[15])) * 1_000_000_000 // TICK
 
 
-def sched_ns(pid):
-    """The kernel's CPU time of the whole process (dead threads included),
-    in ns: clock_gettime() on its CPU-time clock (CPUCLOCK_SCHED of the
-    thread group, as clock_getcpuclockid(3) makes), sum_exec_runtime."""
-    return time.clock_gettime_ns(((~pid) << 3) | 2)
-
-
-def steal_ns():
-    """Time the hypervisor took from this machine's CPUs (/proc/stat,
-    all CPUs), in ns.  sum_exec_runtime leaves it out (paravirt steal
-    accounting), perf's task_clock does not: on a busy host of VMs the two
-    differ by it."""
-    with open("/proc/stat") as f:
-        return int(f.readline().split()[8]) * 1_000_000_000 // TICK
-
-
 def faults(pid):
     """minflt + majflt of the whole process."""
     f = proc_stat(pid)
@@ -164,13 +148,13 @@ def test_attach_enable_counts_from_start(helpers, vm):
        its socket appearing; task_clock no more than QEMU's CPU time since
        the helper started and no less than its CPU time since the socket
        appeared; page_faults no more than QEMU's faults since then."""
-    s0, steal0, faults0 = sched_ns(vm.pid), steal_ns(), faults(vm.pid)
+    s0, steal0, faults0 = conftest.process_sched_ns(vm.pid), conftest.machine_steal_ns(), faults(vm.pid)
     h, t0, t1 = helpers.start("--enable", "task_clock,page_faults")
-    s1 = sched_ns(vm.pid)
+    s1 = conftest.process_sched_ns(vm.pid)
     time.sleep(0.5)
     with helpers.client(h) as c:
         got = query(c, ["task_clock", "page_faults", "cpu_clock"])
-        s2, steal2, faults2 = sched_ns(vm.pid), steal_ns(), faults(vm.pid)
+        s2, steal2, faults2 = conftest.process_sched_ns(vm.pid), conftest.machine_steal_ns(), faults(vm.pid)
         assert enabled(c) == ["task_clock", "page_faults"]
     tc, pf = got["task_clock"], got["page_faults"]
     assert tc["enabled"] and pf["enabled"]
